@@ -1,0 +1,82 @@
+"""Customers (tenants), their members and their web hostings."""
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Plan(models.TextChoices):
+    STARTER = "starter", "Starter"
+    PERSO = "perso", "Perso"
+    PRO = "pro", "Pro"
+    PERFORMANCE = "performance", "Performance"
+
+
+# Messages a hosting may hand to the relay in any rolling hour, per plan (SPEC §4.2).
+PLAN_HOURLY_LIMITS = {
+    Plan.STARTER: 20,
+    Plan.PERSO: 100,
+    Plan.PRO: 200,
+    Plan.PERFORMANCE: 2000,
+}
+
+
+class Language(models.TextChoices):
+    FR = "fr", "Français"
+    EN = "en", "English"
+
+
+class Customer(models.Model):
+    slug = models.SlugField(_("identifiant"), unique=True)
+    name = models.CharField(_("nom"), max_length=200)
+    contact_email = models.EmailField(_("e-mail de contact"))
+    language = models.CharField(_("langue"), max_length=2, choices=Language.choices, default=Language.FR)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="customers", verbose_name=_("membres")
+    )
+    created_at = models.DateTimeField(_("créé le"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+        verbose_name = _("client")
+        verbose_name_plural = _("clients")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="memberships")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "customer"], name="membership_unique")]
+        verbose_name = _("membre")
+        verbose_name_plural = _("membres")
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.customer}"
+
+
+class Hosting(models.Model):
+    service_name = models.CharField(_("nom du service"), max_length=253, unique=True)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="hostings", verbose_name=_("client"))
+    plan = models.CharField(_("offre"), max_length=20, choices=Plan.choices, default=Plan.PERSO)
+    # sha256 of a generated 32-byte secret: high entropy needs no key stretching, and the
+    # SMTP door checks it on every connection (see docs/SECURITY in README).
+    smtp_password_hash = models.CharField(max_length=100, blank=True, editable=False)
+    smtp_password_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(_("créé le"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["service_name"]
+        verbose_name = _("hébergement")
+        verbose_name_plural = _("hébergements")
+
+    def __str__(self) -> str:
+        return self.service_name
+
+    @property
+    def plan_hourly_limit(self) -> int:
+        return PLAN_HOURLY_LIMITS[Plan(self.plan)]

@@ -1,0 +1,42 @@
+"""Writes of the hosting app: customers, memberships, hostings and their SMTP password."""
+
+import hashlib
+import hmac
+import secrets
+
+from django.db import transaction
+from django.utils import timezone
+
+from hosting.models import Customer, Hosting, Membership, Plan
+
+
+def _smtp_password_digest(password: str) -> str:
+    return "sha256$" + hashlib.sha256(password.encode()).hexdigest()
+
+
+def smtp_password_matches(*, hosting: Hosting, password: str) -> bool:
+    """Constant-time check of `password` against the hosting's stored digest."""
+    if not hosting.smtp_password_hash:
+        return False
+    return hmac.compare_digest(hosting.smtp_password_hash, _smtp_password_digest(password))
+
+
+def hosting_smtp_password_rotate(*, hosting: Hosting) -> str:
+    """Generate a new SMTP password, store only its digest, return it (shown once)."""
+    password = secrets.token_urlsafe(24)
+    hosting.smtp_password_hash = _smtp_password_digest(password)
+    hosting.smtp_password_changed_at = timezone.now()
+    hosting.save(update_fields=["smtp_password_hash", "smtp_password_changed_at"])
+    return password
+
+
+@transaction.atomic
+def hosting_create(*, service_name: str, customer: Customer, plan: str = Plan.PERSO) -> tuple[Hosting, str]:
+    """Create a hosting; return it and its first SMTP password (mailqueue adds the mail service)."""
+    hosting = Hosting.objects.create(service_name=service_name, customer=customer, plan=Plan(plan))
+    return hosting, hosting_smtp_password_rotate(hosting=hosting)
+
+
+def membership_add(*, customer: Customer, user) -> Membership:
+    membership, _ = Membership.objects.get_or_create(customer=customer, user=user)
+    return membership

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class MailqueueConfig(AppConfig):
+    name = "mailqueue"
+    verbose_name = _("Scripts e-mail")

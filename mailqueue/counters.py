@@ -1,0 +1,35 @@
+"""Per hosting and day counters, incremented with one upsert (PostgreSQL and SQLite alike)."""
+
+import datetime
+
+from django.db import connection
+from django.utils import timezone
+
+from mailqueue.models import DailyCounter
+
+COUNTER_FIELDS = ("submitted", "sent", "errors", "held", "purged", "expired")
+
+
+def counter_add(*, hosting_id: int, day: datetime.date | None = None, **increments: int) -> None:
+    """Add `increments` (e.g. sent=1) to the hosting's counters of `day` (today, local, by default).
+
+    Runs inside the caller's transaction, so a counter moves exactly when its rows do.
+    """
+    increments = {name: value for name, value in increments.items() if value}
+    if not increments:
+        return
+    unknown = set(increments) - set(COUNTER_FIELDS)
+    if unknown:
+        raise ValueError(f"Unknown counters: {sorted(unknown)}")
+    day = day or timezone.localdate()
+    table = DailyCounter._meta.db_table
+    names = list(increments)
+    columns = ", ".join(["hosting_id", "day", *COUNTER_FIELDS])
+    values = [hosting_id, day, *(increments.get(name, 0) for name in COUNTER_FIELDS)]
+    placeholders = ", ".join(["%s"] * len(values))
+    updates = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in names)
+    sql = (
+        f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) ON CONFLICT (hosting_id, day) DO UPDATE SET {updates}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)

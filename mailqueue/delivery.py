@@ -1,0 +1,286 @@
+"""Delivery: claim due messages in batches, hand them to the relay, record each recipient.
+
+Claims use SELECT … FOR UPDATE SKIP LOCKED on PostgreSQL; on SQLite every transaction is
+IMMEDIATE, so claims are serialised by the database lock. A claim only takes messages of
+services that are active at claim time: once a block commits, no later claim takes its mail.
+Results are recorded per batch; a worker dying between the relay's reply and that commit is
+the only way a message is delivered twice (its claim is recovered by `claims_recover`).
+"""
+
+import dataclasses
+import datetime
+import logging
+import uuid
+from collections import defaultdict
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, F, Min
+from django.utils import timezone
+
+from hosting.models import PLAN_HOURLY_LIMITS, Plan
+from mailqueue.counters import counter_add
+from mailqueue.models import (
+    DeliveryError,
+    MailService,
+    Message,
+    MessageStatus,
+    RecipientStatus,
+    RelayHandoff,
+    State,
+)
+from mailqueue.relay import RelayUnavailable, relay_from_settings
+from mailqueue.services import mail_service_lock_shared
+
+logger = logging.getLogger(__name__)
+HOUR = datetime.timedelta(hours=1)
+
+
+@dataclasses.dataclass
+class BatchResult:
+    claimed: int = 0
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    held: int = 0
+    connections: int = 0
+
+
+def _hourly_limits(hosting_ids) -> dict[int, int]:
+    rows = MailService.objects.filter(hosting_id__in=hosting_ids).values_list(
+        "hosting_id", "hourly_limit_override", "hosting__plan"
+    )
+    return {
+        hosting_id: override if override is not None else PLAN_HOURLY_LIMITS[Plan(plan)]
+        for hosting_id, override, plan in rows
+    }
+
+
+def delivery_claim(*, limit: int | None = None) -> tuple[uuid.UUID, list[int]]:
+    """Claim up to `limit` due queued messages of active services, within hourly limits.
+
+    Messages beyond a hosting's rolling-hour limit stay queued with `next_attempt_at` moved to
+    when the oldest hand-off of the hour ages out: they wait, they are not rejected.
+    """
+    limit = limit or settings.DELIVERY_BATCH_SIZE
+    token = uuid.uuid4()
+    now = timezone.now()
+    with transaction.atomic():
+        candidates = list(
+            Message.objects.filter(
+                status=MessageStatus.QUEUED,
+                next_attempt_at__lte=now,
+                hosting__mail_service__state=State.ACTIVE,
+            )
+            .order_by("next_attempt_at", "id")
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list("id", "hosting_id")[:limit]
+        )
+        if not candidates:
+            return token, []
+        hosting_ids = {hosting_id for _id, hosting_id in candidates}
+        limits = _hourly_limits(hosting_ids)
+        usage = {
+            row["hosting_id"]: row
+            for row in RelayHandoff.objects.filter(hosting_id__in=hosting_ids, at__gt=now - HOUR)
+            .values("hosting_id")
+            .annotate(used=Count("id"), oldest=Min("at"))
+        }
+        taken: list[int] = []
+        waiting: dict[int, list[int]] = defaultdict(list)
+        per_hosting: dict[int, int] = defaultdict(int)
+        for message_id, hosting_id in candidates:
+            used = usage.get(hosting_id, {}).get("used", 0)
+            if used + per_hosting[hosting_id] < limits.get(hosting_id, 0):
+                per_hosting[hosting_id] += 1
+                taken.append(message_id)
+            else:
+                waiting[hosting_id].append(message_id)
+        for hosting_id, message_ids in waiting.items():
+            oldest = usage.get(hosting_id, {}).get("oldest") or now
+            Message.objects.filter(id__in=message_ids).update(next_attempt_at=oldest + HOUR)
+        if taken:
+            Message.objects.filter(id__in=taken).update(
+                status=MessageStatus.SENDING, claim_token=token, claimed_at=now, attempts=F("attempts") + 1
+            )
+            RelayHandoff.objects.bulk_create(
+                [
+                    RelayHandoff(hosting_id=hosting_id, at=now)
+                    for hosting_id, count in per_hosting.items()
+                    for _ in range(count)
+                ]
+            )
+    return token, taken
+
+
+def _backoff(attempts: int) -> datetime.timedelta:
+    seconds = settings.RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1)
+    return datetime.timedelta(seconds=min(seconds, settings.RETRY_MAX_DELAY_SECONDS))
+
+
+def _outcome(message: Message, results: dict[str, tuple[int, str]], now: datetime.datetime) -> list[DeliveryError]:
+    """Apply the relay's per-recipient results to `message` (in memory); return new errors."""
+    errors: list[DeliveryError] = []
+    give_up = now + _backoff(message.attempts) > message.created_at + datetime.timedelta(
+        seconds=settings.RETRY_MAX_AGE_SECONDS
+    )
+    for recipient in message.recipients:
+        if recipient["status"] != RecipientStatus.PENDING or recipient["address"] not in results:
+            continue
+        code, reply = results[recipient["address"]]
+        recipient["code"], recipient["reply"] = code, reply
+        message.last_reply = f"{code} {reply}"[:500]
+        if 200 <= code < 300:
+            recipient["status"] = RecipientStatus.SENT
+        elif 500 <= code < 600 or give_up:
+            recipient["status"] = RecipientStatus.FAILED
+            text = f"{code} {reply}" if code >= 500 else f"{code} {reply} (retries exhausted)"
+            errors.append(
+                DeliveryError(
+                    hosting_id=message.hosting_id,
+                    message_id=message.pk,
+                    created_at=now,
+                    recipient=recipient["address"],
+                    reply=text[:500],
+                    subject=message.subject,
+                )
+            )
+    return errors
+
+
+def _record(token: uuid.UUID, outcomes: list[tuple[Message, list[DeliveryError]]], result: BatchResult) -> None:
+    """Store a batch's results in one transaction, only for messages still claimed by `token`."""
+    now = timezone.now()
+    with transaction.atomic():
+        states = mail_service_lock_shared(hosting_ids={message.hosting_id for message, _ in outcomes})
+        still_ours = set(
+            Message.objects.filter(claim_token=token, status=MessageStatus.SENDING).values_list("id", flat=True)
+        )
+        updated: list[Message] = []
+        all_errors: list[DeliveryError] = []
+        counts: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for message, errors in outcomes:
+            if message.pk not in still_ours:
+                continue
+            pending = any(r["status"] == RecipientStatus.PENDING for r in message.recipients)
+            message.claim_token = None
+            message.claimed_at = None
+            if not pending:
+                any_sent = any(r["status"] == RecipientStatus.SENT for r in message.recipients)
+                message.status = MessageStatus.SENT if any_sent else MessageStatus.FAILED
+                message.completed_at = now
+                message.raw = None
+                message.next_attempt_at = None
+                counts[message.hosting_id]["sent"] += int(any_sent)
+                result.sent += int(any_sent)
+                result.failed += int(not any_sent)
+            elif states[message.hosting_id] != State.ACTIVE:
+                # Blocked while in flight: what is left waits with the rest of the held mail.
+                message.status = MessageStatus.HELD
+                message.held_at = now
+                message.held_until = now + datetime.timedelta(hours=settings.HOLD_HOURS)
+                message.next_attempt_at = None
+                counts[message.hosting_id]["held"] += 1
+                result.held += 1
+            else:
+                message.status = MessageStatus.DEFERRED
+                message.next_attempt_at = now + _backoff(message.attempts)
+                result.deferred += 1
+            counts[message.hosting_id]["errors"] += len(errors)
+            all_errors.extend(errors)
+            updated.append(message)
+        Message.objects.bulk_update(
+            updated,
+            [
+                "status",
+                "recipients",
+                "claim_token",
+                "claimed_at",
+                "completed_at",
+                "raw",
+                "next_attempt_at",
+                "held_at",
+                "held_until",
+                "last_reply",
+            ],
+        )
+        DeliveryError.objects.bulk_create(all_errors)
+        for hosting_id, increments in counts.items():
+            counter_add(hosting_id=hosting_id, **increments)
+
+
+def delivery_run_batch(*, limit: int | None = None, relay=None) -> BatchResult:
+    """Claim one batch and deliver it over one relay connection. Returns what happened."""
+    token, message_ids = delivery_claim(limit=limit)
+    result = BatchResult(claimed=len(message_ids))
+    if not message_ids:
+        return result
+    relay = relay or relay_from_settings()
+    now = timezone.now
+    outcomes: list[tuple[Message, list[DeliveryError]]] = []
+    messages = list(Message.objects.filter(id__in=message_ids, claim_token=token).defer("raw").order_by("id"))
+    try:
+        relay.open()
+        for message in messages:
+            raw = Message.objects.filter(pk=message.pk).values_list("raw", flat=True).first()
+            pending = [r["address"] for r in message.recipients if r["status"] == RecipientStatus.PENDING]
+            results = relay.send(sender=message.sender, recipients=pending, raw=bytes(raw or b""))
+            outcomes.append((message, _outcome(message, results, now())))
+    except RelayUnavailable as error:
+        logger.warning("relay unavailable: %s", error)
+        reply = (421, f"relay unavailable: {error}")
+        done = {message.pk for message, _ in outcomes}
+        for message in messages:
+            if message.pk not in done:
+                pending = [r["address"] for r in message.recipients if r["status"] == RecipientStatus.PENDING]
+                outcomes.append((message, _outcome(message, dict.fromkeys(pending, reply), now())))
+    finally:
+        relay.close()
+    result.connections = relay.connections_opened
+    _record(token, outcomes, result)
+    logger.info(
+        "delivery batch: claimed=%s sent=%s deferred=%s failed=%s held=%s",
+        result.claimed,
+        result.sent,
+        result.deferred,
+        result.failed,
+        result.held,
+    )
+    return result
+
+
+def deferred_requeue() -> int:
+    """Deferred messages whose back-off has passed go back to the queue."""
+    now = timezone.now()
+    return Message.objects.filter(status=MessageStatus.DEFERRED, next_attempt_at__lte=now).update(
+        status=MessageStatus.QUEUED
+    )
+
+
+def claims_recover(*, older_than: int | None = None) -> int:
+    """Claims left by dead workers (older than DELIVERY_CLAIM_TIMEOUT) go back to the queue,
+    or to the held mail when their service is no longer active."""
+    cutoff = timezone.now() - datetime.timedelta(seconds=older_than or settings.DELIVERY_CLAIM_TIMEOUT)
+    stale = Message.objects.filter(status=MessageStatus.SENDING, claimed_at__lt=cutoff)
+    recovered = 0
+    for hosting_id in stale.values_list("hosting_id", flat=True).distinct():
+        with transaction.atomic():
+            state = mail_service_lock_shared(hosting_ids=[hosting_id])[hosting_id]
+            now = timezone.now()
+            mine = stale.filter(hosting_id=hosting_id)
+            if state == State.ACTIVE:
+                recovered += mine.update(
+                    status=MessageStatus.QUEUED, claim_token=None, claimed_at=None, next_attempt_at=now
+                )
+            else:
+                held = mine.update(
+                    status=MessageStatus.HELD,
+                    claim_token=None,
+                    claimed_at=None,
+                    held_at=now,
+                    held_until=now + datetime.timedelta(hours=settings.HOLD_HOURS),
+                    next_attempt_at=None,
+                )
+                counter_add(hosting_id=hosting_id, held=held)
+                recovered += held
+    return recovered

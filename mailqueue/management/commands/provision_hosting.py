@@ -1,0 +1,33 @@
+"""Create a hosting (or rotate its SMTP password) and print its SMTP credentials."""
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from hosting.models import Customer, Hosting, Plan
+from hosting.services import hosting_create, hosting_smtp_password_rotate
+from mailqueue.services import mail_service_get
+
+
+class Command(BaseCommand):
+    help = "Create a hosting with its mail service and print smtp_user=… and smtp_password=…"
+
+    def add_arguments(self, parser):
+        parser.add_argument("service_name")
+        parser.add_argument("--customer", required=True, help="slug of the owning customer")
+        parser.add_argument("--plan", choices=Plan.values, default=Plan.PERSO)
+
+    def handle(self, *args, service_name, customer, plan, **options):
+        owner = Customer.objects.filter(slug=customer).first()
+        if owner is None:
+            raise CommandError(f"No customer with slug {customer!r}.")
+        with transaction.atomic():
+            hosting = Hosting.objects.select_for_update().filter(service_name=service_name).first()
+            if hosting is None:
+                hosting, password = hosting_create(service_name=service_name, customer=owner, plan=plan)
+            elif hosting.customer_id != owner.pk:
+                raise CommandError(f"{service_name} belongs to another customer.")
+            else:
+                password = hosting_smtp_password_rotate(hosting=hosting)
+            mail_service_get(hosting=hosting)
+        self.stdout.write(f"smtp_user={hosting.service_name}")
+        self.stdout.write(f"smtp_password={password}")

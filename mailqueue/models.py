@@ -1,0 +1,231 @@
+"""The mail service of each hosting, its messages, delivery errors, counters and audit log.
+
+Only `mailqueue.services` (and the delivery/purge code it owns) changes these rows.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from hosting.models import PLAN_HOURLY_LIMITS, Hosting, Plan
+
+
+class State(models.TextChoices):
+    ACTIVE = "active", _("Actif")
+    BLOCKED = "blocked", _("Inactif")
+    PURGING = "purging", _("Purge")
+
+
+class BlockReason(models.TextChoices):
+    CUSTOMER = "customer", _("bloqué par le client")
+    OPERATOR = "operator", _("bloqué par un opérateur")
+    RATE = "rate", _("trop d'e-mails en trop peu de temps")
+    BOUNCE = "bounce", _("trop d'e-mails en erreur")
+    SPAM = "spam", _("envoi abusif (spam)")
+
+
+class ActorKind(models.TextChoices):
+    CUSTOMER = "customer", _("client")
+    OPERATOR = "operator", _("opérateur")
+    API = "api", _("API")
+    SYSTEM = "system", _("système")
+
+
+class Action(models.TextChoices):
+    BLOCK = "block", _("blocage")
+    UNBLOCK = "unblock", _("déblocage")
+    PURGE = "purge", _("demande de purge")
+    CANCEL_PURGE = "cancel_purge", _("annulation de la purge")
+    COMPLETE_PURGE = "complete_purge", _("fin de la purge")
+    AUTO_BLOCK = "auto_block", _("blocage automatique")
+    CHANGE_RECIPIENT = "change_recipient", _("changement du destinataire des rapports")
+    SET_LIMIT = "set_limit", _("changement de la limite horaire")
+    EXPIRE = "expire", _("expiration des e-mails en attente")
+
+
+class MailService(models.Model):
+    hosting = models.OneToOneField(Hosting, on_delete=models.CASCADE, primary_key=True, related_name="mail_service")
+    state = models.CharField(_("état"), max_length=10, choices=State.choices, default=State.ACTIVE)
+    block_reason = models.CharField(_("raison du blocage"), max_length=10, choices=BlockReason.choices, blank=True)
+    report_recipient = models.EmailField(_("rapport d'erreurs à"), blank=True)
+    hourly_limit_override = models.PositiveIntegerField(_("limite horaire imposée"), null=True, blank=True)
+    state_changed_at = models.DateTimeField(_("état depuis"), default=timezone.now)
+    purge_requested_at = models.DateTimeField(null=True, blank=True)
+    purge_due_at = models.DateTimeField(_("purge prévue à"), null=True, blank=True)
+    purge_started_at = models.DateTimeField(_("purge commencée à"), null=True, blank=True)
+    purge_deleted = models.PositiveBigIntegerField(default=0)  # deleted so far by the running purge
+
+    class Meta:
+        verbose_name = _("service e-mail")
+        verbose_name_plural = _("services e-mail")
+        indexes = [
+            models.Index(fields=["purge_due_at"], condition=Q(state="purging"), name="mailservice_purge_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hosting_id}: {self.get_state_display()}"
+
+    @property
+    def hourly_limit(self) -> int:
+        if self.hourly_limit_override is not None:
+            return self.hourly_limit_override
+        return PLAN_HOURLY_LIMITS[Plan(self.hosting.plan)]
+
+    @property
+    def effective_report_recipient(self) -> str:
+        return self.report_recipient or self.hosting.customer.contact_email
+
+
+class Event(models.Model):
+    """Append-only audit record of every action on a mail service."""
+
+    hosting = models.ForeignKey(Hosting, on_delete=models.CASCADE, related_name="mail_events")
+    created_at = models.DateTimeField(_("date"), default=timezone.now)
+    action = models.CharField(_("action"), max_length=20, choices=Action.choices)
+    from_state = models.CharField(_("état avant"), max_length=10, choices=State.choices, blank=True)
+    to_state = models.CharField(_("état après"), max_length=10, choices=State.choices, blank=True)
+    reason = models.CharField(_("raison"), max_length=10, choices=BlockReason.choices, blank=True)
+    actor_kind = models.CharField(_("auteur"), max_length=10, choices=ActorKind.choices)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    actor_label = models.CharField(_("identité de l'auteur"), max_length=150, blank=True)
+    message_count = models.PositiveBigIntegerField(_("nombre d'e-mails"), null=True, blank=True)
+    detail = models.CharField(_("détail"), max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("événement")
+        verbose_name_plural = _("événements")
+        indexes = [models.Index(fields=["hosting", "-created_at", "-id"], name="event_hosting_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.hosting_id} {self.action} {self.created_at:%Y-%m-%d %H:%M}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not self._state.adding:
+            raise ValueError("Events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("Events are append-only")
+
+
+class MessageStatus(models.TextChoices):
+    QUEUED = "queued", _("en file")
+    HELD = "held", _("en attente")
+    DEFERRED = "deferred", _("différé")
+    SENDING = "sending", _("en cours d'envoi")
+    SENT = "sent", _("envoyé")
+    FAILED = "failed", _("en erreur")
+
+
+class RecipientStatus(models.TextChoices):
+    PENDING = "pending", _("à envoyer")
+    SENT = "sent", _("envoyé")
+    FAILED = "failed", _("en erreur")
+
+
+class Message(models.Model):
+    hosting = models.ForeignKey(Hosting, on_delete=models.CASCADE, related_name="messages")
+    message_id = models.CharField(_("message-id"), max_length=255, db_index=True)
+    sender = models.CharField(_("expéditeur"), max_length=320, blank=True)
+    # [{"address": str, "status": RecipientStatus, "code": int | None, "reply": str}]
+    recipients = models.JSONField(_("destinataires"))
+    recipient_count = models.PositiveSmallIntegerField(default=0)
+    subject = models.CharField(_("objet"), max_length=255, blank=True)
+    size = models.PositiveIntegerField(_("taille"))
+    raw = models.BinaryField(null=True, editable=False)  # dropped once delivered or failed
+    status = models.CharField(_("statut"), max_length=10, choices=MessageStatus.choices)
+    created_at = models.DateTimeField(_("reçu le"), default=timezone.now)
+    held_at = models.DateTimeField(null=True, blank=True)
+    held_until = models.DateTimeField(_("en attente jusqu'au"), null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(_("tentatives"), default=0)
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(_("terminé le"), null=True, blank=True)
+    last_reply = models.CharField(_("dernière réponse"), max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = _("e-mail")
+        verbose_name_plural = _("e-mails")
+        indexes = [
+            models.Index(fields=["hosting", "status"], name="message_hosting_status"),
+            models.Index(fields=["hosting", "-created_at"], name="message_hosting_created"),
+            models.Index(fields=["created_at"], name="message_created"),
+            models.Index(fields=["held_until"], condition=Q(status="held"), name="message_held_until"),
+            models.Index(fields=["hosting", "id"], condition=Q(status="held"), name="message_held_hosting"),
+            models.Index(fields=["next_attempt_at"], condition=Q(status="queued"), name="message_queued_due"),
+            models.Index(fields=["next_attempt_at"], condition=Q(status="deferred"), name="message_deferred_due"),
+            models.Index(fields=["claimed_at"], condition=Q(status="sending"), name="message_sending_claimed"),
+            models.Index(fields=["claim_token"], condition=Q(status="sending"), name="message_claim_token"),
+            models.Index(fields=["completed_at"], condition=Q(status__in=["sent", "failed"]), name="message_completed"),
+        ]
+
+    def __str__(self) -> str:
+        return self.message_id
+
+
+class DeliveryError(models.Model):
+    """A recipient refused for good (OVH's "bounce"): kept after its message is gone."""
+
+    hosting = models.ForeignKey(Hosting, on_delete=models.CASCADE, related_name="delivery_errors")
+    # No database constraint: purge and retention delete messages in bulk, errors stay.
+    message = models.ForeignKey(
+        Message, on_delete=models.DO_NOTHING, db_constraint=False, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(_("date"), default=timezone.now)
+    recipient = models.CharField(_("e-mail"), max_length=320)
+    reply = models.CharField(_("message"), max_length=500)
+    subject = models.CharField(_("objet"), max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("e-mail en erreur")
+        verbose_name_plural = _("e-mails en erreur")
+        indexes = [
+            models.Index(fields=["hosting", "-created_at", "-id"], name="error_hosting_recent"),
+            models.Index(fields=["created_at"], name="error_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.recipient}: {self.reply[:60]}"
+
+
+class DailyCounter(models.Model):
+    """Per hosting and local day, kept up to date so reads never count the messages table."""
+
+    hosting = models.ForeignKey(Hosting, on_delete=models.CASCADE, related_name="daily_counters")
+    day = models.DateField(_("jour"))
+    submitted = models.PositiveIntegerField(default=0)
+    sent = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    held = models.PositiveIntegerField(default=0)
+    purged = models.PositiveIntegerField(default=0)
+    expired = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day"]
+        constraints = [models.UniqueConstraint(fields=["hosting", "day"], name="dailycounter_unique")]
+        verbose_name = _("compteur journalier")
+        verbose_name_plural = _("compteurs journaliers")
+
+    def __str__(self) -> str:
+        return f"{self.hosting_id} {self.day}"
+
+
+class RelayHandoff(models.Model):
+    """One message handed to the relay: the rolling-hour limit counts these rows."""
+
+    hosting = models.ForeignKey(Hosting, on_delete=models.CASCADE, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["hosting", "at"], name="handoff_hosting_at")]
+
+    def __str__(self) -> str:
+        return f"{self.hosting_id} {self.at:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,120 @@
+"""Clients for the upstream relay (SMTP_RELAY_URL): SMTP, or a directory of .eml files.
+
+A relay session is opened once per delivery batch and reused for every message in it.
+`send` returns, per recipient, the SMTP code and reply text the relay gave.
+"""
+
+import smtplib
+import ssl
+import uuid
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from django.conf import settings
+from django.utils import timezone
+
+# Code used for a recipient when the relay could not be reached or dropped the connection.
+CONNECTION_FAILURE_CODE = 421
+
+
+class RelayUnavailable(Exception):
+    """The relay could not be reached: every message of the batch is deferred."""
+
+
+class SmtpRelay:
+    def __init__(self, url: str, *, timeout: int):
+        parts = urlsplit(url)
+        self.scheme = parts.scheme
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or (465 if self.scheme == "smtps" else 25)
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+        self.timeout = timeout
+        self.connection: smtplib.SMTP | None = None
+        self.connections_opened = 0
+
+    def open(self) -> None:
+        try:
+            if self.scheme == "smtps":
+                connection = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout)
+            else:
+                connection = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+                if self.scheme == "smtp+starttls":
+                    connection.starttls(context=ssl.create_default_context())
+            if self.username:
+                connection.login(self.username, self.password or "")
+        except (OSError, smtplib.SMTPException) as error:
+            raise RelayUnavailable(str(error)) from error
+        self.connection = connection
+        self.connections_opened += 1
+
+    def close(self) -> None:
+        if self.connection is not None:
+            try:
+                self.connection.quit()
+            except (OSError, smtplib.SMTPException):
+                self.connection.close()
+            self.connection = None
+
+    def send(self, *, sender: str, recipients: list[str], raw: bytes) -> dict[str, tuple[int, str]]:
+        """Per recipient (code, reply). A lost connection gives 421 to every recipient and is
+        reopened for the next message."""
+        if self.connection is None:
+            self.open()
+        try:
+            refused = self.connection.sendmail(sender, recipients, raw)
+        except smtplib.SMTPRecipientsRefused as error:
+            refused = error.recipients
+        except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as error:
+            self._reset()
+            reply = _text(error.smtp_error)
+            return dict.fromkeys(recipients, (error.smtp_code, reply))
+        except (OSError, smtplib.SMTPException) as error:
+            self.connection.close()
+            self.connection = None
+            return dict.fromkeys(recipients, (CONNECTION_FAILURE_CODE, f"connection to relay lost: {error}"))
+        results = dict.fromkeys(recipients, (250, "OK"))
+        for recipient, (code, reply) in refused.items():
+            results[recipient] = (code, _text(reply))
+        return results
+
+    def _reset(self) -> None:
+        try:
+            self.connection.rset()
+        except (OSError, smtplib.SMTPException):
+            self.connection.close()
+            self.connection = None
+
+
+class FileRelay:
+    """The embedded default: each delivered message becomes an .eml file under the directory."""
+
+    def __init__(self, url: str):
+        self.directory = Path(unquote(urlsplit(url).path))
+        self.connections_opened = 0
+
+    def open(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.connections_opened += 1
+
+    def close(self) -> None:
+        pass
+
+    def send(self, *, sender: str, recipients: list[str], raw: bytes) -> dict[str, tuple[int, str]]:
+        name = f"{timezone.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:12]}.eml"
+        envelope = f"X-Envelope-From: <{sender}>\r\nX-Envelope-To: {', '.join(recipients)}\r\n".encode()
+        (self.directory / name).write_bytes(envelope + raw)
+        return dict.fromkeys(recipients, (250, f"written to {name}"))
+
+
+def _text(reply) -> str:
+    if isinstance(reply, bytes):
+        reply = reply.decode("utf-8", "replace")
+    return str(reply)[:500]
+
+
+def relay_from_settings():
+    url = settings.SMTP_RELAY_URL
+    if url.startswith("file://"):
+        return FileRelay(url)
+    return SmtpRelay(url, timeout=settings.SMTP_RELAY_TIMEOUT)

@@ -1,0 +1,215 @@
+"""Settings of the hosting portal, all driven by the environment (django-environ).
+
+Defaults run the whole product on one machine with no server: SQLite and a
+filesystem Celery broker under var/. DATABASE_URL and REDIS_URL switch to
+PostgreSQL and Redis; production differences come from the environment only.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from celery.schedules import crontab
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+VAR_DIR = Path(env("VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+# The default key is for development only; `check --deploy` flags it (security.W009).
+SECRET_KEY = env("SECRET_KEY", default="django-insecure-development-only-key-change-me-in-production")
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "hosting",
+    "mailqueue",
+    "reports",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "portal.urls"
+WSGI_APPLICATION = "portal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {
+        # IMMEDIATE takes SQLite's write lock when a transaction starts: on SQLite it is
+        # what serialises transitions, as the row lock does on PostgreSQL.
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    # A file, not memory, so that worker processes started by tests share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "fr"
+LANGUAGES = [("fr", "Français"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = env("TIME_ZONE", default="Europe/Paris")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
+
+REDIS_URL = env("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
+
+# Mail sent by the platform itself (error digests, notices): never through a hosting's queue.
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Hosting portal <no-reply@portal.localhost>")
+
+# --- Security: production sets HTTPS=true behind TLS; `check --deploy` then passes.
+HTTPS = env.bool("HTTPS", default=False)
+SECURE_SSL_REDIRECT = HTTPS
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = 31536000 if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = HTTPS
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = 60 * 60 * 8
+
+# --- Celery: Redis when REDIS_URL is set, otherwise kombu's filesystem transport under var/.
+CELERY_BROKER_DIR = VAR_DIR / "celery"
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    # Longer than any task's run; long waits are due times in the database, never ETAs.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+else:
+    CELERY_BROKER_URL = "filesystem://"
+    for _folder in ("queue", "processed", "control"):
+        (CELERY_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
+        "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
+        "processed_folder": str(CELERY_BROKER_DIR / "processed"),
+        "control_folder": str(CELERY_BROKER_DIR / "control"),
+        "store_processed": False,
+    }
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE_PREFIX", default="") + "portal"
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_TIME_LIMIT = 300
+CELERY_TASK_SOFT_TIME_LIMIT = 240
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# --- Mail service behaviour (SPEC §3, §4).
+HOLD_HOURS = env.int("HOLD_HOURS", default=72)  # how long a held message is kept
+PURGE_GRACE_SECONDS = env.int("PURGE_GRACE_SECONDS", default=300)  # delay before a purge deletes
+PURGE_BATCH_SIZE = env.int("PURGE_BATCH_SIZE", default=5000)
+DIGEST_TIME = env("DIGEST_TIME", default="06:00")  # local time of the daily error digest
+DIGEST_MAX_ERRORS = env.int("DIGEST_MAX_ERRORS", default=100)  # errors listed in one digest
+RETENTION_DAYS = env.int("RETENTION_DAYS", default=30)  # metadata of sent/failed messages
+MAX_MESSAGE_BYTES = env.int("MAX_MESSAGE_BYTES", default=10 * 1024 * 1024)
+MAX_RECIPIENTS = env.int("MAX_RECIPIENTS", default=100)
+# Where delivery goes; the default writes .eml files so a person sees what was "sent".
+SMTP_RELAY_URL = env("SMTP_RELAY_URL", default=f"file://{VAR_DIR / 'outbox'}")
+SMTP_RELAY_TIMEOUT = env.int("SMTP_RELAY_TIMEOUT", default=30)
+SMTP_INGRESS_ADDR = env("SMTP_INGRESS_ADDR", default="127.0.0.1:2525")
+SMTP_INGRESS_HOSTNAME = env("SMTP_INGRESS_HOSTNAME", default="portal.localhost")
+SMTP_TLS_CERT = env("SMTP_TLS_CERT", default="")  # with SMTP_TLS_KEY: STARTTLS, then AUTH requires it
+SMTP_TLS_KEY = env("SMTP_TLS_KEY", default="")
+SMTP_AUTH_MAX_FAILURES = env.int("SMTP_AUTH_MAX_FAILURES", default=5)  # per client address
+SMTP_AUTH_FAILURE_WINDOW = env.int("SMTP_AUTH_FAILURE_WINDOW", default=300)  # seconds
+PORTAL_SENDMAIL_URL = env("PORTAL_SENDMAIL_URL", default="")
+DELIVERY_BATCH_SIZE = env.int("DELIVERY_BATCH_SIZE", default=100)
+DELIVERY_CLAIM_TIMEOUT = env.int("DELIVERY_CLAIM_TIMEOUT", default=600)  # > task time limit
+RETRY_BASE_SECONDS = env.int("RETRY_BASE_SECONDS", default=60)  # first back-off, doubled each try
+RETRY_MAX_DELAY_SECONDS = env.int("RETRY_MAX_DELAY_SECONDS", default=4 * 3600)
+RETRY_MAX_AGE_SECONDS = env.int("RETRY_MAX_AGE_SECONDS", default=5 * 24 * 3600)  # then failed
+ABUSE_RATE_FACTOR = env.int("ABUSE_RATE_FACTOR", default=5)  # × hourly limit submitted in 1 h
+ABUSE_BOUNCE_RATIO = env.float("ABUSE_BOUNCE_RATIO", default=0.5)
+ABUSE_BOUNCE_MIN_MESSAGES = env.int("ABUSE_BOUNCE_MIN_MESSAGES", default=50)
+
+_digest_hour, _digest_minute = (int(part) for part in DIGEST_TIME.split(":"))
+CELERY_BEAT_SCHEDULE = {
+    "deliver": {"task": "mailqueue.tasks.deliver_due", "schedule": timedelta(seconds=30)},
+    "retries": {"task": "mailqueue.tasks.sweep_retries", "schedule": timedelta(minutes=1)},
+    "purge-watchdog": {"task": "mailqueue.tasks.purge_watchdog", "schedule": timedelta(minutes=1)},
+    "expiry": {"task": "mailqueue.tasks.expire_held", "schedule": timedelta(minutes=5)},
+    "abuse-check": {"task": "mailqueue.tasks.abuse_check", "schedule": timedelta(minutes=1)},
+    "retention": {"task": "mailqueue.tasks.apply_retention", "schedule": crontab(hour=3, minute=30)},
+    "error-digest": {
+        "task": "reports.tasks.send_error_digests",
+        "schedule": crontab(hour=_digest_hour, minute=_digest_minute),
+    },
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
