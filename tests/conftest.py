@@ -1,6 +1,10 @@
 """Shared fixtures: real database, real broker (filesystem or Redis), real worker."""
 
+import fcntl
+import os
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -8,6 +12,23 @@ from django.db import connection
 
 from portal.celery import app as celery_app
 from tests.factories import CustomerFactory, HostingFactory, MembershipFactory, UserFactory
+
+
+def _serialise_test_sessions() -> None:
+    """Test sessions on one machine share the test database: let them take turns."""
+    mode = "postgres" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "sqlite"
+    lock_path = Path(__file__).resolve().parent.parent / "var" / f"pytest-{mode}.lock"
+    lock_path.parent.mkdir(exist_ok=True)
+    handle = lock_path.open("w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"waiting for another test session using the {mode} test database…", file=sys.stderr)
+        fcntl.flock(handle, fcntl.LOCK_EX)
+    globals()["_session_lock"] = handle  # held until this process exits
+
+
+_serialise_test_sessions()
 
 requires_postgres = pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL (DATABASE_URL)")
 
