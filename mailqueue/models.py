@@ -60,6 +60,7 @@ class MailService(models.Model):
     class Meta:
         verbose_name = _("service e-mail")
         verbose_name_plural = _("services e-mail")
+        permissions = [("act_on_mailservice", _("Peut bloquer, débloquer et purger les services e-mail"))]
         indexes = [
             models.Index(fields=["purge_due_at"], condition=Q(state="purging"), name="mailservice_purge_due"),
         ]

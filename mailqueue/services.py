@@ -148,17 +148,19 @@ def mail_service_lock_shared(*, hosting_ids) -> dict[int, str]:
     stored under a share lock is seen by the block that waits for it (no slip between).
     """
     hosting_ids = sorted(set(hosting_ids))
-    for hosting_id in hosting_ids:
-        MailService.objects.get_or_create(hosting_id=hosting_id)
     table = MailService._meta.db_table
     placeholders = ", ".join(["%s"] * len(hosting_ids))
     lock = " FOR SHARE" if connection.vendor == "postgresql" else ""
+    sql = f"SELECT hosting_id, state FROM {table} WHERE hosting_id IN ({placeholders}) ORDER BY hosting_id{lock}"
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT hosting_id, state FROM {table} WHERE hosting_id IN ({placeholders}) ORDER BY hosting_id{lock}",
-            hosting_ids,
-        )
-        return dict(cursor.fetchall())
+        cursor.execute(sql, hosting_ids)
+        states = dict(cursor.fetchall())
+        if len(states) < len(hosting_ids):  # a hosting without its service row yet
+            for hosting_id in set(hosting_ids) - set(states):
+                MailService.objects.get_or_create(hosting_id=hosting_id)
+            cursor.execute(sql, hosting_ids)
+            states = dict(cursor.fetchall())
+    return states
 
 
 def mail_service_get(*, hosting: Hosting) -> MailService:

@@ -1,0 +1,20 @@
+from django.contrib import admin
+
+from hosting.models import Customer, Membership
+from portal.admin_paging import CappedCountPaginator
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    raw_id_fields = ["user"]
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = ["slug", "name", "contact_email", "language", "created_at"]
+    search_fields = ["slug", "name", "contact_email"]
+    list_filter = ["language"]
+    inlines = [MembershipInline]
+    paginator = CappedCountPaginator
+    show_full_result_count = False
