@@ -4,4 +4,5 @@ from hosting import views
 
 urlpatterns = [
     path("", views.hosting_list, name="hosting-list"),
+    path("hostings/<str:service_name>/", views.hosting_detail, name="hosting-detail"),
 ]

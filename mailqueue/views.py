@@ -1,0 +1,254 @@
+"""The customer's "Scripts e-mail" pages (SPEC §5). Every hosting comes from the tenancy
+selector (404 for anything else); every change is a POST calling one service function."""
+
+import datetime
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_http_methods
+
+from hosting.selectors import hosting_get_for_user
+from hosting.services import hosting_smtp_password_rotate
+from mailqueue.forms import ErrorLimitForm, RecipientForm
+from mailqueue.models import Action, State
+from mailqueue.selectors import daily_volumes, delivery_errors_recent, mail_service_summary
+from mailqueue.services import (
+    Actor,
+    MailServiceError,
+    mail_service_block,
+    mail_service_purge_cancel,
+    mail_service_purge_request,
+    mail_service_recipient_change,
+    mail_service_unblock,
+    transition_refusal,
+)
+
+SUCCESS = _("La requête a été envoyée avec succès.")
+# Longest a purge may take from its request (SPEC §3).
+PURGE_DEADLINE = datetime.timedelta(minutes=10)
+
+# slug in the URL → (action, service function, title, confirmation text)
+ACTIONS = {
+    "block": (
+        Action.BLOCK,
+        lambda hosting, actor: mail_service_block(hosting=hosting, actor=actor),
+        _("Bloquer l'envoi"),
+        _(
+            "Vous êtes sur le point de bloquer la distribution des e-mails envoyés depuis votre hébergement WEB. "
+            "Aucun e-mail ne sera supprimé, ils seront mis en attente pendant 72H. Vous pourrez pendant cette "
+            "période, soit débloquer l'envoi, soit le purger."
+        ),
+    ),
+    "unblock": (
+        Action.UNBLOCK,
+        lambda hosting, actor: mail_service_unblock(hosting=hosting, actor=actor),
+        _("Débloquer l'envoi"),
+        _(
+            "Vous êtes sur le point de débloquer l'envoi de vos e-mails. La distribution reprendra dès l'envoi du "
+            "prochain e-mail. Les mails qui étaient bloqués seront remis en distribution."
+        ),
+    ),
+    "purge": (
+        Action.PURGE,
+        lambda hosting, actor: mail_service_purge_request(hosting=hosting, actor=actor),
+        _("Purger les e-mails"),
+        _(
+            "Vous êtes sur le point d'effacer l'ensemble des e-mails en attente pour votre compte. Votre compte "
+            "sera ensuite automatiquement débloqué. L'opération prend entre 5 et 10 minutes."
+        ),
+    ),
+    "cancel-purge": (
+        Action.CANCEL_PURGE,
+        lambda hosting, actor: mail_service_purge_cancel(hosting=hosting, actor=actor),
+        _("Annuler la purge"),
+        _(
+            "Vous êtes sur le point d'annuler la purge. Les e-mails en attente seront conservés et l'envoi "
+            "restera bloqué."
+        ),
+    ),
+}
+
+
+def _purge_progress(service) -> dict | None:
+    if service.state != State.PURGING or service.purge_requested_at is None:
+        return None
+    return {
+        "due_at": service.purge_due_at,
+        "started": service.purge_started_at is not None,
+        "deleted": service.purge_deleted,
+        "expected_end": service.purge_requested_at + PURGE_DEADLINE,
+    }
+
+
+# Which buttons the page shows in each state; each is enabled when the state machine allows it.
+BUTTONS_BY_STATE = {
+    State.ACTIVE: ["block", "purge"],
+    State.BLOCKED: ["unblock", "purge"],
+    State.PURGING: ["cancel-purge"],
+}
+
+
+def _action_buttons(service, actor) -> list[dict]:
+    buttons = []
+    for slug in BUTTONS_BY_STATE[State(service.state)]:
+        action, _call, title, confirmation = ACTIONS[slug]
+        refusal = transition_refusal(service=service, action=action, actor=actor)
+        buttons.append(
+            {"slug": slug, "title": title, "confirmation": confirmation, "enabled": refusal is None, "hint": refusal}
+        )
+    return buttons
+
+
+@login_required
+def emails(request, service_name):
+    hosting = hosting_get_for_user(user=request.user, service_name=service_name)
+    limit_form = ErrorLimitForm(request.GET or None)
+    limit = limit_form.cleaned_data["limit"] if limit_form.is_valid() else 20
+    if not request.GET:
+        limit_form = ErrorLimitForm(initial={"limit": 20})
+    summary = mail_service_summary(hosting=hosting)
+    actor = Actor.customer(request.user)
+    volumes = daily_volumes(hosting=hosting)
+    context = {
+        "hosting": hosting,
+        "summary": summary,
+        "service": summary.service,
+        "buttons": _action_buttons(summary.service, actor),
+        "purge": _purge_progress(summary.service),
+        "errors": delivery_errors_recent(hosting=hosting, limit=limit),
+        "limit_form": limit_form,
+        "chart": _chart(volumes),
+        "recipient_form": RecipientForm(initial={"email": summary.service.report_recipient}),
+        "recipient_confirmation": RECIPIENT_TEXT,
+    }
+    return render(request, "mailqueue/emails.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def action(request, service_name, slug):
+    hosting = hosting_get_for_user(user=request.user, service_name=service_name)
+    if slug not in ACTIONS:
+        raise Http404("Unknown action")
+    _action, call, title, confirmation = ACTIONS[slug]
+    if request.method == "POST":
+        try:
+            call(hosting, Actor.customer(request.user))
+        except MailServiceError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, SUCCESS)
+        return redirect("mailqueue:emails", service_name=hosting.service_name)
+    return render(
+        request,
+        "mailqueue/confirm.html",
+        {"hosting": hosting, "title": title, "confirmation": confirmation, "slug": slug},
+    )
+
+
+RECIPIENT_TEXT = _(
+    "Indiquez l'adresse e-mail sur laquelle vous souhaitez recevoir les rapports d'erreurs. Si des erreurs ont "
+    "lieu lors de l'envoi d'e-mails à partir de votre hébergement WEB, vous recevrez un rapport le lendemain."
+)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def recipient(request, service_name):
+    hosting = hosting_get_for_user(user=request.user, service_name=service_name)
+    summary = mail_service_summary(hosting=hosting)
+    form = RecipientForm(request.POST or None, initial={"email": summary.service.report_recipient})
+    if request.method == "POST" and form.is_valid():
+        try:
+            mail_service_recipient_change(
+                hosting=hosting, actor=Actor.customer(request.user), email=form.cleaned_data["email"]
+            )
+        except MailServiceError as error:
+            form.add_error("email", error.message)
+        else:
+            messages.success(request, SUCCESS)
+            return redirect("mailqueue:emails", service_name=hosting.service_name)
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request,
+        "mailqueue/recipient.html",
+        {"hosting": hosting, "form": form, "confirmation": RECIPIENT_TEXT},
+        status=status,
+    )
+
+
+@login_required
+def status(request, service_name):
+    """The service's state as JSON, polled by the page while a purge runs."""
+    hosting = hosting_get_for_user(user=request.user, service_name=service_name)
+    service = mail_service_summary(hosting=hosting).service
+    purge = _purge_progress(service)
+    return JsonResponse(
+        {
+            "state": service.state,
+            "label": str(service.get_state_display()),
+            "purge_started": bool(purge and purge["started"]),
+            "purge_deleted": purge["deleted"] if purge else 0,
+        }
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def smtp_credentials(request, service_name):
+    hosting = hosting_get_for_user(user=request.user, service_name=service_name)
+    new_password = None
+    if request.method == "POST":
+        new_password = hosting_smtp_password_rotate(hosting=hosting)
+    response = render(
+        request,
+        "mailqueue/smtp_credentials.html",
+        {"hosting": hosting, "new_password": new_password, "ingress": settings.SMTP_INGRESS_ADDR},
+    )
+    response["Cache-Control"] = "no-store"  # the new password is shown once, never cached
+    return response
+
+
+def _chart(volumes: list[dict]) -> dict:
+    """Geometry of the 30-day bar chart, drawn as server-side SVG (no script, no CDN)."""
+    width, height, left, bottom, top = 720, 220, 40, 30, 10
+    peak = max([1, *(max(v["sent"], v["errors"]) for v in volumes)])
+    slot = (width - left) / len(volumes)
+    bar = max(2.0, slot / 2 - 2)
+    scale = (height - bottom - top) / peak
+    bars = []
+    for index, volume in enumerate(volumes):
+        x = left + index * slot + 1
+        sent_h = volume["sent"] * scale
+        error_h = volume["errors"] * scale
+        bars.append(
+            {
+                "day": volume["day"],
+                "sent": volume["sent"],
+                "errors": volume["errors"],
+                "sent_x": round(x, 1),
+                "sent_y": round(height - bottom - sent_h, 1),
+                "sent_h": round(sent_h, 1),
+                "error_x": round(x + bar + 1, 1),
+                "error_y": round(height - bottom - error_h, 1),
+                "error_h": round(error_h, 1),
+                "label": index % 5 == 0 or index == len(volumes) - 1,
+                "label_x": round(x + bar, 1),
+            }
+        )
+    ticks = [{"value": round(peak * f), "y": round(height - bottom - peak * f * scale, 1)} for f in (0, 0.5, 1)]
+    return {
+        "width": width,
+        "height": height,
+        "bar": round(bar, 1),
+        "bars": bars,
+        "ticks": ticks,
+        "axis_y": height - bottom,
+        "left": left,
+        "today": timezone.localdate(),
+    }

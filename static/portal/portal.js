@@ -1,0 +1,31 @@
+// Progressive enhancement: confirmation dialogs instead of confirmation pages, and a page that
+// follows a running purge. Without JavaScript every link leads to a plain confirmation page.
+(function () {
+  "use strict";
+  document.querySelectorAll("[data-dialog]").forEach(function (link) {
+    var dialog = document.getElementById(link.dataset.dialog);
+    if (!dialog || typeof dialog.showModal !== "function") return;
+    link.addEventListener("click", function (event) {
+      event.preventDefault();
+      dialog.showModal();
+    });
+    dialog.querySelectorAll("[data-close]").forEach(function (button) {
+      button.addEventListener("click", function () { dialog.close(); link.focus(); });
+    });
+  });
+
+  var service = document.getElementById("service");
+  if (service && service.dataset.statusUrl) {
+    var initial = service.dataset.state;
+    var poll = function () {
+      fetch(service.dataset.statusUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+        .then(function (response) { return response.json(); })
+        .then(function (status) {
+          if (status.state !== initial) { window.location.reload(); return; }
+          window.setTimeout(poll, 3000);
+        })
+        .catch(function () { window.setTimeout(poll, 10000); });
+    };
+    window.setTimeout(poll, 3000);
+  }
+})();
