@@ -3,12 +3,34 @@
 from django.core.paginator import Paginator
 from django.utils.functional import cached_property
 
-# Rows counted at most; beyond it the admin shows this many and the last page is reachable
-# by the page links. Bounded cost whatever the table size.
+# Rows counted at most. Beyond it the admin says "10000+" and offers the first
+# COUNT_CAP // per_page pages: bounded cost whatever the table size.
 COUNT_CAP = 10_000
 
 
 class CappedCountPaginator(Paginator):
+    """Counts at most COUNT_CAP + 1 rows, in the database (COUNT over a LIMITed subquery).
+
+    `count` never exceeds COUNT_CAP; `capped` tells whether more rows exist, and the admin
+    templates (templates/admin/pagination.html, actions.html, search_form.html) then show
+    `count_label` ("10000+") instead of a false exact figure.
+    """
+
+    @cached_property
+    def _rows_seen(self) -> int:
+        object_list = self.object_list
+        if hasattr(object_list, "values"):
+            return object_list.values("pk")[: COUNT_CAP + 1].count()
+        return len(object_list[: COUNT_CAP + 1])
+
+    @cached_property
+    def capped(self) -> bool:
+        return self._rows_seen > COUNT_CAP
+
     @cached_property
     def count(self) -> int:
-        return len(self.object_list.values_list("pk", flat=True)[: COUNT_CAP + 1])
+        return min(self._rows_seen, COUNT_CAP)
+
+    @property
+    def count_label(self) -> str:
+        return f"{self.count}+" if self.capped else str(self.count)

@@ -5,7 +5,7 @@ filesystem Celery broker under var/. DATABASE_URL and REDIS_URL switch to
 PostgreSQL and Redis; production differences come from the environment only.
 """
 
-from datetime import timedelta
+import datetime
 from pathlib import Path
 
 import environ
@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "hosting",
     "mailqueue",
     "reports",
@@ -46,6 +47,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "portal.middleware.ContentSecurityPolicyMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes requires
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -89,6 +92,16 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses logins while locked out, before checking passwords
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)  # failed logins before a lock-out
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
@@ -135,6 +148,12 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = 60 * 60 * 8
+CSRF_COOKIE_HTTPONLY = True
+# Served on every response by portal.middleware: no inline script (the admin still uses style attributes).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
 
 # --- Celery: Redis when REDIS_URL is set, otherwise kombu's filesystem transport under var/.
 CELERY_BROKER_DIR = VAR_DIR / "celery"
@@ -194,11 +213,11 @@ ABUSE_BOUNCE_MIN_MESSAGES = env.int("ABUSE_BOUNCE_MIN_MESSAGES", default=50)
 
 _digest_hour, _digest_minute = (int(part) for part in DIGEST_TIME.split(":"))
 CELERY_BEAT_SCHEDULE = {
-    "deliver": {"task": "mailqueue.tasks.deliver_due", "schedule": timedelta(seconds=30)},
-    "retries": {"task": "mailqueue.tasks.sweep_retries", "schedule": timedelta(minutes=1)},
-    "purge-watchdog": {"task": "mailqueue.tasks.purge_watchdog", "schedule": timedelta(minutes=1)},
-    "expiry": {"task": "mailqueue.tasks.expire_held", "schedule": timedelta(minutes=5)},
-    "abuse-check": {"task": "mailqueue.tasks.abuse_check", "schedule": timedelta(minutes=1)},
+    "deliver": {"task": "mailqueue.tasks.deliver_due", "schedule": datetime.timedelta(seconds=30)},
+    "retries": {"task": "mailqueue.tasks.sweep_retries", "schedule": datetime.timedelta(minutes=1)},
+    "purge-watchdog": {"task": "mailqueue.tasks.purge_watchdog", "schedule": datetime.timedelta(minutes=1)},
+    "expiry": {"task": "mailqueue.tasks.expire_held", "schedule": datetime.timedelta(minutes=5)},
+    "abuse-check": {"task": "mailqueue.tasks.abuse_check", "schedule": datetime.timedelta(minutes=1)},
     "retention": {"task": "mailqueue.tasks.apply_retention", "schedule": crontab(hour=3, minute=30)},
     "error-digest": {
         "task": "reports.tasks.send_error_digests",

@@ -56,6 +56,14 @@ def celery_worker_live(transactional_db, _isolated_celery_queue):
         yield worker
 
 
+@pytest.fixture(autouse=True)
+def _login_throttling_only_where_tested(request, settings):
+    """django-axes needs the request that Client.login() does not pass: tests of login
+    throttling opt in with @pytest.mark.axes, the others log in freely."""
+    if request.node.get_closest_marker("axes") is None:
+        settings.AXES_ENABLED = False
+
+
 @pytest.fixture
 def is_postgres() -> bool:
     return connection.vendor == "postgresql"
