@@ -7,9 +7,15 @@ from hosting.models import Hosting
 
 
 def hostings_visible_to(user) -> QuerySet[Hosting]:
-    """The hostings of the customers `user` belongs to; nothing for anonymous users."""
+    """The hostings of the customers `user` belongs to; nothing for anonymous users.
+
+    `user` may also be an API caller acting for one customer (it has `api_customer_id`).
+    """
     if not user.is_authenticated:
         return Hosting.objects.none()
+    api_customer_id = getattr(user, "api_customer_id", None)
+    if api_customer_id is not None:
+        return Hosting.objects.filter(customer_id=api_customer_id)
     return Hosting.objects.filter(customer__memberships__user=user)
 
 
@@ -29,3 +35,12 @@ def hosting_by_smtp_credentials(*, service_name: str, password: str) -> Hosting 
     if hosting is None or not smtp_password_matches(hosting=hosting, password=password):
         return None
     return hosting
+
+
+def customers_of(user):
+    """The customers `user` is a member of."""
+    from hosting.models import Customer
+
+    if not user.is_authenticated:
+        return Customer.objects.none()
+    return Customer.objects.filter(memberships__user=user).order_by("name")

@@ -32,9 +32,13 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "axes",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "hosting",
     "mailqueue",
     "reports",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -224,6 +228,42 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=_digest_hour, minute=_digest_minute),
     },
 }
+
+# --- API (SPEC §7).
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.authentication.OvhSignatureAuthentication",
+        "api.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",  # the browsable API
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env("API_THROTTLE_ANON", default="60/minute"),
+        "user": env("API_THROTTLE_USER", default="600/minute"),
+    },
+    "EXCEPTION_HANDLER": "api.exceptions.handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Hosting portal API",
+    "DESCRIPTION": "OVH-shaped API of the web hostings' outgoing mail (hosting.web.email).",
+    "VERSION": "1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+API_SIGNATURE_WINDOW = env.int("API_SIGNATURE_WINDOW", default=180)  # seconds either side of server time
+API_AUTH_MAX_FAILURES = env.int("API_AUTH_MAX_FAILURES", default=20)  # per client address and window
+API_AUTH_FAILURE_WINDOW = env.int("API_AUTH_FAILURE_WINDOW", default=300)
+# Encrypts API application secrets at rest (a Fernet key); derived from SECRET_KEY when empty.
+CREDENTIALS_ENCRYPTION_KEY = env("CREDENTIALS_ENCRYPTION_KEY", default="")
 
 LOGGING = {
     "version": 1,

@@ -5,6 +5,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("1.0/", include("api.urls")),
+    path("", include("api.portal_urls")),
     path("", include("hosting.urls")),
     path("", include("mailqueue.urls")),
 ]

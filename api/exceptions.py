@@ -1,0 +1,36 @@
+"""Every API error is {"message": …} with the HTTP status of SPEC §7."""
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from mailqueue.services import MailServiceError, SubmissionError
+
+
+def _flatten(detail) -> str:
+    if isinstance(detail, dict):
+        return "; ".join(
+            f"{key}: {_flatten(value)}" if key != "non_field_errors" else _flatten(value)
+            for key, value in detail.items()
+        )
+    if isinstance(detail, list):
+        return " ".join(_flatten(item) for item in detail)
+    return str(detail)
+
+
+def handler(exc, context):
+    if isinstance(exc, MailServiceError):
+        code = status.HTTP_400_BAD_REQUEST if exc.code == "invalid" else status.HTTP_409_CONFLICT
+        return Response({"message": str(exc.message)}, status=code)
+    if isinstance(exc, SubmissionError):
+        return Response({"message": str(exc.message), "smtpCode": exc.smtp_code}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(str(exc) if str(exc) else "Not found")
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = exception_handler(exc, context)
+    if response is not None:
+        response.data = {"message": _flatten(response.data.get("detail", response.data))}
+    return response

@@ -1,0 +1,19 @@
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from api import views
+
+EMAIL = "hosting/web/<str:service_name>/email"
+urlpatterns = [
+    path("auth/time", views.AuthTimeView.as_view(), name="api-auth-time"),
+    path("hosting/web", views.HostingListView.as_view(), name="api-hostings"),
+    path("hosting/web/<str:service_name>", views.HostingDetailView.as_view(), name="api-hosting"),
+    path(EMAIL, views.EmailView.as_view(), name="api-email"),
+    path(f"{EMAIL}/request", views.EmailRequestView.as_view(), name="api-email-request"),
+    path(f"{EMAIL}/bounces", views.BouncesView.as_view(), name="api-email-bounces"),
+    path(f"{EMAIL}/volumes", views.VolumesView.as_view(), name="api-email-volumes"),
+    path(f"{EMAIL}/messages", views.MessagesView.as_view(), name="api-email-messages"),
+    path(f"{EMAIL}/events", views.EventsView.as_view(), name="api-email-events"),
+    path("schema/", SpectacularAPIView.as_view(permission_classes=[]), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[]), name="api-docs"),
+]

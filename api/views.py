@@ -1,0 +1,206 @@
+"""The OVH-shaped API (SPEC §7): thin views over the portal's selectors and services.
+
+A hosting is always looked up through the tenancy selector: another customer's service and an
+unknown one get the same 404.
+"""
+
+import time
+
+from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers as drf_serializers
+from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api import serializers
+from hosting.models import Hosting
+from hosting.selectors import hostings_visible_to
+from mailqueue.models import BlockReason, Event, Message, State
+from mailqueue.selectors import daily_volumes, delivery_errors_recent, mail_service_summary
+from mailqueue.services import (
+    Actor,
+    mail_service_block,
+    mail_service_purge_cancel,
+    mail_service_purge_request,
+    mail_service_recipient_change,
+    mail_service_unblock,
+    message_accept,
+)
+
+ACTION_CALLS = {
+    "BLOCK": (mail_service_block, "Sending blocked: messages are held for 72 h."),
+    "UNBLOCK": (mail_service_unblock, "Sending unblocked: held messages are delivered again."),
+    "PURGE": (mail_service_purge_request, "Purge requested: held messages will be deleted within 10 minutes."),
+    "CANCEL_PURGE": (mail_service_purge_cancel, "Purge cancelled: held messages are kept, sending stays blocked."),
+}
+OVH_STATE_BY_REASON = {BlockReason.BOUNCE: "bounce", BlockReason.SPAM: "spam"}
+
+
+def ovh_state(service) -> str:
+    if service.state == State.ACTIVE:
+        return "ok"
+    if service.state == State.PURGING:
+        return "purging"
+    return OVH_STATE_BY_REASON.get(service.block_reason, "ko")
+
+
+def api_actor(request) -> Actor:
+    user = request.user if getattr(request.user, "pk", None) else None
+    return Actor.api(request.user.get_username(), user=user)
+
+
+class HostingView(APIView):
+    """Base for the views of one hosting: resolves {serviceName} through the tenancy selector."""
+
+    def hosting(self, request, service_name: str) -> Hosting:
+        hosting = hostings_visible_to(request.user).select_related("customer").filter(service_name=service_name).first()
+        if hosting is None:
+            raise Http404(f"The requested object (serviceName = {service_name}) does not exist")
+        return hosting
+
+
+class AuthTimeView(APIView):
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={200: OpenApiTypes.INT}, summary="Server time (Unix seconds)")
+    def get(self, request):
+        return Response(int(time.time()))
+
+
+class HostingListView(APIView):
+    @extend_schema(responses={200: drf_serializers.ListSerializer(child=drf_serializers.CharField())})
+    def get(self, request):
+        names = hostings_visible_to(request.user).order_by("service_name").values_list("service_name", flat=True)
+        return Response(list(names))
+
+
+class HostingDetailView(HostingView):
+    @extend_schema(responses={200: serializers.HostingSerializer})
+    def get(self, request, service_name):
+        hosting = self.hosting(request, service_name)
+        return Response({"serviceName": hosting.service_name, "plan": hosting.plan, "customer": hosting.customer.slug})
+
+
+class EmailView(HostingView):
+    @extend_schema(responses={200: serializers.EmailSerializer})
+    def get(self, request, service_name):
+        summary = mail_service_summary(hosting=self.hosting(request, service_name))
+        return Response(
+            {
+                "bounce": summary.error_total,
+                "email": summary.service.report_recipient or None,
+                "maxPerDay": summary.hourly_limit * 24,
+                "sent": summary.sent_total,
+                "sentToday": summary.sent_today,
+                "state": ovh_state(summary.service),
+            }
+        )
+
+    @extend_schema(request=serializers.EmailUpdateSerializer, responses={204: None})
+    def put(self, request, service_name):
+        hosting = self.hosting(request, service_name)
+        payload = serializers.EmailUpdateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        mail_service_recipient_change(hosting=hosting, actor=api_actor(request), email=payload.validated_data["email"])
+        return Response(status=204)
+
+
+class EmailRequestView(HostingView):
+    @extend_schema(request=serializers.EmailRequestSerializer, responses={200: OpenApiTypes.STR})
+    def post(self, request, service_name):
+        hosting = self.hosting(request, service_name)
+        payload = serializers.EmailRequestSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        call, description = ACTION_CALLS[payload.validated_data["action"]]
+        call(hosting=hosting, actor=api_actor(request))
+        return Response(description)
+
+
+class BouncesView(HostingView):
+    @extend_schema(
+        parameters=[serializers.BounceQuerySerializer],
+        responses={200: serializers.BounceSerializer(many=True)},
+    )
+    def get(self, request, service_name):
+        hosting = self.hosting(request, service_name)
+        query = serializers.BounceQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        errors = delivery_errors_recent(hosting=hosting, limit=query.validated_data.get("limit", 20))
+        return Response(serializers.BounceSerializer(errors, many=True).data)
+
+
+class VolumesView(HostingView):
+    @extend_schema(responses={200: serializers.VolumeSerializer(many=True)})
+    def get(self, request, service_name):
+        volumes = daily_volumes(hosting=self.hosting(request, service_name))
+        return Response(serializers.VolumeSerializer(volumes, many=True).data)
+
+
+class NewestFirst(CursorPagination):
+    ordering = "-id"
+    page_size = 50
+    page_size_query_param = "pageSize"
+    max_page_size = 500
+
+
+class MessagesView(HostingView):
+    @extend_schema(
+        parameters=[
+            serializers.MessageQuerySerializer,
+            OpenApiParameter("cursor", str, description="Opaque paging cursor"),
+            OpenApiParameter("pageSize", int, description="1–500, default 50"),
+        ],
+        responses={200: serializers.MessageSerializer(many=True)},
+    )
+    def get(self, request, service_name):
+        hosting = self.hosting(request, service_name)
+        query = serializers.MessageQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        messages = Message.objects.filter(hosting=hosting).defer("raw")
+        if "status" in query.validated_data:
+            messages = messages.filter(status=query.validated_data["status"])
+        paginator = NewestFirst()
+        page = paginator.paginate_queryset(messages, request, view=self)
+        return paginator.get_paginated_response(serializers.MessageSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=serializers.MessageSubmitSerializer,
+        responses={
+            201: inline_serializer(
+                "AcceptedMessage",
+                {
+                    "id": drf_serializers.IntegerField(),
+                    "messageId": drf_serializers.CharField(),
+                    "status": drf_serializers.CharField(),
+                },
+            )
+        },
+    )
+    def post(self, request, service_name):
+        hosting = self.hosting(request, service_name)
+        payload = serializers.MessageSubmitSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        message = message_accept(
+            hosting=hosting,
+            sender=data["sender"],
+            recipients=data["recipients"],
+            raw=data["message"].encode("utf-8", "surrogateescape"),
+        )
+        return Response({"id": message.pk, "messageId": message.message_id, "status": message.status}, status=201)
+
+
+class EventsView(HostingView):
+    @extend_schema(
+        parameters=[OpenApiParameter("cursor", str), OpenApiParameter("pageSize", int)],
+        responses={200: serializers.EventSerializer(many=True)},
+    )
+    def get(self, request, service_name):
+        hosting = self.hosting(request, service_name)
+        paginator = NewestFirst()
+        page = paginator.paginate_queryset(Event.objects.filter(hosting=hosting), request, view=self)
+        return paginator.get_paginated_response(serializers.EventSerializer(page, many=True).data)
