@@ -1,8 +1,15 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from portal import metrics
+from portal.health import healthz
+
+metrics.register()
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),
+    path("", include("django_prometheus.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("1.0/", include("api.urls")),
