@@ -1,16 +1,17 @@
 """Periodic work on the queue: purge runs, 72 h expiry, retention, abuse thresholds.
 
 Each function is safe to run twice at once and after a crash: it re-reads the rows, deletes
-in bounded batches and counts what its own statements deleted.
+in bounded batches (one statement each, no ids through Python, memory flat) and counts what
+its own statements deleted.
 """
 
 import datetime
 import logging
-from collections import defaultdict
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, DateTimeField, F, Min, Q, QuerySet, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from hosting.models import PLAN_HOURLY_LIMITS, Hosting, Plan
@@ -38,6 +39,21 @@ from mailqueue.services import (
 logger = logging.getLogger(__name__)
 
 
+def _delete_batch(queryset: QuerySet, batch_size: int) -> int:
+    """Delete up to `batch_size` rows of `queryset` in one statement
+    (DELETE … WHERE id IN (SELECT id … LIMIT n) AND <the same conditions>); return how many went.
+
+    The conditions are repeated on the outer statement so a row changed meanwhile (e.g. an
+    unblocked message no longer held) is left alone.
+    """
+    batch = queryset.order_by("id").values("id")[:batch_size]
+    deleted, _per_model = queryset.filter(id__in=batch).delete()
+    return deleted
+
+
+# --- purge -------------------------------------------------------------------------------
+
+
 def purge_run(*, hosting_id: int) -> MailService | None:
     """Run the hosting's purge if it is purging and due: delete held mail in batches, then
     return to active. Resumable after a crash; a concurrent second run deletes and completes
@@ -59,87 +75,119 @@ def purge_run(*, hosting_id: int) -> MailService | None:
 def purges_due() -> list[int]:
     """Hostings whose purge is due and not finished (the watchdog runs them)."""
     return list(
-        MailService.objects.filter(state=State.PURGING, purge_due_at__lte=timezone.now()).values_list(
-            "hosting_id", flat=True
-        )
+        MailService.objects.filter(state=State.PURGING, purge_due_at__lte=timezone.now())
+        .order_by("purge_due_at")
+        .values_list("hosting_id", flat=True)
     )
 
 
+# --- 72 h expiry -------------------------------------------------------------------------
+
+
 def held_expire(*, batch_size: int | None = None) -> dict[int, int]:
-    """Delete held messages whose `held_until` has passed; count them per hosting and day and
-    write one Event per hosting. Returns {hosting_id: deleted}."""
+    """Delete held messages whose `held_until` has passed (held_until <= now); count them in
+    the hosting's counter of the day (`expired`, same transaction as each batch) and write one
+    Event per hosting and run. Returns {hosting_id: deleted}."""
     batch_size = batch_size or settings.PURGE_BATCH_SIZE
     now = timezone.now()
     due = Message.objects.filter(status=MessageStatus.HELD, held_until__lte=now)
-    totals: dict[int, int] = defaultdict(int)
-    for hosting_id in list(due.values_list("hosting_id", flat=True).distinct().order_by()):
+    hosting_ids = list(due.order_by().values_list("hosting_id", flat=True).distinct())
+    totals: dict[int, int] = {}
+    for hosting_id in sorted(hosting_ids):
+        total = 0
         while True:
             with transaction.atomic():
-                ids = list(due.filter(hosting_id=hosting_id).order_by("id").values_list("id", flat=True)[:batch_size])
-                if not ids:
-                    break
-                deleted, _ = Message.objects.filter(id__in=ids, status=MessageStatus.HELD, held_until__lte=now).delete()
+                deleted = _delete_batch(due.filter(hosting_id=hosting_id), batch_size)
                 counter_add(hosting_id=hosting_id, expired=deleted)
-                totals[hosting_id] += deleted
-        if totals[hosting_id]:
-            state = MailService.objects.filter(hosting_id=hosting_id).values_list("state", flat=True).first() or ""
-            Event.objects.create(
-                hosting_id=hosting_id,
-                action=Action.EXPIRE,
-                from_state=state,
-                to_state=state,
-                actor_kind=ActorKind.SYSTEM,
-                actor_label="system",
-                message_count=totals[hosting_id],
-                detail=f"held more than {settings.HOLD_HOURS} h",
-            )
-    return dict(totals)
+            total += deleted
+            if deleted < batch_size:
+                break
+        if not total:
+            continue  # released or purged meanwhile
+        totals[hosting_id] = total
+        state = MailService.objects.filter(hosting_id=hosting_id).values_list("state", flat=True).first() or ""
+        Event.objects.create(
+            hosting_id=hosting_id,
+            action=Action.EXPIRE,
+            from_state=state,
+            to_state=state,
+            actor_kind=ActorKind.SYSTEM,
+            actor_label="system",
+            message_count=total,
+            detail=f"held more than {settings.HOLD_HOURS} h",
+        )
+    return totals
+
+
+# --- retention ---------------------------------------------------------------------------
 
 
 def retention_apply(*, batch_size: int | None = None) -> dict[str, int]:
-    """Delete metadata past RETENTION_DAYS: finished messages, delivery errors, hand-off log."""
+    """Delete metadata past RETENTION_DAYS: finished (sent/failed) messages and delivery
+    errors; the relay hand-off log after a day. Held, queued and deferred messages are never
+    touched here (held ones expire, see `held_expire`)."""
     batch_size = batch_size or settings.PURGE_BATCH_SIZE
-    cutoff = timezone.now() - datetime.timedelta(days=settings.RETENTION_DAYS)
+    now = timezone.now()
+    cutoff = now - datetime.timedelta(days=settings.RETENTION_DAYS)
     targets = {
         "messages": Message.objects.filter(
             status__in=[MessageStatus.SENT, MessageStatus.FAILED], completed_at__lt=cutoff
         ),
         "delivery_errors": DeliveryError.objects.filter(created_at__lt=cutoff),
-        "handoffs": RelayHandoff.objects.filter(at__lt=timezone.now() - datetime.timedelta(days=1)),
+        # Only the rolling hour of hand-offs is read (hourly limit); a day leaves a margin.
+        "handoffs": RelayHandoff.objects.filter(at__lt=now - datetime.timedelta(days=1)),
     }
     totals = {}
     for name, queryset in targets.items():
         totals[name] = 0
-        while ids := list(queryset.order_by().values_list("id", flat=True)[:batch_size]):
-            deleted, _ = queryset.model.objects.filter(id__in=ids).delete()
+        while deleted := _delete_batch(queryset, batch_size):
             totals[name] += deleted
     return totals
+
+
+# --- abuse thresholds --------------------------------------------------------------------
 
 
 def abuse_check() -> list[tuple[int, str]]:
     """Block active services over the thresholds of the last hour: more than ABUSE_RATE_FACTOR
     × their hourly limit submitted (`rate`), or over ABUSE_BOUNCE_RATIO of errors among at least
-    ABUSE_BOUNCE_MIN_MESSAGES finished messages (`bounce`). Returns what was blocked."""
+    ABUSE_BOUNCE_MIN_MESSAGES finished messages (`bounce`). Returns what was blocked.
+
+    The hour never reaches back before the service last became active, so a customer who
+    unblocks after an automatic block is not blocked again for the same burst.
+    """
     since = timezone.now() - datetime.timedelta(hours=1)
+    window_start = Greatest(Value(since, output_field=DateTimeField()), F("hosting__mail_service__state_changed_at"))
     active = Q(hosting__mail_service__state=State.ACTIVE)
-    blocked: list[tuple[int, str]] = []
+    lowest_override = MailService.objects.filter(state=State.ACTIVE, hourly_limit_override__isnull=False).aggregate(
+        lowest=Min("hourly_limit_override")
+    )["lowest"]
+    lowest_limit = min([*PLAN_HOURLY_LIMITS.values(), *([lowest_override] if lowest_override else [])])
+
+    blocked: list[tuple[int, str, str]] = []
     submitted = (
-        Message.objects.filter(active, created_at__gte=since)
+        Message.objects.filter(active, created_at__gte=window_start)
         .values("hosting_id", "hosting__plan", "hosting__mail_service__hourly_limit_override")
         .annotate(count=Count("id"))
-        .filter(count__gt=settings.ABUSE_RATE_FACTOR * min(PLAN_HOURLY_LIMITS.values()))
+        .filter(count__gt=settings.ABUSE_RATE_FACTOR * lowest_limit)
+        .order_by()
     )
     for row in submitted:
-        limit = row["hosting__mail_service__hourly_limit_override"] or PLAN_HOURLY_LIMITS[Plan(row["hosting__plan"])]
+        limit = row["hosting__mail_service__hourly_limit_override"]
+        if limit is None:
+            limit = PLAN_HOURLY_LIMITS[Plan(row["hosting__plan"])]
         if row["count"] > settings.ABUSE_RATE_FACTOR * limit:
             blocked.append((row["hosting_id"], BlockReason.RATE, f"{row['count']} messages in one hour"))
     finished = (
-        Message.objects.filter(active, status__in=[MessageStatus.SENT, MessageStatus.FAILED], completed_at__gte=since)
+        Message.objects.filter(
+            active, status__in=[MessageStatus.SENT, MessageStatus.FAILED], completed_at__gte=window_start
+        )
         .values("hosting_id")
         .annotate(total=Count("id"), failed=Count("id", filter=Q(status=MessageStatus.FAILED)))
         .filter(total__gte=settings.ABUSE_BOUNCE_MIN_MESSAGES)
+        .order_by()
     )
-    already = {hosting_id for hosting_id, *_ in blocked}
+    already = {hosting_id for hosting_id, *_rest in blocked}
     for row in finished:
         if row["hosting_id"] not in already and row["failed"] / row["total"] > settings.ABUSE_BOUNCE_RATIO:
             blocked.append((row["hosting_id"], BlockReason.BOUNCE, f"{row['failed']}/{row['total']} in error"))

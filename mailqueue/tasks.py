@@ -5,13 +5,14 @@ import time
 
 from celery import shared_task
 from django.conf import settings
+from django.core.cache import cache
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django.utils import translation
 
 from hosting.models import Hosting
 from mailqueue import delivery, maintenance
-from mailqueue.models import BlockReason
+from mailqueue.models import Action, BlockReason, Event
 
 logger = logging.getLogger(__name__)
 
@@ -44,13 +45,18 @@ def sweep_retries() -> dict:
 
 @shared_task(acks_late=True)
 def run_purge(hosting_id: int) -> bool:
-    """Run the hosting's purge if it is still purging and due; nothing otherwise."""
+    """Run the hosting's purge if it is still purging and due; nothing otherwise (a cancelled,
+    finished or not-yet-due purge is left alone). Resumes a purge left half done."""
     return maintenance.purge_run(hosting_id=hosting_id) is not None
 
 
 @shared_task(acks_late=True)
 def purge_watchdog() -> list[int]:
-    """Run every purge that is due and unfinished (lost task, dead worker)."""
+    """Enqueue the run of every purge that is due and unfinished (lost task, dead worker).
+
+    A run already in progress is harmless: batches are taken under the hosting's lock and the
+    completion happens once.
+    """
     due = maintenance.purges_due()
     for hosting_id in due:
         run_purge.delay(hosting_id)
@@ -59,34 +65,60 @@ def purge_watchdog() -> list[int]:
 
 @shared_task(acks_late=True)
 def expire_held() -> dict:
+    """Delete held messages past their 72 h (HOLD_HOURS); counts and Events per hosting."""
     return maintenance.held_expire()
 
 
 @shared_task(acks_late=True)
 def apply_retention() -> dict:
+    """Delete finished messages' metadata and delivery errors past RETENTION_DAYS."""
     return maintenance.retention_apply()
 
 
 @shared_task(acks_late=True)
 def abuse_check() -> list:
+    """Block active services over the abuse thresholds; each block notifies once."""
     return maintenance.abuse_check()
+
+
+# The notice of one automatic block is sent once: the key names that block's Event.
+AUTO_BLOCK_NOTICE_KEY_TIMEOUT = 30 * 24 * 3600
 
 
 @shared_task(acks_late=True)
 def notify_auto_block(hosting_id: int, reason: str) -> bool:
-    """Tell the customer's contact, in their language, that the platform blocked sending."""
+    """Tell the customer's contact, in their language, that the platform blocked sending.
+
+    Sends at most one notice per automatic block (its Event), even if the task runs twice;
+    a failed send is not remembered, so a redelivery tries again.
+    """
     hosting = Hosting.objects.select_related("customer").filter(pk=hosting_id).first()
     if hosting is None:
         return False
+    event = (
+        Event.objects.filter(hosting=hosting, action=Action.AUTO_BLOCK, reason=reason)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if event is None:
+        return False
+    key = f"mailqueue:auto-block-notice:{hosting.pk}:{event.pk}:{event.created_at.timestamp()}"
+    if not cache.add(key, True, timeout=AUTO_BLOCK_NOTICE_KEY_TIMEOUT):
+        return False
     customer = hosting.customer
-    with translation.override(customer.language):
-        context = {
-            "hosting": hosting,
-            "customer": customer,
-            "reason": BlockReason(reason).label,
-            "reason_code": reason,
-        }
-        subject = render_to_string("mailqueue/email/auto_block_subject.txt", context).strip()
-        body = render_to_string("mailqueue/email/auto_block.txt", context)
-    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [customer.contact_email])
+    try:
+        with translation.override(customer.language):
+            context = {
+                "hosting": hosting,
+                "customer": customer,
+                "reason": BlockReason(reason).label,
+                "reason_code": reason,
+                "hold_hours": settings.HOLD_HOURS,
+            }
+            subject = " ".join(render_to_string("mailqueue/email/auto_block_subject.txt", context).split())
+            body = render_to_string("mailqueue/email/auto_block.txt", context)
+        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [customer.contact_email])
+    except Exception:
+        cache.delete(key)
+        raise
     return True

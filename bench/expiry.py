@@ -1,0 +1,80 @@
+"""Benchmark of the 72 h expiry on PostgreSQL: maintenance.held_expire beside one raw DELETE (the
+limit) and the naive ORM delete, with 10 % of N held messages due, among other hostings' messages.
+
+    createdb -h 127.0.0.1 -U postgres bench_portal
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_portal .venv/bin/python manage.py migrate
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_portal .venv/bin/python bench/expiry.py [--messages 1000000]
+"""
+
+import argparse
+import sys
+
+from purge import OTHER_HOSTINGS, child, django_setup, hostings, insert_messages, report, run_child
+
+
+def prepare(*, messages: int) -> int:
+    """N held messages of the first hosting, 10 % of them due; others' held (not due) and sent ones."""
+    from django.db import connection
+
+    target, *others = hostings(1 + OTHER_HOSTINGS)
+    due = messages // 10
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE mailqueue_message, mailqueue_event, mailqueue_dailycounter")
+        cursor.execute("UPDATE mailqueue_mailservice SET state = 'blocked', block_reason = 'customer'")
+        insert_messages(
+            cursor, hosting_id=target, count=due, status="held", held_until_sql="now() - interval '1 minute'"
+        )
+        insert_messages(
+            cursor, hosting_id=target, count=messages - due, status="held", held_until_sql="now() + interval '1 hour'"
+        )
+        for other in others:
+            insert_messages(
+                cursor,
+                hosting_id=other,
+                count=max(1, messages // 10),
+                status="held",
+                held_until_sql="now() + interval '1 hour'",
+            )
+            insert_messages(cursor, hosting_id=other, count=max(1, messages // 100), status="sent")
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE mailqueue_message")
+    return target
+
+
+def method(name: str, target: int) -> int:
+    from django.db import connection
+    from django.utils import timezone
+
+    from mailqueue import maintenance
+    from mailqueue.models import Message
+
+    if name == "held_expire":
+        return sum(maintenance.held_expire().values())
+    if name == "raw_delete":
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM mailqueue_message WHERE status = 'held' AND held_until <= now()")
+            return cursor.rowcount
+    if name == "orm_delete":
+        return Message.objects.filter(status="held", held_until__lte=timezone.now()).delete()[0]
+    raise ValueError(name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--child")
+    parser.add_argument("--target", type=int)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.target, methods=method)
+        return
+    django_setup()
+    results = {}
+    for name in ("held_expire", "raw_delete", "orm_delete"):
+        target = prepare(messages=args.messages)
+        results[name] = run_child(__file__, name, target)
+    report(f"expiry of {args.messages // 10} due among {args.messages} held messages", results)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

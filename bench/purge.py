@@ -1,0 +1,186 @@
+"""Benchmark of the purge on PostgreSQL: maintenance.purge_run beside one raw DELETE (the limit)
+and the naive ORM delete, on N held messages of one hosting among other hostings' messages.
+
+    createdb -h 127.0.0.1 -U postgres bench_portal
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_portal .venv/bin/python manage.py migrate
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_portal .venv/bin/python bench/purge.py [--messages 1000000]
+
+Each method runs in a fresh subprocess on freshly inserted rows; the figures are its wall time
+and its peak resident memory (getrusage maxrss) above the process's size before the run.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+OTHER_HOSTINGS = 3
+
+
+def django_setup():
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        sys.exit("bench needs PostgreSQL: set DATABASE_URL (see the docstring)")
+
+
+def insert_messages(cursor, *, hosting_id: int, count: int, status: str, held_until_sql: str = "NULL") -> None:
+    """`count` messages of ~1 KB in one INSERT … SELECT generate_series."""
+    cursor.execute(
+        f"""
+        INSERT INTO mailqueue_message (hosting_id, message_id, sender, recipients, recipient_count, subject, size,
+            raw, status, created_at, held_at, held_until, next_attempt_at, attempts, completed_at, last_reply)
+        SELECT %s, '<bench-' || %s || '-' || i || '@bench>', 'www-data@bench.example',
+            '[{{"address": "to@example.org", "status": "pending", "code": null, "reply": ""}}]'::jsonb, 1,
+            'Bench message ' || i, 1000, convert_to(repeat('x', 1000), 'UTF8'), %s, now(),
+            CASE WHEN %s = 'held' THEN now() END, {held_until_sql}, NULL, 0,
+            CASE WHEN %s IN ('sent', 'failed') THEN now() END, ''
+        FROM generate_series(1, %s) AS i
+        """,
+        [hosting_id, hosting_id, status, status, status, count],
+    )
+
+
+def hostings(count: int) -> list[int]:
+    from hosting.models import Customer, Hosting
+    from mailqueue.models import MailService
+
+    customer, _ = Customer.objects.get_or_create(slug="bench", defaults={"name": "Bench", "contact_email": "b@b.fr"})
+    ids = []
+    for number in range(count):
+        hosting, _ = Hosting.objects.get_or_create(service_name=f"bench-{number}.example", customer=customer)
+        MailService.objects.get_or_create(hosting=hosting)
+        ids.append(hosting.pk)
+    return ids
+
+
+def prepare(*, messages: int) -> list[int]:
+    """Fresh rows: `messages` held for the first hosting (blocked, purge due), its sent ones, and
+    held and sent messages of other hostings; then VACUUM ANALYZE."""
+    from django.db import connection
+
+    target, *others = hostings(1 + OTHER_HOSTINGS)
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE mailqueue_message, mailqueue_event, mailqueue_dailycounter")
+        insert_messages(
+            cursor, hosting_id=target, count=messages, status="held", held_until_sql="now() + interval '72 hours'"
+        )
+        insert_messages(cursor, hosting_id=target, count=max(1, messages // 100), status="sent")
+        for other in others:
+            insert_messages(
+                cursor, hosting_id=other, count=max(1, messages // 10), status="held", held_until_sql="now()"
+            )
+            insert_messages(cursor, hosting_id=other, count=max(1, messages // 100), status="sent")
+        cursor.execute(
+            "UPDATE mailqueue_mailservice SET state = 'purging', block_reason = 'customer', "
+            "purge_requested_at = now() - interval '10 minutes', purge_due_at = now() - interval '5 minutes', "
+            "purge_started_at = NULL, purge_deleted = 0 WHERE hosting_id = %s",
+            [target],
+        )
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE mailqueue_message")
+    return [target, *others]
+
+
+def method(name: str, target: int) -> int:
+    """Run one way of deleting the target hosting's held messages; return how many went."""
+    from django.db import connection
+
+    from mailqueue import maintenance
+    from mailqueue.models import Event, Message
+
+    if name == "purge_run":
+        maintenance.purge_run(hosting_id=target)
+        return Event.objects.get(hosting_id=target, action="complete_purge").message_count
+    if name == "purge_run_one_statement_batches":
+        # The proposed mailqueue.services._delete_held_batch: DELETE … WHERE id IN (SELECT … LIMIT n).
+        from mailqueue import services
+
+        def delete_held_batch(*, hosting_id: int, batch_size: int) -> int:
+            held = Message.objects.filter(hosting_id=hosting_id, status="held")
+            return maintenance._delete_batch(held, batch_size)
+
+        services._delete_held_batch = delete_held_batch
+        maintenance.purge_run(hosting_id=target)
+        return Event.objects.get(hosting_id=target, action="complete_purge").message_count
+    if name == "raw_delete":
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM mailqueue_message WHERE hosting_id = %s AND status = 'held'", [target])
+            return cursor.rowcount
+    if name == "orm_delete":
+        return Message.objects.filter(hosting_id=target, status="held").delete()[0]
+    raise ValueError(name)
+
+
+def child(name: str, target: int, methods=method) -> None:
+    django_setup()
+    from django.db import connection
+
+    connection.ensure_connection()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    deleted = methods(name, target)
+    elapsed = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        json.dumps({"deleted": deleted, "seconds": elapsed, "peak_mb": (peak - before) / 1024, "rss_mb": peak / 1024})
+    )
+
+
+def run_child(script: str, name: str, target: int) -> dict:
+    output = subprocess.run(
+        [sys.executable, script, "--child", name, "--target", str(target)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=BASE_DIR,
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def report(title: str, results: dict[str, dict], *, limit: str = "raw_delete", goal_ratio: float = 2.0) -> None:
+    from django.conf import settings
+
+    print(f"\n{title} (PURGE_BATCH_SIZE={settings.PURGE_BATCH_SIZE})")
+    print(f"{'method':<14}{'deleted':>10}{'seconds':>10}{'× raw':>8}{'peak MB':>10}{'RSS MB':>9}")
+    base = results[limit]["seconds"]
+    for name, figures in results.items():
+        print(
+            f"{name:<14}{figures['deleted']:>10}{figures['seconds']:>10.2f}{figures['seconds'] / base:>8.2f}"
+            f"{figures['peak_mb']:>10.1f}{figures['rss_mb']:>9.1f}"
+        )
+    first = next(iter(results))
+    ok = results[first]["seconds"] <= goal_ratio * base and results[first]["peak_mb"] < 200
+    print(f"goal ({first} within {goal_ratio}× {limit}, peak < 200 MB): {'met' if ok else 'NOT met'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--child")
+    parser.add_argument("--target", type=int)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.target)
+        return
+    django_setup()
+    results = {}
+    for name in ("purge_run", "raw_delete", "orm_delete", "purge_run_one_statement_batches"):
+        target, *_others = prepare(messages=args.messages)
+        results[name] = run_child(__file__, name, target)
+    report(f"purge of {args.messages} held messages among {OTHER_HOSTINGS} other hostings' messages", results)
+
+
+if __name__ == "__main__":
+    main()

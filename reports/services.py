@@ -1,0 +1,130 @@
+"""The daily error digest (SPEC §4.4): one e-mail per hosting and day, sent once.
+
+The unique ErrorDigest(hosting, day) row is the once-only guarantee: a run locks it (skipping a
+row another run holds), sends only if it is not sent yet and records the outcome in the same
+transaction. A failed send is recorded (`failed`, `last_error`, `attempts`) and retried by the
+next run.
+"""
+
+import datetime
+import logging
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone, translation
+
+from hosting.models import Hosting
+from mailqueue.models import MailService
+from reports.models import DigestStatus, ErrorDigest
+from reports.selectors import hosting_errors_of_day, hostings_with_errors_on
+
+logger = logging.getLogger(__name__)
+
+# Digests of earlier days left unsent (mailer down) are retried for this many days.
+DIGEST_RETRY_DAYS = 7
+# The platform's mailer must not hold a digest's lock forever.
+DIGEST_SEND_TIMEOUT_SECONDS = 30
+
+
+def _report_recipient(hosting: Hosting) -> str:
+    """The service's error-report recipient, or else the customer's contact e-mail."""
+    service = MailService.objects.filter(hosting=hosting).first()
+    return (service.report_recipient if service else "") or hosting.customer.contact_email
+
+
+def error_digest_message(
+    *, hosting: Hosting, day: datetime.date, recipient: str
+) -> tuple[EmailMultiAlternatives | None, int]:
+    """The digest e-mail (text and HTML, in the customer's language) of the hosting's errors of
+    the local `day`, at most DIGEST_MAX_ERRORS listed with the total, and that total.
+    (None, 0) if there were none."""
+    errors_of_day = hosting_errors_of_day(hosting_id=hosting.pk, day=day)
+    error_count = errors_of_day.count()
+    if not error_count:
+        return None, 0
+    errors = list(errors_of_day[: settings.DIGEST_MAX_ERRORS])
+    context = {
+        "hosting": hosting,
+        "customer": hosting.customer,
+        "day": day,
+        "error_count": error_count,
+        "errors": errors,
+        "shown_count": len(errors),
+        "capped": len(errors) < error_count,
+    }
+    with translation.override(hosting.customer.language):
+        subject = " ".join(render_to_string("reports/email/error_digest_subject.txt", context).split())
+        text = render_to_string("reports/email/error_digest.txt", context)
+        html = render_to_string("reports/email/error_digest.html", context)
+    message = EmailMultiAlternatives(
+        subject,
+        text,
+        settings.DEFAULT_FROM_EMAIL,
+        [recipient],
+        headers={"Auto-Submitted": "auto-generated"},
+    )
+    message.attach_alternative(html, "text/html")
+    return message, error_count
+
+
+def error_digest_send(*, hosting_id: int, day: datetime.date) -> ErrorDigest | None:
+    """Send the hosting's digest of `day` unless it was sent already or another run holds it.
+
+    Returns the digest row as left (sent, failed) or None when there was nothing to do here.
+    Never raises for a mailer failure: it is recorded on the row for the next run.
+    """
+    ErrorDigest.objects.get_or_create(hosting_id=hosting_id, day=day)
+    with transaction.atomic():
+        # SKIP LOCKED on PostgreSQL: a concurrent run moves on; SQLite serialises transactions.
+        digest = (
+            ErrorDigest.objects.select_for_update(skip_locked=True)
+            .select_related("hosting__customer")
+            .filter(hosting_id=hosting_id, day=day)
+            .first()
+        )
+        if digest is None or digest.status == DigestStatus.SENT:
+            return None
+        recipient = _report_recipient(digest.hosting)
+        message, error_count = error_digest_message(hosting=digest.hosting, day=day, recipient=recipient)
+        if message is None:
+            return None  # errors gone since (retention): nothing to report, the row stays pending
+        digest.recipient = recipient
+        digest.error_count = error_count
+        try:
+            message.connection = get_connection(timeout=DIGEST_SEND_TIMEOUT_SECONDS)
+            message.send()
+        except Exception as error:  # any mailer failure (refused, down, timeout) is retried later
+            logger.warning("error digest of hosting %s for %s not sent: %s", hosting_id, day, error)
+            digest.status = DigestStatus.FAILED
+            digest.last_error = f"{type(error).__name__}: {error}"[:500]
+            digest.attempts += 1
+        else:
+            digest.status = DigestStatus.SENT
+            digest.sent_at = timezone.now()
+            digest.last_error = ""
+            digest.attempts += 1
+        digest.save(update_fields=["status", "recipient", "error_count", "attempts", "last_error", "sent_at"])
+    return digest
+
+
+def error_digests_send(*, day: datetime.date | None = None) -> dict[str, int]:
+    """Send the digests of the local `day` (the previous day by default) for every hosting
+    with delivery errors that day, and retry the unsent digests of the days before.
+
+    Safe to run twice and from two processes at once: each digest goes out once.
+    Returns {"sent": n, "failed": n}.
+    """
+    day = day or timezone.localdate() - datetime.timedelta(days=1)
+    work = [(hosting_id, day) for hosting_id in hostings_with_errors_on(day=day)]
+    earlier = ErrorDigest.objects.filter(
+        day__lt=day, day__gte=day - datetime.timedelta(days=DIGEST_RETRY_DAYS)
+    ).exclude(status=DigestStatus.SENT)
+    work += list(earlier.order_by("day", "hosting_id").values_list("hosting_id", "day"))
+    outcome = {"sent": 0, "failed": 0}
+    for hosting_id, digest_day in work:
+        digest = error_digest_send(hosting_id=hosting_id, day=digest_day)
+        if digest is not None:
+            outcome[digest.status] = outcome.get(digest.status, 0) + 1
+    return outcome

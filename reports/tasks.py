@@ -1,0 +1,14 @@
+"""Celery tasks of the reports app: thin, idempotent wrappers around reports.services."""
+
+import datetime
+
+from celery import shared_task
+
+from reports.services import error_digests_send
+
+
+@shared_task(acks_late=True)
+def send_error_digests(day: str | None = None) -> dict:
+    """Send the error digests of `day` (ISO date; the previous local day by default) and retry
+    unsent ones of the days before. Safe to run twice, or from two beat processes at once."""
+    return error_digests_send(day=datetime.date.fromisoformat(day) if day else None)
