@@ -160,8 +160,8 @@ def _load(connection, *, hosting_id: int, args) -> None:
         )
         cursor.execute(
             """
-            INSERT INTO mailqueue_dailycounter (hosting_id, day, submitted, sent, errors, held, purged, expired)
-            SELECT %s, current_date - n, 1000, 900, 100, 0, 0, 0 FROM generate_series(1, 365) AS n
+            INSERT INTO mailqueue_dailycounter (hosting_id, day, sent, errors, held, purged, expired)
+            SELECT %s, current_date - n, 900, 100, 0, 0, 0 FROM generate_series(1, 365) AS n
             """,
             [hosting_id],
         )

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from mailqueue.models import DailyCounter
 
-COUNTER_FIELDS = ("submitted", "sent", "errors", "held", "purged", "expired")
+COUNTER_FIELDS = ("sent", "errors", "held", "purged", "expired")
 
 
 def counter_add(*, hosting_id: int, day: datetime.date | None = None, **increments: int) -> None:

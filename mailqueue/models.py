@@ -202,7 +202,6 @@ class DailyCounter(models.Model):
 
     hosting = models.ForeignKey(Hosting, on_delete=models.CASCADE, related_name="daily_counters")
     day = models.DateField(_("jour"))
-    submitted = models.PositiveIntegerField(default=0)
     sent = models.PositiveIntegerField(default=0)
     errors = models.PositiveIntegerField(default=0)
     held = models.PositiveIntegerField(default=0)

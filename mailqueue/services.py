@@ -136,9 +136,15 @@ def mail_service_lock(*, hosting_id: int) -> MailService:
     """The hosting's mail service, created if missing, locked FOR UPDATE until commit.
 
     On SQLite, transactions are IMMEDIATE (settings): the database write lock serialises them.
+    Only the service row is locked (`of`): a FOR UPDATE on the joined hosting would conflict
+    with every insert referencing it (messages, hand-offs, counters) and deadlock with them.
     """
     MailService.objects.get_or_create(hosting_id=hosting_id)
-    return MailService.objects.select_for_update().select_related("hosting__customer").get(hosting_id=hosting_id)
+    return (
+        MailService.objects.select_for_update(of=("self",))
+        .select_related("hosting__customer")
+        .get(hosting_id=hosting_id)
+    )
 
 
 def mail_service_lock_shared(*, hosting_ids) -> dict[int, str]:
@@ -496,17 +502,33 @@ class SubmissionError(Exception):
 
 
 def _clean_text(value: str, limit: int) -> str:
-    """Header text made safe to store: valid UTF-8, no NUL or line breaks, at most `limit` chars."""
+    """Header text made safe to store: valid UTF-8, unfolded, no NUL or line breaks, at most `limit` chars."""
     value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    value = value.replace("\x00", "").replace("\r", " ").replace("\n", " ").strip()
+    value = value.replace("\r\n", "").replace("\x00", "").replace("\r", " ").replace("\n", " ").strip()
     return value[:limit]
 
 
+def _header_chunk_text(chunk: bytes | str, charset: str | None) -> str:
+    if isinstance(chunk, str):
+        return chunk
+    if charset is None:  # decode_header's encoding of the text between encoded-words
+        return chunk.decode("raw-unicode-escape")
+    try:
+        return chunk.decode(charset, "replace")
+    except LookupError:
+        return chunk.decode("utf-8", "replace")
+
+
 def _decoded_header(value) -> str:
+    """A header's display text: RFC 2047 encoded-words decoded, raw 8-bit read as UTF-8."""
     if value is None:
         return ""
     try:
-        return str(email.header.make_header(email.header.decode_header(str(value))))
+        parts = email.header.decode_header(value)
+        if len(parts) == 1 and parts[0][1] == "unknown-8bit":
+            # Raw 8-bit text (PHP mail() sends subjects as they are), maybe with encoded-words.
+            parts = email.header.decode_header(parts[0][0].decode("utf-8", "replace"))
+        return "".join(_header_chunk_text(chunk, charset) for chunk, charset in parts)
     except Exception:  # malformed encoded-words: keep the header as it came
         return str(value)
 
@@ -595,9 +617,14 @@ def message_accept(*, hosting: Hosting, sender: str, recipients, raw: bytes) -> 
             held_until=now + datetime.timedelta(hours=settings.HOLD_HOURS) if held else None,
             next_attempt_at=None if held else now,
         )
-        counter_add(hosting_id=hosting.pk, submitted=1, held=int(held))
-        if not held:
+        if held:
+            # Only held mail touches the day's counter row: a counter updated by every
+            # submission would serialise a hosting's concurrent submissions on its row lock.
+            counter_add(hosting_id=hosting.pk, held=1)
+        else:
             from mailqueue import tasks
 
-            transaction.on_commit(tasks.deliver_due.delay)
+            # robust: the message is stored; a broker hiccup must not turn that into an error
+            # (the client would submit it again), the periodic delivery sweep picks it up.
+            transaction.on_commit(tasks.deliver_soon, robust=True)
     return message

@@ -19,6 +19,10 @@ CACHE_SECONDS = 10
 QUEUE_STATUSES = [MessageStatus.QUEUED, MessageStatus.HELD, MessageStatus.DEFERRED, MessageStatus.SENDING]
 
 
+def _start_of_today():
+    return timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 class MailQueueCollector:
     def __init__(self):
         self._cached_at = 0.0
@@ -29,6 +33,7 @@ class MailQueueCollector:
             today = DailyCounter.objects.filter(day=timezone.localdate()).aggregate(
                 **{name: Sum(name) for name in COUNTER_FIELDS}
             )
+            today["submitted"] = Message.objects.filter(created_at__gte=_start_of_today()).count()
             self._figures = {
                 "depth": {status: Message.objects.filter(status=status).count() for status in QUEUE_STATUSES},
                 "today": {name: value or 0 for name, value in today.items()},

@@ -81,7 +81,7 @@ class Command(BaseCommand):
             day = today - datetime.timedelta(days=days_ago)
             sent = rng.randint(5, 60)
             errors = rng.randint(0, 4)
-            DailyCounter.objects.create(hosting=hosting, day=day, submitted=sent + errors, sent=sent, errors=errors)
+            DailyCounter.objects.create(hosting=hosting, day=day, sent=sent, errors=errors)
             for index in range(errors):
                 at = now - datetime.timedelta(days=days_ago, minutes=rng.randint(0, 600))
                 address = f"user{rng.randint(1, 999)}@unknown-domain.example"

@@ -1,0 +1,365 @@
+"""The SMTP submission door (SPEC §4.1): aiosmtpd in front of `message_accept`.
+
+Hosted scripts authenticate with their hosting's service name and SMTP password (AUTH PLAIN
+or LOGIN), then submit; every message goes through `mailqueue.services.message_accept`, the
+one submission service, run in a thread pool so the event loop never waits on the database.
+`runsmtpd` serves it in the foreground; `SubmissionDoor` runs it in a background thread.
+"""
+
+import asyncio
+import binascii
+import collections
+import concurrent.futures
+import logging
+import ssl
+import threading
+import time
+import unicodedata
+from base64 import b64decode
+
+from aiosmtpd.smtp import SMTP, AuthResult, Session
+from django.conf import settings
+from django.db import close_old_connections, connections
+
+from hosting.models import Hosting
+from hosting.selectors import hosting_by_smtp_credentials
+from mailqueue.services import SubmissionError, address_validate, message_accept
+
+log = logging.getLogger(__name__)
+
+REPLY_AUTH_INVALID = "535 5.7.8 Authentication credentials invalid"
+REPLY_AUTH_THROTTLED = "421 4.7.0 Too many authentication failures"
+REPLY_TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
+REPLY_TEMPORARY = "451 4.3.0 Temporary error, please try again later"
+
+
+def smtp_text(reply: str) -> str:
+    """A reply made safe for the wire: SMTP replies are ASCII (the services' texts are French)."""
+    folded = unicodedata.normalize("NFKD", str(reply)).encode("ascii", "ignore").decode("ascii")
+    return " ".join(folded.split())
+
+
+def addr_parse(addr: str) -> tuple[str, int]:
+    """`HOST:PORT` (or `[v6]:PORT`) → (host, port); ValueError when it is not one."""
+    host, sep, port = addr.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"Expected HOST:PORT, got {addr!r}")
+    return host.strip("[]"), int(port)
+
+
+class AuthFailureThrottle:
+    """Failed AUTH attempts per client address over a sliding window, in process memory.
+
+    Thread-safe; remembers at most `max_clients` addresses (the least recently failing
+    are forgotten first), so a flood of addresses cannot grow it without bound.
+    """
+
+    def __init__(self, *, max_failures: int, window: float, max_clients: int = 10_000, clock=time.monotonic):
+        self.max_failures = max_failures
+        self.window = window
+        self.max_clients = max_clients
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._failures: collections.OrderedDict[str, collections.deque] = collections.OrderedDict()
+
+    def _recent(self, client: str, now: float) -> collections.deque | None:
+        times = self._failures.get(client)
+        if times is None:
+            return None
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if not times:
+            del self._failures[client]
+            return None
+        return times
+
+    def is_blocked(self, client: str) -> bool:
+        with self._lock:
+            times = self._recent(client, self._clock())
+            return times is not None and len(times) >= self.max_failures
+
+    def failure_record(self, client: str) -> None:
+        with self._lock:
+            now = self._clock()
+            times = self._recent(client, now)
+            if times is None:
+                times = self._failures[client] = collections.deque(maxlen=max(1, self.max_failures))
+            times.append(now)
+            self._failures.move_to_end(client)
+            while len(self._failures) > self.max_clients:
+                self._failures.popitem(last=False)
+
+
+class SubmissionHandler:
+    """aiosmtpd handler: AUTH against the hostings, envelope checks, `message_accept` at DATA.
+
+    Database work runs in `db_threads` worker threads; `close()` closes their connections.
+    """
+
+    def __init__(self, *, throttle: AuthFailureThrottle | None = None, db_threads: int = 8):
+        self.throttle = throttle or AuthFailureThrottle(
+            max_failures=settings.SMTP_AUTH_MAX_FAILURES, window=settings.SMTP_AUTH_FAILURE_WINDOW
+        )
+        self.db_threads = db_threads
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="smtpd-db")
+        self.in_flight = 0  # DATA commands waiting for the database (event-loop thread only)
+        self.open_sessions: set[SMTP] = set()  # live connections, closed when the door stops
+
+    async def _in_db_thread(self, function, *args):
+        def run():
+            close_old_connections()
+            try:
+                return function(*args)
+            finally:
+                close_old_connections()
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, run)
+
+    def close(self) -> None:
+        """Close every worker thread's database connection, then stop the threads."""
+        barrier = threading.Barrier(self.db_threads)
+
+        def close_connection():
+            connections.close_all()
+            # Each worker holds here until all have closed, so every thread runs this once.
+            barrier.wait(timeout=10)
+
+        for _ in range(self.db_threads):
+            self._executor.submit(close_connection)
+        self._executor.shutdown(wait=True)
+
+    # --- AUTH: PLAIN and LOGIN, checked off the event loop, throttled per client address
+
+    async def _authenticate(self, server: SMTP, login: bytes, password: bytes) -> AuthResult:
+        client = server.session.peer[0] if server.session.peer else "?"
+        try:
+            service_name, clear = login.decode(), password.decode()
+        except UnicodeDecodeError:
+            hosting = None
+        else:
+            hosting = await self._in_db_thread(_hosting_by_credentials, service_name, clear)
+        if hosting is None:
+            self.throttle.failure_record(client)
+            log.warning("SMTP AUTH refused from %s for user %r", client, login.decode(errors="replace")[:100])
+            return AuthResult(success=False, handled=False, message=REPLY_AUTH_INVALID)
+        return AuthResult(success=True, auth_data=hosting)
+
+    async def _refuse_if_throttled(self, server: SMTP) -> bool:
+        client = server.session.peer[0] if server.session.peer else "?"
+        if not self.throttle.is_blocked(client):
+            return False
+        log.warning("SMTP AUTH from %s refused: too many failures", client)
+        await server.push(REPLY_AUTH_THROTTLED)
+        server.transport.close()
+        return True
+
+    async def _initial_response(self, server: SMTP, args: list[str], challenge: str) -> bytes | None:
+        """The base64 argument given with AUTH, or the answer to `challenge`; None once refused."""
+        if len(args) == 1:
+            answer = await server.challenge_auth(challenge)
+            return None if not isinstance(answer, bytes) else answer
+        try:
+            return b64decode(args[1].encode(), validate=True)
+        except binascii.Error:
+            await server.push("501 5.5.2 Can't decode base64")
+            return None
+
+    async def auth_PLAIN(self, server: SMTP, args: list[str]) -> AuthResult:
+        if await self._refuse_if_throttled(server):
+            return AuthResult(success=False, handled=True)
+        blob = await self._initial_response(server, args, "")
+        if blob is None:
+            return AuthResult(success=False, handled=True)
+        try:
+            _authzid, login, password = blob.split(b"\x00")
+        except ValueError:
+            await server.push("501 5.5.2 Can't split auth value")
+            return AuthResult(success=False, handled=True)
+        return await self._authenticate(server, login, password)
+
+    async def auth_LOGIN(self, server: SMTP, args: list[str]) -> AuthResult:
+        if await self._refuse_if_throttled(server):
+            return AuthResult(success=False, handled=True)
+        login = await self._initial_response(server, args, "User Name\x00")
+        if login is None:
+            return AuthResult(success=False, handled=True)
+        password = await server.challenge_auth("Password\x00")
+        if not isinstance(password, bytes):
+            return AuthResult(success=False, handled=True)
+        return await self._authenticate(server, login, password)
+
+    # --- envelope and data
+
+    async def handle_MAIL(self, server, session, envelope, address: str, mail_options: list[str]) -> str:
+        try:
+            envelope.mail_from = address_validate(address, field="sender")
+        except SubmissionError as error:
+            return smtp_text(error.smtp_reply)
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 Ok"
+
+    async def handle_RCPT(self, server, session, envelope, address: str, rcpt_options: list[str]) -> str:
+        try:
+            address = address_validate(address)
+        except SubmissionError as error:
+            return smtp_text(error.smtp_reply)
+        if address.lower() in {known.lower() for known in envelope.rcpt_tos}:
+            return "250 2.1.5 Ok"
+        if len(envelope.rcpt_tos) >= settings.MAX_RECIPIENTS:
+            return REPLY_TOO_MANY_RECIPIENTS
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 Ok"
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        hosting: Hosting = session.auth_data
+        self.in_flight += 1
+        try:
+            message = await self._in_db_thread(
+                _message_accept, hosting, envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content
+            )
+        except SubmissionError as error:
+            log.info("SMTP message refused for %s: %s", hosting.service_name, smtp_text(error.smtp_reply))
+            return smtp_text(error.smtp_reply)
+        except Exception:
+            log.exception("SMTP message of %s not stored (temporary error)", hosting.service_name)
+            return REPLY_TEMPORARY
+        finally:
+            self.in_flight -= 1
+        log.info("SMTP message accepted for %s: id %s %s", hosting.service_name, message.pk, message.message_id)
+        return f"250 2.0.0 Ok: queued as {message.pk}"
+
+
+def _hosting_by_credentials(service_name: str, password: str) -> Hosting | None:
+    return hosting_by_smtp_credentials(service_name=service_name, password=password)
+
+
+def _message_accept(hosting: Hosting, sender: str, recipients: list[str], raw: bytes):
+    return message_accept(hosting=hosting, sender=sender, recipients=recipients, raw=raw)
+
+
+class _Session(Session):
+    # aiosmtpd logs a deprecation warning each time it sets login_data; the door reads auth_data.
+    login_data = None
+
+
+class SubmissionSMTP(SMTP):
+    """aiosmtpd's SMTP with the door's policy."""
+
+    # Scripts write long HTML lines; refuse only absurd ones rather than RFC 5321's 1000.
+    line_length_limit = 64 * 1024
+
+    def __init__(self, handler, *, tls_context: ssl.SSLContext | None, **kwargs):
+        # Clear-text AUTH is the documented case without a certificate (a private network);
+        # passing auth_required afterwards keeps aiosmtpd from warning at every connection.
+        super().__init__(
+            handler,
+            hostname=settings.SMTP_INGRESS_HOSTNAME,
+            ident="portal submission",
+            data_size_limit=settings.MAX_MESSAGE_BYTES,
+            tls_context=tls_context,
+            auth_require_tls=tls_context is not None,
+            auth_required=False,
+            **kwargs,
+        )
+        self._auth_required = True
+
+    def _getaddr(self, arg: str):
+        address, rest = super()._getaddr(arg)
+        if address is None:
+            # Unparsable: the handler refuses it with its code (5.1.7 sender, 5.1.3 recipient).
+            address, _space, rest = arg.strip().partition(" ")
+        return address, rest
+
+    def _create_session(self) -> Session:
+        return _Session(self.loop)
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self.event_handler.open_sessions.add(self)
+
+    def connection_lost(self, error) -> None:
+        self.event_handler.open_sessions.discard(self)
+        super().connection_lost(error)
+
+
+def tls_context_from_settings() -> ssl.SSLContext | None:
+    """The STARTTLS context when SMTP_TLS_CERT and SMTP_TLS_KEY are set, otherwise None."""
+    if not (settings.SMTP_TLS_CERT and settings.SMTP_TLS_KEY):
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.SMTP_TLS_CERT, settings.SMTP_TLS_KEY)
+    return context
+
+
+async def door_listen(*, host: str, port: int, handler: SubmissionHandler) -> asyncio.Server:
+    """Start listening (port 0 picks a free one); the caller closes the returned server."""
+    tls_context = tls_context_from_settings()
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(lambda: SubmissionSMTP(handler, tls_context=tls_context), host=host, port=port)
+
+
+async def door_close(server: asyncio.Server, handler: SubmissionHandler, *, drain_seconds: float = 10) -> None:
+    """Stop accepting connections, let messages being stored get their reply, release the threads."""
+    server.close()
+    deadline = time.monotonic() + drain_seconds
+    while handler.in_flight and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    for session in list(handler.open_sessions):
+        if session.transport is not None:
+            session.transport.close()
+    await asyncio.sleep(0)  # let the closed sessions' tasks finish
+    handler.close()
+
+
+class SubmissionDoor:
+    """The SMTP door served from a background thread: `start()` returns (host, port), `stop()`."""
+
+    def __init__(self, *, addr: str | None = None, handler: SubmissionHandler | None = None):
+        self.host, self.port = addr_parse(addr or settings.SMTP_INGRESS_ADDR)
+        self.handler = handler or SubmissionHandler()
+        self._loop = asyncio.new_event_loop()
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.Server | None = None
+
+    def start(self) -> tuple[str, int]:
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def serve():
+            asyncio.set_event_loop(self._loop)
+            try:
+                self._server = self._loop.run_until_complete(
+                    door_listen(host=self.host, port=self.port, handler=self.handler)
+                )
+            except BaseException as error:
+                failure.append(error)
+                ready.set()
+                return
+            self.port = self._server.sockets[0].getsockname()[1]
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=serve, name="smtp-door", daemon=True)
+        self._thread.start()
+        ready.wait(timeout=30)
+        if failure:
+            raise failure[0]
+        return self.host, self.port
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        if self._server is not None:
+            asyncio.run_coroutine_threadsafe(door_close(self._server, self.handler), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        self._loop.close()
+        self._thread = None
+
+    def __enter__(self) -> "SubmissionDoor":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
