@@ -10,8 +10,23 @@
       dialog.showModal();
     });
     dialog.querySelectorAll("[data-close]").forEach(function (button) {
-      button.addEventListener("click", function () { dialog.close(); link.focus(); });
+      button.addEventListener("click", function () { dialog.close(); });
     });
+    // Annuler, Escape: the focus goes back to the link that opened the dialog.
+    dialog.addEventListener("close", function () { link.focus(); });
+    // One request per confirmation, even if Valider is pressed twice.
+    dialog.querySelectorAll("form").forEach(function (form) {
+      form.addEventListener("submit", function () {
+        form.querySelectorAll("button[type=submit]").forEach(function (button) {
+          window.setTimeout(function () { button.disabled = true; }, 0);
+        });
+      });
+    });
+  });
+  // Back to a page kept in the browser's cache: its Valider buttons work again.
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted) return;
+    document.querySelectorAll("dialog button[type=submit]").forEach(function (button) { button.disabled = false; });
   });
 
   var service = document.getElementById("service");
