@@ -7,6 +7,7 @@ A relay session is opened once per delivery batch and reused for every message i
 import smtplib
 import ssl
 import uuid
+from collections import defaultdict
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -58,32 +59,74 @@ class SmtpRelay:
 
     def send(self, *, sender: str, recipients: list[str], raw: bytes) -> dict[str, tuple[int, str]]:
         """Per recipient (code, reply). A lost connection gives 421 to every recipient and is
-        reopened for the next message."""
-        if self.connection is None:
+        reopened for the next message; RelayUnavailable when it cannot be reopened."""
+        if self.connection is None or self.connection.sock is None:
             self.open()
+        envelope_sender, sender_error = _envelope_address(sender) if sender else ("", None)
+        if sender_error:
+            return dict.fromkeys(recipients, sender_error)
+        results: dict[str, tuple[int, str]] = {}
+        envelope: dict[str, list[str]] = defaultdict(list)  # envelope address -> addresses as stored
+        for recipient in recipients:
+            address, error = _envelope_address(recipient)
+            if error:
+                results[recipient] = error
+            else:
+                envelope[address].append(recipient)
+        stored = [recipient for group in envelope.values() for recipient in group]
+        if not envelope:
+            return results
         try:
-            refused = self.connection.sendmail(sender, recipients, raw)
+            refused = self.connection.sendmail(envelope_sender, list(envelope), raw)
         except smtplib.SMTPRecipientsRefused as error:
+            # No DATA was sent: the recipients the relay did not refuse got nothing either
+            # (smtplib stops at a 421 and reports only the recipients refused so far).
             refused = error.recipients
+            untried = next((reply for reply in refused.values() if reply[0] == CONNECTION_FAILURE_CODE), None)
+            untried = untried or (CONNECTION_FAILURE_CODE, "not sent: every other recipient was refused")
+            refused = {address: refused.get(address, untried) for address in envelope}
+            if self.connection.sock is None:  # closed by smtplib after a 421
+                self.connection = None
         except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as error:
             self._reset()
-            reply = _text(error.smtp_error)
-            return dict.fromkeys(recipients, (error.smtp_code, reply))
+            reply = (error.smtp_code, _text(error.smtp_error))
+            return results | dict.fromkeys(stored, reply)
         except (OSError, smtplib.SMTPException) as error:
             self.connection.close()
             self.connection = None
-            return dict.fromkeys(recipients, (CONNECTION_FAILURE_CODE, f"connection to relay lost: {error}"))
-        results = dict.fromkeys(recipients, (250, "OK"))
-        for recipient, (code, reply) in refused.items():
-            results[recipient] = (code, _text(reply))
+            reply = (CONNECTION_FAILURE_CODE, f"connection to relay lost: {error}")
+            return results | dict.fromkeys(stored, reply)
+        for address, group in envelope.items():
+            code, reply = refused.get(address, (250, "OK"))
+            results.update(dict.fromkeys(group, (code, _text(reply))))
         return results
 
     def _reset(self) -> None:
+        if self.connection.sock is None:
+            self.connection = None
+            return
         try:
             self.connection.rset()
         except (OSError, smtplib.SMTPException):
             self.connection.close()
             self.connection = None
+
+
+def _envelope_address(address: str) -> tuple[str, tuple[int, str] | None]:
+    """The address as the relay's envelope takes it (IDNA domain), or a permanent error.
+
+    Submission accepts internationalised domains; smtplib would raise on them mid-batch.
+    """
+    if address.isascii():
+        return address, None
+    local, _at, domain = address.rpartition("@")
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return address, (553, "5.1.3 domain name not encodable in IDNA")
+    if not local.isascii():
+        return address, (553, "5.6.7 non-ASCII local part needs SMTPUTF8, not used by this relay")
+    return f"{local}@{domain}", None
 
 
 class FileRelay:
