@@ -8,7 +8,7 @@ permissions only) see everything and can change nothing.
 from django import forms
 from django.contrib import admin, messages
 from django.db import connection
-from django.db.models import Sum, TextField
+from django.db.models import Q, Sum, TextField
 from django.db.models.functions import Cast
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -16,7 +16,16 @@ from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from hosting.models import Hosting
-from mailqueue.models import BlockReason, DailyCounter, DeliveryError, Event, MailService, Message, MessageStatus
+from mailqueue.models import (
+    BlockReason,
+    DailyCounter,
+    DeliveryError,
+    Event,
+    MailService,
+    Message,
+    MessageStatus,
+    State,
+)
 from mailqueue.services import (
     Actor,
     MailServiceError,
@@ -71,7 +80,11 @@ def _run_for_each(modeladmin, request, queryset, service_call, done_message):
         try:
             service_call(hosting, actor)
         except MailServiceError as error:
-            modeladmin.message_user(request, f"{hosting.service_name} : {error.message}", messages.ERROR)
+            # Not starting with the service name: the admin capitalises messages ("Site.fr").
+            refusal = _("Hébergement %(service_name)s : %(message)s")
+            modeladmin.message_user(
+                request, refusal % {"service_name": hosting.service_name, "message": error.message}, messages.ERROR
+            )
         else:
             done += 1
     if done:
@@ -102,17 +115,41 @@ def _form_action(modeladmin, request, queryset, form_class, title, apply):
     return TemplateResponse(request, "admin/mailqueue/action_form.html", context)
 
 
+def _service_of(hosting: Hosting) -> MailService | None:
+    """The hosting's mail service row, or None: it is created on first use (hosting_create
+    does not make it), and a listing must not fail on a hosting that has none yet."""
+    return getattr(hosting, "mail_service", None)
+
+
+class MailServiceStateFilter(admin.SimpleListFilter):
+    """By state, counting a hosting whose service row does not exist yet as active."""
+
+    title = _("état")
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return State.choices
+
+    def queryset(self, request, queryset):
+        if self.value() == State.ACTIVE:
+            return queryset.filter(Q(mail_service__state=State.ACTIVE) | Q(mail_service__isnull=True))
+        if self.value() in State.values:
+            return queryset.filter(mail_service__state=self.value())
+        return queryset
+
+
 @admin.register(Hosting)
 class HostingAdmin(admin.ModelAdmin):
     list_display = ["service_name", "customer", "plan", "state", "block_reason", "report_recipient", "hourly_limit"]
     list_select_related = ["customer", "mail_service"]
-    list_filter = ["mail_service__state", "mail_service__block_reason", "plan"]
+    list_filter = [MailServiceStateFilter, "mail_service__block_reason", "plan"]
     search_fields = ["service_name", "customer__slug", "customer__name"]
     raw_id_fields = ["customer"]
     readonly_fields = ["held_count", "sent_today", "sent_total", "recent_events", "smtp_password_changed_at"]
     inlines = [MailServiceInline]
     paginator = CappedCountPaginator
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # facets count the whole table once per choice
     actions = ["block", "block_spam", "unblock", "purge", "cancel_purge", "change_recipient", "set_limit"]
 
     def has_act_permission(self, request):
@@ -120,19 +157,23 @@ class HostingAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("état"), ordering="mail_service__state")
     def state(self, hosting):
-        return hosting.mail_service.get_state_display()
+        service = _service_of(hosting)
+        return service.get_state_display() if service else State.ACTIVE.label
 
     @admin.display(description=_("raison du blocage"))
     def block_reason(self, hosting):
-        return hosting.mail_service.get_block_reason_display()
+        service = _service_of(hosting)
+        return (service.get_block_reason_display() if service else "") or "—"
 
     @admin.display(description=_("rapport d'erreurs à"))
     def report_recipient(self, hosting):
-        return hosting.mail_service.report_recipient or "—"
+        service = _service_of(hosting)
+        return (service.report_recipient if service else "") or "—"
 
     @admin.display(description=_("limite horaire"))
     def hourly_limit(self, hosting):
-        return hosting.mail_service.hourly_limit
+        service = _service_of(hosting)
+        return service.hourly_limit if service else hosting.plan_hourly_limit
 
     @admin.display(description=_("e-mails en attente"))
     def held_count(self, hosting):
@@ -149,7 +190,7 @@ class HostingAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("derniers événements"))
     def recent_events(self, hosting):
-        events = Event.objects.filter(hosting=hosting).select_related("actor_user")[:RECENT_EVENTS]
+        events = Event.objects.filter(hosting=hosting)[:RECENT_EVENTS]
         return (
             format_html_join(
                 "",
@@ -249,6 +290,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     paginator = CappedCountPaginator
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # facets count the whole table once per choice
 
     def has_add_permission(self, request):
         return False
@@ -265,22 +307,41 @@ class MessageAdmin(ReadOnlyAdmin):
     list_display = ["id", "hosting", "status", "sender", "subject", "recipient_count", "created_at", "attempts"]
     list_select_related = ["hosting"]
     list_filter = ["status", ("created_at", admin.DateFieldListFilter)]
-    search_fields = ["=hosting__service_name", "=message_id", "sender"]
-    search_help_text = _("Nom du service, message-id exact, expéditeur ou destinataire (contenant @).")
+    # Searched by get_search_results below; search_fields only makes Django show the box.
+    search_fields = ["=message_id"]
+    search_help_text = _(
+        "Nom du service, message-id exact, ou adresse exacte de l'expéditeur ou d'un destinataire (contenant @)."
+    )
     exclude = ["raw"]  # never the content
     raw_id_fields = ["hosting"]
     date_hierarchy = None
 
+    def get_queryset(self, request):
+        # The content is never shown: never read it either (up to MAX_MESSAGE_BYTES a row).
+        return super().get_queryset(request).defer("raw")
+
     def get_search_results(self, request, queryset, search_term):
-        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        """One exact term: a service name, a message-id, or a sender or recipient address.
+
+        Exact lookups on indexed columns (the service resolved first, on the small hostings
+        table) keep a search on millions of messages an index scan; addresses (terms with
+        "@") also look at sender and recipients, which no index covers.
+        """
         term = search_term.strip()
-        if "@" in term and " " not in term:
+        if not term:
+            return queryset, False
+        hosting_ids = list(Hosting.objects.filter(service_name__iexact=term).values_list("pk", flat=True)[:1])
+        condition = Q(hosting_id__in=hosting_ids) | Q(message_id=term)
+        is_message_id = term.startswith("<") and term.endswith(">")  # no address has brackets
+        if "@" in term and " " not in term and not is_message_id:
+            condition |= Q(sender=term)
+            condition |= Q(message_id=f"<{term}>")
             if connection.vendor == "postgresql":
-                matches = self.model.objects.filter(recipients__contains=[{"address": term}])
-            else:
-                matches = self.model.objects.alias(text=Cast("recipients", TextField())).filter(text__icontains=term)
-            queryset |= matches
-        return queryset, may_have_duplicates
+                condition |= Q(recipients__contains=[{"address": term}])
+            else:  # SQLite has no JSON containment: match the stored JSON text
+                queryset = queryset.alias(recipients_text=Cast("recipients", TextField()))
+                condition |= Q(recipients_text__icontains=f'"{term}"')
+        return queryset.filter(condition), False
 
 
 @admin.register(DeliveryError)

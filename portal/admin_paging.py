@@ -34,3 +34,11 @@ class CappedCountPaginator(Paginator):
     @property
     def count_label(self) -> str:
         return f"{self.count}+" if self.capped else str(self.count)
+
+    def page(self, number):
+        """As Paginator.page, but the last page of a capped count is a full page, not cut at the cap."""
+        if not self.capped:
+            return super().page(number)
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        return self._get_page(self.object_list[bottom : bottom + self.per_page], number, self)
