@@ -100,7 +100,10 @@ class Event(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name = _("événement")
         verbose_name_plural = _("événements")
-        indexes = [models.Index(fields=["hosting", "-created_at", "-id"], name="event_hosting_recent")]
+        indexes = [
+            models.Index(fields=["hosting", "-created_at", "-id"], name="event_hosting_recent"),
+            models.Index(fields=["-created_at", "-id"], name="event_recent"),  # the admin's list order
+        ]
 
     def __str__(self) -> str:
         return f"{self.hosting_id} {self.action} {self.created_at:%Y-%m-%d %H:%M}"
@@ -190,7 +193,7 @@ class DeliveryError(models.Model):
         verbose_name_plural = _("e-mails en erreur")
         indexes = [
             models.Index(fields=["hosting", "-created_at", "-id"], name="error_hosting_recent"),
-            models.Index(fields=["created_at"], name="error_created"),
+            models.Index(fields=["-created_at", "-id"], name="error_recent"),  # retention, admin list order
         ]
 
     def __str__(self) -> str:

@@ -27,6 +27,7 @@ class ErrorDigest(models.Model):
     class Meta:
         ordering = ["-day", "hosting_id"]
         constraints = [models.UniqueConstraint(fields=["hosting", "day"], name="errordigest_unique")]
+        indexes = [models.Index(fields=["-day", "hosting"], name="errordigest_recent")]
         verbose_name = _("rapport d'erreurs")
         verbose_name_plural = _("rapports d'erreurs")
 
