@@ -5,9 +5,9 @@ import time
 import pytest
 
 from mailqueue import tasks
-from mailqueue.models import MailService, State
+from mailqueue.models import Event, MailService, Message, MessageStatus, State
 from mailqueue.services import Actor, mail_service_block, mail_service_purge_request
-from tests.factories import HostingFactory
+from tests.factories import HostingFactory, MessageFactory
 
 
 @pytest.mark.django_db(transaction=True)
@@ -26,3 +26,25 @@ def test_worker_runs_purge_watchdog_against_the_database(celery_worker_live, set
             break
         time.sleep(0.2)
     assert MailService.objects.get(hosting=hosting).state == State.ACTIVE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_purge_request_enqueues_after_commit_and_worker_completes_it(celery_worker_live, settings):
+    """The purge request's own task, sent on commit, runs the purge on a real worker."""
+    settings.PURGE_GRACE_SECONDS = 0
+    hosting = HostingFactory()
+    MessageFactory(hosting=hosting, status=MessageStatus.QUEUED)
+    sent = MessageFactory(hosting=hosting, status=MessageStatus.SENT, next_attempt_at=None)
+    mail_service_block(hosting=hosting, actor=Actor.api("test"))
+    assert Message.objects.filter(hosting=hosting, status=MessageStatus.HELD).count() == 1
+
+    mail_service_purge_request(hosting=hosting, actor=Actor.api("test"))
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if MailService.objects.get(hosting=hosting).state == State.ACTIVE:
+            break
+        time.sleep(0.2)
+    assert MailService.objects.get(hosting=hosting).state == State.ACTIVE
+    assert list(Message.objects.filter(hosting=hosting)) == [sent]
+    assert Event.objects.get(hosting=hosting, action="complete_purge").message_count == 1

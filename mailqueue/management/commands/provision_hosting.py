@@ -17,6 +17,8 @@ class Command(BaseCommand):
         parser.add_argument("--plan", choices=Plan.values, default=Plan.PERSO)
 
     def handle(self, *args, service_name, customer, plan, **options):
+        if plan not in Plan.values:  # call_command() with keyword options skips argparse's choices
+            raise CommandError(f"Unknown plan {plan!r}; choose one of {', '.join(Plan.values)}.")
         owner = Customer.objects.filter(slug=customer).first()
         if owner is None:
             raise CommandError(f"No customer with slug {customer!r}.")
