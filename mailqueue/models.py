@@ -79,6 +79,16 @@ class MailService(models.Model):
         return self.report_recipient or self.hosting.customer.contact_email
 
 
+class AppendOnlyQuerySet(models.QuerySet):
+    """Events are never changed or deleted in bulk (a hosting's deletion still cascades)."""
+
+    def update(self, **kwargs):
+        raise ValueError("Events are append-only")
+
+    def delete(self):
+        raise ValueError("Events are append-only")
+
+
 class Event(models.Model):
     """Append-only audit record of every action on a mail service."""
 
@@ -96,6 +106,8 @@ class Event(models.Model):
     message_count = models.PositiveBigIntegerField(_("nombre d'e-mails"), null=True, blank=True)
     detail = models.CharField(_("détail"), max_length=300, blank=True)
 
+    objects = AppendOnlyQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name = _("événement")
@@ -109,8 +121,9 @@ class Event(models.Model):
         return f"{self.hosting_id} {self.action} {self.created_at:%Y-%m-%d %H:%M}"
 
     def save(self, *args, **kwargs):
-        if self.pk is not None and not self._state.adding:
+        if not self._state.adding:
             raise ValueError("Events are append-only")
+        kwargs["force_insert"] = True  # an explicit id must not overwrite an existing event
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):

@@ -117,7 +117,12 @@ def transition_refusal(*, service: MailService, action: Action, actor: Actor):
         return _("Vous n'êtes pas autorisé à effectuer cette action.")
     if service.state not in transition.sources:
         return _STATE_REFUSALS[(action, State(service.state))]
-    if action == Action.UNBLOCK and service.block_reason == BlockReason.SPAM and actor.kind not in _SPAM_UNBLOCKERS:
+    # A purge ends in `active`, so purging a spam block would lift it: the same people only.
+    if (
+        action in (Action.UNBLOCK, Action.PURGE)
+        and service.block_reason == BlockReason.SPAM
+        and actor.kind not in _SPAM_UNBLOCKERS
+    ):
         return _("Ce blocage pour envoi abusif ne peut être levé que par notre support.")
     if action == Action.CANCEL_PURGE and service.purge_started_at is not None:
         return _("La suppression des e-mails a déjà commencé : la purge ne peut plus être annulée.")
@@ -132,13 +137,34 @@ def allowed_actions(*, service: MailService, actor: Actor) -> set[Action]:
 # --- locking -----------------------------------------------------------------------------
 
 
-def mail_service_lock(*, hosting_id: int) -> MailService:
-    """The hosting's mail service, created if missing, locked FOR UPDATE until commit.
+# Namespace of the product's advisory locks (the upper 32 bits of the key): "mail".
+_ADVISORY_NAMESPACE = 0x6D61696C << 32
 
-    On SQLite, transactions are IMMEDIATE (settings): the database write lock serialises them.
-    Only the service row is locked (`of`): a FOR UPDATE on the joined hosting would conflict
+
+def _advisory_lock(hosting_ids, *, shared: bool) -> None:
+    """PostgreSQL: take the hostings' advisory locks until commit, in id order.
+
+    Row share locks let new readers in while a writer waits, so a flood of submissions could
+    hold a block off indefinitely; advisory lock waiters are served in order, so a block waits
+    only for the submissions already in progress.
+    """
+    if connection.vendor != "postgresql":
+        return
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    with connection.cursor() as cursor:
+        for hosting_id in sorted(set(hosting_ids)):
+            cursor.execute(f"SELECT {function}(%s)", [_ADVISORY_NAMESPACE + (hosting_id & 0xFFFFFFFF)])
+
+
+def mail_service_lock(*, hosting_id: int) -> MailService:
+    """The hosting's mail service, created if missing, locked exclusively until commit.
+
+    On PostgreSQL: the hosting's advisory lock (fair against submissions), then the row FOR
+    UPDATE. On SQLite, transactions are IMMEDIATE (settings): the database write lock serialises
+    them. Only the service row is locked (`of`): a FOR UPDATE on the joined hosting would conflict
     with every insert referencing it (messages, hand-offs, counters) and deadlock with them.
     """
+    _advisory_lock([hosting_id], shared=False)
     MailService.objects.get_or_create(hosting_id=hosting_id)
     return (
         MailService.objects.select_for_update(of=("self",))
@@ -148,16 +174,16 @@ def mail_service_lock(*, hosting_id: int) -> MailService:
 
 
 def mail_service_lock_shared(*, hosting_ids) -> dict[int, str]:
-    """The states of these hostings' services, locked FOR SHARE until commit.
+    """The states of these hostings' services, under a shared lock until commit.
 
-    Submissions and delivery results take this lock, transitions take FOR UPDATE: a message
-    stored under a share lock is seen by the block that waits for it (no slip between).
+    Submissions and delivery results take this lock, transitions the exclusive one: a message
+    stored under the shared lock is seen by the block that waits for it (no slip between).
     """
     hosting_ids = sorted(set(hosting_ids))
+    _advisory_lock(hosting_ids, shared=True)
     table = MailService._meta.db_table
     placeholders = ", ".join(["%s"] * len(hosting_ids))
-    lock = " FOR SHARE" if connection.vendor == "postgresql" else ""
-    sql = f"SELECT hosting_id, state FROM {table} WHERE hosting_id IN ({placeholders}) ORDER BY hosting_id{lock}"
+    sql = f"SELECT hosting_id, state FROM {table} WHERE hosting_id IN ({placeholders}) ORDER BY hosting_id"
     with connection.cursor() as cursor:
         cursor.execute(sql, hosting_ids)
         states = dict(cursor.fetchall())
@@ -272,7 +298,8 @@ def mail_service_auto_block(*, hosting: Hosting, reason: BlockReason | str, deta
     service = _block(hosting=hosting, actor=Actor.system(), action=Action.AUTO_BLOCK, reason=reason, detail=detail)
     from mailqueue import tasks
 
-    transaction.on_commit(lambda: tasks.notify_auto_block.delay(hosting.pk, reason))
+    # robust: the block is committed; a broker outage must not turn it into an error.
+    transaction.on_commit(lambda: tasks.notify_auto_block.delay(hosting.pk, reason), robust=True)
     return service
 
 
@@ -300,7 +327,8 @@ def mail_service_unblock(*, hosting: Hosting, actor: Actor) -> MailService:
         if released:
             from mailqueue import tasks
 
-            transaction.on_commit(tasks.deliver_due.delay)
+            # robust: the unblock is committed; if the broker is down, the delivery sweep picks them up.
+            transaction.on_commit(tasks.deliver_due.delay, robust=True)
     return service
 
 
@@ -331,7 +359,8 @@ def mail_service_purge_request(*, hosting: Hosting, actor: Actor) -> MailService
         from mailqueue import tasks
 
         countdown = max(0, settings.PURGE_GRACE_SECONDS)
-        transaction.on_commit(lambda: tasks.run_purge.apply_async((hosting.pk,), countdown=countdown))
+        # robust: the request is committed; if the broker is down, the purge watchdog runs it when due.
+        transaction.on_commit(lambda: tasks.run_purge.apply_async((hosting.pk,), countdown=countdown), robust=True)
     return service
 
 

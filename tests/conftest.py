@@ -43,7 +43,12 @@ def _isolated_celery_queue():
 
 @pytest.fixture
 def celery_worker_live(transactional_db, _isolated_celery_queue):
-    """A real Celery worker (threads) consuming the configured broker, for transaction=True tests."""
+    """A real Celery worker (threads) consuming the configured broker, for transaction=True tests.
+
+    The queue is emptied first: tasks left by earlier tests (delivery kicks) must not run here.
+    """
+    with celery_app.connection_for_write() as connection:
+        connection.default_channel.queue_purge(_isolated_celery_queue)
     with start_worker(
         celery_app,
         pool="threads",

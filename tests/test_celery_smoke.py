@@ -14,7 +14,7 @@ from tests.factories import HostingFactory, MessageFactory
 def test_worker_runs_purge_watchdog_against_the_database(celery_worker_live, settings):
     settings.PURGE_GRACE_SECONDS = 3600
     hosting = HostingFactory()
-    mail_service_block(hosting=hosting, actor=Actor.system(), reason="spam")
+    mail_service_block(hosting=hosting, actor=Actor.api("test"))
     mail_service_purge_request(hosting=hosting, actor=Actor.api("test"))
     MailService.objects.filter(hosting=hosting).update(purge_due_at="2000-01-01T00:00:00Z")
 

@@ -75,8 +75,10 @@ def expected_state(action: str, actor_kind: str, situation: Situation) -> str | 
     sources, target, who = SPEC_TABLE[action]
     if actor_kind not in who or situation.state not in sources:
         return None
-    if action == "unblock" and situation.reason == "spam" and actor_kind != OPERATOR:
-        return None  # "customer (not when reason is spam)"; API acts for the customer
+    if action in ("unblock", "purge") and situation.reason == "spam" and actor_kind != OPERATOR:
+        # "customer (not when reason is spam)"; API acts for the customer. A purge ends in
+        # `active`, so purging a spam block would lift it: refused to the customer as well.
+        return None
     if action == "cancel_purge" and situation.purge_started:
         return None  # "allowed until the deletion has started"
     return target or situation.state
@@ -128,7 +130,7 @@ def bring_to(hosting, situation: Situation, *, operator, time_machine, settings)
     else:
         mail_service_auto_block(hosting=hosting, reason=situation.reason)
     if situation.state == "purging":
-        mail_service_purge_request(hosting=hosting, actor=Actor.api("setup"))
+        mail_service_purge_request(hosting=hosting, actor=Actor.operator(operator))
     if situation.purge_started:
         time_machine.shift(datetime.timedelta(seconds=settings.PURGE_GRACE_SECONDS + 1))
         assert mail_service_purge_start(hosting=hosting) is not None
@@ -325,9 +327,11 @@ def test_only_an_operator_lifts_a_spam_block(actor_kind, allowed, people):
 
 @pytest.mark.django_db
 def test_cancelling_a_spam_purge_keeps_the_spam_block(people):
-    hosting, customer_user, _operator = people
+    hosting, customer_user, operator = people
     mail_service_auto_block(hosting=hosting, reason="spam")
-    mail_service_purge_request(hosting=hosting, actor=Actor.customer(customer_user))
+    with pytest.raises(MailServiceError):
+        mail_service_purge_request(hosting=hosting, actor=Actor.customer(customer_user))
+    mail_service_purge_request(hosting=hosting, actor=Actor.operator(operator))
     mail_service_purge_cancel(hosting=hosting, actor=Actor.customer(customer_user))
     service = MailService.objects.get(hosting=hosting)
     assert (service.state, service.block_reason) == ("blocked", "spam")
