@@ -62,6 +62,12 @@ def celery_worker_live(transactional_db, _isolated_celery_queue):
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    """Tests create many users; the production PBKDF2 cost would dominate the run."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _login_throttling_only_where_tested(request, settings):
     """django-axes needs the request that Client.login() does not pass: tests of login
     throttling opt in with @pytest.mark.axes, the others log in freely."""
