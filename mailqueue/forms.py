@@ -3,16 +3,40 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.utils.translation import gettext_lazy as _
 
+# Longest address a mailbox can have (RFC 5321 path limit), as the model field stores it.
+EMAIL_MAX_LENGTH = 254
 
-class RecipientForm(forms.Form):
+
+class ErrorsDescribeFieldsForm(forms.Form):
+    """A field in error names its message in aria-describedby (`<auto_id>_error` in the template),
+    so that a screen reader says why when the field takes the focus."""
+
+    def full_clean(self):
+        super().full_clean()
+        for name in self.errors:
+            if name in self.fields:
+                self.fields[name].widget.attrs["aria-describedby"] = f"{self[name].auto_id}_error"
+
+
+class RecipientForm(ErrorsDescribeFieldsForm):
     """The error-report recipient; the texts are the reference UI's (SPEC §5)."""
 
-    email = forms.CharField(label=_("Adresse e-mail"), max_length=254, required=False)
+    email = forms.CharField(
+        label=_("Adresse e-mail"),
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "email", "inputmode": "email", "maxlength": EMAIL_MAX_LENGTH}),
+    )
 
     def clean_email(self):
         email = self.cleaned_data["email"].strip()
         if not email:
             raise ValidationError(_("Vous devez saisir une adresse e-mail."), code="required")
+        if len(email) > EMAIL_MAX_LENGTH:
+            raise ValidationError(
+                _("L'adresse e-mail ne doit pas dépasser %(max)d caractères."),
+                code="max_length",
+                params={"max": EMAIL_MAX_LENGTH},
+            )
         try:
             validate_email(email)
         except ValidationError:
@@ -20,5 +44,23 @@ class RecipientForm(forms.Form):
         return email
 
 
-class ErrorLimitForm(forms.Form):
-    limit = forms.IntegerField(label=_("Nombre d'e-mails (max 100) :"), min_value=1, max_value=100, initial=20)
+LIMIT_ERROR = _("Le nombre d'e-mails doit être un entier entre 1 et 100.")
+
+
+class ErrorLimitForm(ErrorsDescribeFieldsForm):
+    """How many delivery errors the page lists: 1–100, 20 by default (SPEC §5, as the API's `limit`)."""
+
+    DEFAULT = 20
+
+    limit = forms.IntegerField(
+        label=_("Nombre d'e-mails (max 100) :"),
+        min_value=1,
+        max_value=100,
+        initial=DEFAULT,
+        error_messages={
+            "required": LIMIT_ERROR,
+            "invalid": LIMIT_ERROR,
+            "min_value": LIMIT_ERROR,
+            "max_value": LIMIT_ERROR,
+        },
+    )

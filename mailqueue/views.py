@@ -5,15 +5,14 @@ import datetime
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.cache import never_cache
 
-from hosting.selectors import hosting_get_for_user
 from hosting.services import hosting_smtp_password_rotate
+from hosting.views import hosting_view
 from mailqueue.forms import ErrorLimitForm, RecipientForm
 from mailqueue.models import Action, State
 from mailqueue.selectors import daily_volumes, delivery_errors_recent, mail_service_summary
@@ -21,6 +20,7 @@ from mailqueue.services import (
     Actor,
     MailServiceError,
     mail_service_block,
+    mail_service_get,
     mail_service_purge_cancel,
     mail_service_purge_request,
     mail_service_recipient_change,
@@ -104,13 +104,15 @@ def _action_buttons(service, actor) -> list[dict]:
     return buttons
 
 
-@login_required
-def emails(request, service_name):
-    hosting = hosting_get_for_user(user=request.user, service_name=service_name)
-    limit_form = ErrorLimitForm(request.GET or None)
-    limit = limit_form.cleaned_data["limit"] if limit_form.is_valid() else 20
-    if not request.GET:
-        limit_form = ErrorLimitForm(initial={"limit": 20})
+@hosting_view("GET", "HEAD")
+def emails(request, hosting):
+    # Only a `limit` in the query is judged: other parameters (tracking, anchors) are ignored.
+    if "limit" in request.GET:
+        limit_form = ErrorLimitForm(request.GET)
+        limit_valid = limit_form.is_valid()
+    else:
+        limit_form, limit_valid = ErrorLimitForm(), True
+    limit = limit_form.cleaned_data["limit"] if limit_form.is_bound and limit_valid else ErrorLimitForm.DEFAULT
     summary = mail_service_summary(hosting=hosting)
     actor = Actor.customer(request.user)
     volumes = daily_volumes(hosting=hosting)
@@ -123,31 +125,31 @@ def emails(request, service_name):
         "errors": delivery_errors_recent(hosting=hosting, limit=limit),
         "limit_form": limit_form,
         "chart": _chart(volumes),
-        "recipient_form": RecipientForm(initial={"email": summary.service.report_recipient}),
         "recipient_confirmation": RECIPIENT_TEXT,
     }
-    return render(request, "mailqueue/emails.html", context)
+    return render(request, "mailqueue/emails.html", context, status=200 if limit_valid else 400)
 
 
-@login_required
-@require_http_methods(["GET", "POST"])
-def action(request, service_name, slug):
-    hosting = hosting_get_for_user(user=request.user, service_name=service_name)
+@hosting_view("GET", "HEAD", "POST")
+def action(request, hosting, slug):
     if slug not in ACTIONS:
         raise Http404("Unknown action")
-    _action, call, title, confirmation = ACTIONS[slug]
+    action_name, call, title, confirmation = ACTIONS[slug]
+    actor = Actor.customer(request.user)
     if request.method == "POST":
         try:
-            call(hosting, Actor.customer(request.user))
+            call(hosting, actor)
         except MailServiceError as error:
             messages.error(request, error.message)
         else:
             messages.success(request, SUCCESS)
         return redirect("mailqueue:emails", service_name=hosting.service_name)
+    # The confirmation page (without JavaScript) says at once when the action is not possible now.
+    refusal = transition_refusal(service=mail_service_get(hosting=hosting), action=action_name, actor=actor)
     return render(
         request,
         "mailqueue/confirm.html",
-        {"hosting": hosting, "title": title, "confirmation": confirmation, "slug": slug},
+        {"hosting": hosting, "title": title, "confirmation": confirmation, "slug": slug, "refusal": refusal},
     )
 
 
@@ -157,12 +159,12 @@ RECIPIENT_TEXT = _(
 )
 
 
-@login_required
-@require_http_methods(["GET", "POST"])
-def recipient(request, service_name):
-    hosting = hosting_get_for_user(user=request.user, service_name=service_name)
-    summary = mail_service_summary(hosting=hosting)
-    form = RecipientForm(request.POST or None, initial={"email": summary.service.report_recipient})
+@hosting_view("GET", "HEAD", "POST")
+def recipient(request, hosting):
+    service = mail_service_get(hosting=hosting)
+    form = RecipientForm(
+        request.POST if request.method == "POST" else None, initial={"email": service.report_recipient}
+    )
     if request.method == "POST" and form.is_valid():
         try:
             mail_service_recipient_change(
@@ -182,11 +184,11 @@ def recipient(request, service_name):
     )
 
 
-@login_required
-def status(request, service_name):
-    """The service's state as JSON, polled by the page while a purge runs."""
-    hosting = hosting_get_for_user(user=request.user, service_name=service_name)
-    service = mail_service_summary(hosting=hosting).service
+@never_cache
+@hosting_view("GET", "HEAD")
+def status(request, hosting):
+    """The service's state as JSON, polled by the page while a purge runs (never cached)."""
+    service = mail_service_get(hosting=hosting)
     purge = _purge_progress(service)
     return JsonResponse(
         {
@@ -198,20 +200,18 @@ def status(request, service_name):
     )
 
 
-@login_required
-@require_http_methods(["GET", "POST"])
-def smtp_credentials(request, service_name):
-    hosting = hosting_get_for_user(user=request.user, service_name=service_name)
+@never_cache
+@hosting_view("GET", "HEAD", "POST")
+def smtp_credentials(request, hosting):
     new_password = None
     if request.method == "POST":
         new_password = hosting_smtp_password_rotate(hosting=hosting)
-    response = render(
+    # never_cache: the new password is shown once, in this response only, and kept by no cache.
+    return render(
         request,
         "mailqueue/smtp_credentials.html",
         {"hosting": hosting, "new_password": new_password, "ingress": settings.SMTP_INGRESS_ADDR},
     )
-    response["Cache-Control"] = "no-store"  # the new password is shown once, never cached
-    return response
 
 
 def _chart(volumes: list[dict]) -> dict:
