@@ -35,3 +35,8 @@ format: install
 
 clean:
 	rm -rf var/ staticfiles/
+
+## Every benchmark of bench/ at a small scale, a few minutes (BENCH_ARGS="--scale large" for
+## 1,000,000 messages), on the PostgreSQL server of DATABASE_URL; writes docs/BENCHMARKS.md.
+bench: install
+	BENCH_ARGS="$(BENCH_ARGS)" $(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -12,6 +12,7 @@ each run (next to the server of --server), migrated here, filled with generate_s
 """
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -116,6 +117,7 @@ def main() -> None:
     parser.add_argument("--repetitions", type=int, default=7)
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--keep", action="store_true", help="keep the bench_admin database afterwards")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures there (bench/run.py)")
     options = parser.parse_args()
 
     os.environ["DATABASE_URL"] = database_recreate(options.server)
@@ -150,7 +152,7 @@ def main() -> None:
     connection.close()
 
     print(f"{'page':30} {'loaded ms':>10} {'empty ms':>9} {'ratio':>7} {'1 page ms':>10} {'ratio':>7}")
-    short = []
+    short, figures = [], []
     for label, _url in PAGES:
         ratio = loaded[label] / baseline[label]
         page_ratio = loaded[label] / one_page[label]
@@ -161,8 +163,25 @@ def main() -> None:
             f"{label:30} {loaded[label] * 1000:10.1f} {baseline[label] * 1000:9.1f} {ratio:6.2f}×"
             f" {one_page[label] * 1000:10.1f} {page_ratio:6.2f}×{goal}"
         )
+        figures.append(
+            {
+                "benchmark": "admin",
+                "figure": f"{label} ({options.messages} messages, {options.hostings} hostings)",
+                "unit": "ms",
+                "value": loaded[label] * 1000,
+                "baseline": baseline[label] * 1000,
+                "baseline_label": "empty database",
+                "ratio": ratio,
+                "goal": f"<= {GOAL:g}x empty" if label in GOAL_PAGES else "",
+                "met": ratio <= GOAL if label in GOAL_PAGES else None,
+                "one_page_ms": one_page[label] * 1000,
+                "one_page_ratio": page_ratio,
+            }
+        )
     verdict = "missed: " + ", ".join(short) if short else "met"
     print(f"goal (message and hosting lists within {GOAL:g}× of empty): {verdict}")
+    if options.json:
+        Path(options.json).write_text(json.dumps(figures, indent=2))
 
     if not options.keep:
         import psycopg

@@ -7,7 +7,9 @@ limit) and the naive ORM delete, with 10 % of N held messages due, among other h
 """
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 from purge import OTHER_HOSTINGS, child, django_setup, hostings, insert_messages, report, run_child
 
@@ -64,6 +66,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--child")
     parser.add_argument("--target", type=int)
+    parser.add_argument("--json", metavar="PATH", help="also write the figures there (bench/run.py)")
     args = parser.parse_args()
     if args.child:
         child(args.child, args.target, methods=method)
@@ -73,7 +76,10 @@ def main() -> None:
     for name in ("held_expire", "raw_delete", "orm_delete"):
         target = prepare(messages=args.messages)
         results[name] = run_child(__file__, name, target)
-    report(f"expiry of {args.messages // 10} due among {args.messages} held messages", results)
+    title = f"expiry of {args.messages // 10} due among {args.messages} held messages"
+    figures = report(title, results, benchmark="expiry")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ It works in its own database (default bench_pages), created and migrated on the 
 """
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -40,6 +41,7 @@ def main() -> None:
     parser.add_argument("--hostings", type=int, default=1_000)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--database", default="bench_pages")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures there (bench/run.py)")
     args = parser.parse_args()
 
     _prepare_database(args.database)
@@ -102,12 +104,30 @@ def main() -> None:
         cursor.execute("ANALYZE")
     loaded = measure()
     print(f"\n{'request':<22} {'at scale':>10} {'baseline':>10} {'ratio':>7} {'queries':>9}")
+    figures = []
     for label, (seconds, queries) in loaded.items():
         base_seconds, base_queries = baseline[label]
         print(
             f"{label:<22} {seconds * 1000:>8.1f}ms {base_seconds * 1000:>8.1f}ms "
             f"{seconds / base_seconds:>6.2f}× {queries:>4}/{base_queries:<4}"
         )
+        figures.append(
+            {
+                "benchmark": "pages",
+                "figure": f"{label} ({args.messages} messages, {args.errors} errors, {args.hostings} hostings)",
+                "unit": "ms",
+                "value": seconds * 1000,
+                "baseline": base_seconds * 1000,
+                "baseline_label": "1 hosting, 0 messages",
+                "ratio": seconds / base_seconds,
+                "goal": "<= 2x, same query count",
+                "met": seconds / base_seconds <= 2 and queries == base_queries,
+                "queries": queries,
+                "baseline_queries": base_queries,
+            }
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2))
 
 
 def _load(connection, *, hosting_id: int, args) -> None:

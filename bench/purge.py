@@ -149,7 +149,15 @@ def run_child(script: str, name: str, target: int) -> dict:
     return json.loads(output.strip().splitlines()[-1])
 
 
-def report(title: str, results: dict[str, dict], *, limit: str = "raw_delete", goal_ratio: float = 2.0) -> None:
+def report(
+    title: str,
+    results: dict[str, dict],
+    *,
+    limit: str = "raw_delete",
+    goal_ratio: float = 2.0,
+    benchmark: str = "purge",
+) -> list[dict]:
+    """Print the table; return the figures in bench/run.py's shape."""
     from django.conf import settings
 
     print(f"\n{title} (PURGE_BATCH_SIZE={settings.PURGE_BATCH_SIZE})")
@@ -163,6 +171,38 @@ def report(title: str, results: dict[str, dict], *, limit: str = "raw_delete", g
     first = next(iter(results))
     ok = results[first]["seconds"] <= goal_ratio * base and results[first]["peak_mb"] < 200
     print(f"goal ({first} within {goal_ratio}× {limit}, peak < 200 MB): {'met' if ok else 'NOT met'}")
+    figures = []
+    for name, measured in results.items():
+        if name == limit:
+            continue
+        goal = f"<= {goal_ratio:g}x {limit}" if name == first else ""
+        figures.append(
+            {
+                "benchmark": benchmark,
+                "figure": f"{name}, {measured['deleted']} deleted",
+                "unit": "s",
+                "value": measured["seconds"],
+                "baseline": base,
+                "baseline_label": f"{limit}, {results[limit]['deleted']} deleted",
+                "ratio": measured["seconds"] / base,
+                "goal": goal,
+                "met": measured["seconds"] <= goal_ratio * base if goal else None,
+            }
+        )
+    figures.append(
+        {
+            "benchmark": benchmark,
+            "figure": f"{first} peak memory above start",
+            "unit": "MB",
+            "value": results[first]["peak_mb"],
+            "baseline": results[limit]["peak_mb"],
+            "baseline_label": limit,
+            "ratio": None,
+            "goal": "< 200 MB",
+            "met": results[first]["peak_mb"] < 200,
+        }
+    )
+    return figures
 
 
 def main() -> None:
@@ -170,6 +210,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--child")
     parser.add_argument("--target", type=int)
+    parser.add_argument("--json", metavar="PATH", help="also write the figures there (bench/run.py)")
     args = parser.parse_args()
     if args.child:
         child(args.child, args.target)
@@ -179,7 +220,9 @@ def main() -> None:
     for name in ("purge_run", "raw_delete", "orm_delete", "purge_run_one_statement_batches"):
         target, *_others = prepare(messages=args.messages)
         results[name] = run_child(__file__, name, target)
-    report(f"purge of {args.messages} held messages among {OTHER_HOSTINGS} other hostings' messages", results)
+    figures = report(f"purge of {args.messages} held messages among {OTHER_HOSTINGS} other hostings' messages", results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":
