@@ -56,7 +56,9 @@ def _failure_key(request) -> str:
 def _check_not_throttled(request) -> None:
     if (cache.get(_failure_key(request)) or 0) >= settings.API_AUTH_MAX_FAILURES:
         raise exceptions.Throttled(
-            wait=settings.API_AUTH_FAILURE_WINDOW, detail=_("Trop d'échecs d'authentification. Réessayez plus tard.")
+            # Throttled joins its detail with plain strings: a lazy translation would be a server error.
+            wait=settings.API_AUTH_FAILURE_WINDOW,
+            detail=str(_("Trop d'échecs d'authentification. Réessayez plus tard.")),
         )
 
 

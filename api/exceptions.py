@@ -1,6 +1,6 @@
 """Every API error is {"message": …} with the HTTP status of SPEC §7."""
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, SuspiciousOperation
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -26,11 +26,14 @@ def handler(exc, context):
         return Response({"message": str(exc.message)}, status=code)
     if isinstance(exc, SubmissionError):
         return Response({"message": str(exc.message), "smtpCode": exc.smtp_code}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, SuspiciousOperation):  # too large a body, too many form fields: bad input
+        return Response({"message": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) if str(exc) else "Not found")
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
     response = exception_handler(exc, context)
     if response is not None:
-        response.data = {"message": _flatten(response.data.get("detail", response.data))}
+        detail = response.data.get("detail", response.data) if isinstance(response.data, dict) else response.data
+        response.data = {"message": _flatten(detail)}
     return response

@@ -8,6 +8,10 @@ ACTIONS = ["BLOCK", "UNBLOCK", "PURGE", "CANCEL_PURGE"]
 STATES = ["ok", "ko", "bounce", "spam", "purging"]
 
 
+class ErrorSerializer(serializers.Serializer):
+    message = serializers.CharField(help_text="What went wrong, for a person to read")
+
+
 class HostingSerializer(serializers.Serializer):
     serviceName = serializers.CharField()
     plan = serializers.CharField()
@@ -88,3 +92,4 @@ class EventSerializer(serializers.Serializer):
     actor = serializers.CharField(source="actor_kind")
     actorLabel = serializers.CharField(source="actor_label")
     messageCount = serializers.IntegerField(source="message_count", allow_null=True)
+    detail = serializers.CharField()

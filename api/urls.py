@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from api import views
@@ -16,4 +16,6 @@ urlpatterns = [
     path(f"{EMAIL}/events", views.EventsView.as_view(), name="api-email-events"),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[]), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[]), name="api-docs"),
+    # Anything else under /1.0/ is a 404 shaped like every other API error, not an HTML page.
+    re_path(r"^(?!(?:schema|docs)$)", views.not_found, name="api-not-found"),  # keeps APPEND_SLASH for those
 ]

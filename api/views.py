@@ -8,14 +8,20 @@ import time
 
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import exceptions
 from rest_framework import serializers as drf_serializers
+from rest_framework.decorators import api_view, authentication_classes, permission_classes, schema
 from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from api import serializers
+from api.parsers import JSONParser
+from api.throttling import CustomerRateThrottle
 from hosting.models import Hosting
 from hosting.selectors import hostings_visible_to
 from mailqueue.models import BlockReason, Event, Message, State
@@ -52,55 +58,99 @@ def api_actor(request) -> Actor:
     return Actor.api(request.user.get_username(), user=user)
 
 
-class HostingView(APIView):
+def errors(*codes: int) -> dict:
+    """The error responses of an operation, all shaped {"message": …}."""
+    return {code: OpenApiResponse(serializers.ErrorSerializer, description=ERROR_DESCRIPTIONS[code]) for code in codes}
+
+
+ERROR_DESCRIPTIONS = {
+    400: "Bad input",
+    401: "Not authenticated, bad signature, stale timestamp or revoked credentials",
+    403: "Forbidden",
+    404: "Unknown service, or another customer's",
+    409: "Transition not allowed in the current state",
+    429: "Too many requests or too many authentication failures",
+}
+AUTHENTICATED_ERRORS = (401, 403, 429)
+
+
+class ApiView(APIView):
+    """Base of the API's views: throttled per customer (API callers) or per user (session)."""
+
+    throttle_classes = [AnonRateThrottle, CustomerRateThrottle]
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
+
+
+class HostingView(ApiView):
     """Base for the views of one hosting: resolves {serviceName} through the tenancy selector."""
 
     def hosting(self, request, service_name: str) -> Hosting:
-        hosting = hostings_visible_to(request.user).select_related("customer").filter(service_name=service_name).first()
+        hosting = None
+        if "\x00" not in service_name:  # PostgreSQL refuses NUL in a query parameter
+            hosting = (
+                hostings_visible_to(request.user).select_related("customer").filter(service_name=service_name).first()
+            )
         if hosting is None:
             raise Http404(f"The requested object (serviceName = {service_name}) does not exist")
         return hosting
 
 
-class AuthTimeView(APIView):
+class AuthTimeView(ApiView):
     authentication_classes = []
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={200: OpenApiTypes.INT}, summary="Server time (Unix seconds)")
+    @extend_schema(responses={200: OpenApiTypes.INT, **errors(429)}, summary="Server time (Unix seconds)")
     def get(self, request):
         return Response(int(time.time()))
 
 
-class HostingListView(APIView):
-    @extend_schema(responses={200: drf_serializers.ListSerializer(child=drf_serializers.CharField())})
+class HostingListView(ApiView):
+    @extend_schema(
+        responses={
+            200: drf_serializers.ListSerializer(child=drf_serializers.CharField()),
+            **errors(*AUTHENTICATED_ERRORS),
+        },
+        summary="The caller's service names",
+    )
     def get(self, request):
         names = hostings_visible_to(request.user).order_by("service_name").values_list("service_name", flat=True)
         return Response(list(names))
 
 
 class HostingDetailView(HostingView):
-    @extend_schema(responses={200: serializers.HostingSerializer})
+    @extend_schema(
+        responses={200: serializers.HostingSerializer, **errors(404, *AUTHENTICATED_ERRORS)}, summary="One hosting"
+    )
     def get(self, request, service_name):
         hosting = self.hosting(request, service_name)
         return Response({"serviceName": hosting.service_name, "plan": hosting.plan, "customer": hosting.customer.slug})
 
 
 class EmailView(HostingView):
-    @extend_schema(responses={200: serializers.EmailSerializer})
+    @extend_schema(
+        responses={200: serializers.EmailSerializer, **errors(404, *AUTHENTICATED_ERRORS)},
+        summary="The hosting's outgoing mail service",
+    )
     def get(self, request, service_name):
         summary = mail_service_summary(hosting=self.hosting(request, service_name))
+        service = summary.service
         return Response(
             {
                 "bounce": summary.error_total,
-                "email": summary.service.report_recipient or None,
+                # The effective recipient: empty means the customer's contact e-mail (SPEC §3).
+                "email": service.report_recipient or service.hosting.customer.contact_email or None,
                 "maxPerDay": summary.hourly_limit * 24,
                 "sent": summary.sent_total,
                 "sentToday": summary.sent_today,
-                "state": ovh_state(summary.service),
+                "state": ovh_state(service),
             }
         )
 
-    @extend_schema(request=serializers.EmailUpdateSerializer, responses={204: None})
+    @extend_schema(
+        request=serializers.EmailUpdateSerializer,
+        responses={204: OpenApiResponse(description="Recipient changed"), **errors(400, 404, *AUTHENTICATED_ERRORS)},
+        summary="Change the error-report recipient (the only writable field)",
+    )
     def put(self, request, service_name):
         hosting = self.hosting(request, service_name)
         payload = serializers.EmailUpdateSerializer(data=request.data)
@@ -110,7 +160,11 @@ class EmailView(HostingView):
 
 
 class EmailRequestView(HostingView):
-    @extend_schema(request=serializers.EmailRequestSerializer, responses={200: OpenApiTypes.STR})
+    @extend_schema(
+        request=serializers.EmailRequestSerializer,
+        responses={200: OpenApiTypes.STR, **errors(400, 404, 409, *AUTHENTICATED_ERRORS)},
+        summary="Block, unblock, purge or cancel a purge",
+    )
     def post(self, request, service_name):
         hosting = self.hosting(request, service_name)
         payload = serializers.EmailRequestSerializer(data=request.data)
@@ -123,21 +177,33 @@ class EmailRequestView(HostingView):
 class BouncesView(HostingView):
     @extend_schema(
         parameters=[serializers.BounceQuerySerializer],
-        responses={200: serializers.BounceSerializer(many=True)},
+        responses={200: serializers.BounceSerializer(many=True), **errors(400, 404, *AUTHENTICATED_ERRORS)},
+        summary="The newest delivery errors",
     )
     def get(self, request, service_name):
         hosting = self.hosting(request, service_name)
         query = serializers.BounceQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        errors = delivery_errors_recent(hosting=hosting, limit=query.validated_data.get("limit", 20))
-        return Response(serializers.BounceSerializer(errors, many=True).data)
+        errors_recent = delivery_errors_recent(hosting=hosting, limit=query.validated_data.get("limit", 20))
+        return Response(serializers.BounceSerializer(errors_recent, many=True).data)
 
 
 class VolumesView(HostingView):
-    @extend_schema(responses={200: serializers.VolumeSerializer(many=True)})
+    @extend_schema(
+        responses={200: serializers.VolumeSerializer(many=True), **errors(404, *AUTHENTICATED_ERRORS)},
+        summary="Messages sent per day, last 30 days",
+    )
     def get(self, request, service_name):
         volumes = daily_volumes(hosting=self.hosting(request, service_name))
         return Response(serializers.VolumeSerializer(volumes, many=True).data)
+
+
+@api_view(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+@authentication_classes([])
+@permission_classes([AllowAny])
+@schema(None)
+def not_found(request):
+    raise exceptions.NotFound("No such API endpoint.")
 
 
 class NewestFirst(CursorPagination):
@@ -146,15 +212,33 @@ class NewestFirst(CursorPagination):
     page_size_query_param = "pageSize"
     max_page_size = 500
 
+    def decode_cursor(self, request):
+        # DRF answers a bad cursor with 404 and a forged position with a server error: 400 for both.
+        try:
+            cursor = super().decode_cursor(request)
+        except exceptions.NotFound:
+            cursor = None
+            valid = False
+        else:
+            valid = cursor is None or cursor.position is None or cursor.position.isdigit()
+        if not valid:
+            raise exceptions.ValidationError({"cursor": self.invalid_cursor_message})
+        return cursor
+
+
+PAGING_PARAMETERS = [
+    OpenApiParameter("cursor", str, description="Opaque paging cursor (from `next` or `previous`)"),
+    OpenApiParameter("pageSize", int, description="1–500, default 50"),
+]
+
 
 class MessagesView(HostingView):
+    pagination_class = NewestFirst  # so that the schema describes the paginated envelope
+
     @extend_schema(
-        parameters=[
-            serializers.MessageQuerySerializer,
-            OpenApiParameter("cursor", str, description="Opaque paging cursor"),
-            OpenApiParameter("pageSize", int, description="1–500, default 50"),
-        ],
-        responses={200: serializers.MessageSerializer(many=True)},
+        parameters=[serializers.MessageQuerySerializer, *PAGING_PARAMETERS],
+        responses={200: serializers.MessageSerializer(many=True), **errors(400, 404, *AUTHENTICATED_ERRORS)},
+        summary="Messages' metadata, newest first (never their content)",
     )
     def get(self, request, service_name):
         hosting = self.hosting(request, service_name)
@@ -163,7 +247,7 @@ class MessagesView(HostingView):
         messages = Message.objects.filter(hosting=hosting).defer("raw")
         if "status" in query.validated_data:
             messages = messages.filter(status=query.validated_data["status"])
-        paginator = NewestFirst()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(messages, request, view=self)
         return paginator.get_paginated_response(serializers.MessageSerializer(page, many=True).data)
 
@@ -175,32 +259,36 @@ class MessagesView(HostingView):
                 {
                     "id": drf_serializers.IntegerField(),
                     "messageId": drf_serializers.CharField(),
-                    "status": drf_serializers.CharField(),
+                    "status": drf_serializers.ChoiceField(choices=["queued", "held"]),
                 },
-            )
+            ),
+            **errors(400, 404, *AUTHENTICATED_ERRORS),
         },
+        summary="Submit a message (queued, or held when sending is blocked)",
     )
     def post(self, request, service_name):
         hosting = self.hosting(request, service_name)
         payload = serializers.MessageSubmitSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
-        message = message_accept(
-            hosting=hosting,
-            sender=data["sender"],
-            recipients=data["recipients"],
-            raw=data["message"].encode("utf-8", "surrogateescape"),
-        )
+        try:
+            raw = data["message"].encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a lone surrogate ("\ud800") in the JSON string
+            raise exceptions.ValidationError({"message": "Not valid Unicode text."}) from None
+        message = message_accept(hosting=hosting, sender=data["sender"], recipients=data["recipients"], raw=raw)
         return Response({"id": message.pk, "messageId": message.message_id, "status": message.status}, status=201)
 
 
 class EventsView(HostingView):
+    pagination_class = NewestFirst
+
     @extend_schema(
-        parameters=[OpenApiParameter("cursor", str), OpenApiParameter("pageSize", int)],
-        responses={200: serializers.EventSerializer(many=True)},
+        parameters=PAGING_PARAMETERS,
+        responses={200: serializers.EventSerializer(many=True), **errors(400, 404, *AUTHENTICATED_ERRORS)},
+        summary="The audit log of the mail service, newest first",
     )
     def get(self, request, service_name):
         hosting = self.hosting(request, service_name)
-        paginator = NewestFirst()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(Event.objects.filter(hosting=hosting), request, view=self)
         return paginator.get_paginated_response(serializers.EventSerializer(page, many=True).data)

@@ -1,0 +1,135 @@
+"""The portal's API credentials page: secrets shown once, digests and ciphertext at rest, revocation."""
+
+import re
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from api import keys
+from api.models import ApiApplication, ApiToken, ConsumerKey
+from api.services import api_credentials_create
+from tests.api.conftest import ApiClient
+from tests.factories import MembershipFactory
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api-credentials/"
+
+
+def secrets_in(html: str) -> dict:
+    return dict(
+        re.findall(r"<dt>(application_key|application_secret|consumer_key|token)</dt><dd><code>([^<]+)</code>", html)
+    )
+
+
+def all_database_text() -> str:
+    """Every column of every API credential row, as text."""
+    rows = []
+    with connection.cursor() as cursor:
+        for model in (ApiApplication, ConsumerKey, ApiToken):
+            cursor.execute(f"SELECT * FROM {model._meta.db_table}")
+            rows += [" ".join(str(value) for value in row) for row in cursor.fetchall()]
+    return "\n".join(rows)
+
+
+@pytest.fixture
+def logged_in(client, owner):
+    client.force_login(owner[0])
+    return client
+
+
+def test_create_shows_the_four_secrets_once(logged_in, owner, hosting):
+    page = logged_in.post(URL, {"name": "deploy script", "customer": owner[1].pk})
+    assert page.status_code == 200
+    assert page["Cache-Control"] == "no-store"
+    shown = secrets_in(page.content.decode())
+    assert set(shown) == {"application_key", "application_secret", "consumer_key", "token"}
+    assert all(len(value) >= 16 for value in shown.values())
+    later = logged_in.get(URL).content.decode()
+    assert secrets_in(later) == {}
+    for name in ("application_secret", "consumer_key", "token"):
+        assert shown[name] not in later
+    assert "deploy script" in later
+    # and they work
+    credentials = type("Shown", (), shown)
+    api = ApiClient(logged_in, credentials)
+    assert api.get("/hosting/web").json() == [hosting.service_name]
+    assert api.get("/hosting/web", auth="bearer").json() == [hosting.service_name]
+
+
+def test_only_digests_and_ciphertext_are_stored(logged_in, owner):
+    shown = secrets_in(logged_in.post(URL, {"name": "x", "customer": owner[1].pk}).content.decode())
+    stored = all_database_text()
+    for name in ("application_secret", "consumer_key", "token"):
+        assert shown[name] not in stored, name
+    application = ApiApplication.objects.get(application_key=shown["application_key"])
+    assert ConsumerKey.objects.get(application=application).key_hash == keys.digest(shown["consumer_key"])
+    assert ApiToken.objects.get().token_hash == keys.digest(shown["token"])
+    assert application.secret_encrypted != shown["application_secret"]
+    assert keys.decrypt(application.secret_encrypted) == shown["application_secret"]
+
+
+def test_customer_choice_is_limited_to_the_users_customers(logged_in, other_hosting):
+    page = logged_in.post(URL, {"name": "x", "customer": other_hosting.customer.pk})
+    assert page.status_code == 400
+    assert secrets_in(page.content.decode()) == {}
+    assert not ApiApplication.objects.exists()
+
+
+def test_revoke_application_and_token(logged_in, owner):
+    created = api_credentials_create(customer=owner[1])
+    api = ApiClient(logged_in, created)
+    application = ApiApplication.objects.get()
+    token = ApiToken.objects.get()
+    response = logged_in.post(f"/api-credentials/applications/{application.pk}/revoke/")
+    assert response.status_code == 302
+    assert api.get("/hosting/web").status_code == 401
+    assert api.get("/hosting/web", auth="bearer").status_code == 200
+    logged_in.post(f"/api-credentials/tokens/{token.pk}/revoke/")
+    assert api.get("/hosting/web", auth="bearer").status_code == 401
+    page = logged_in.get(URL).content.decode()
+    assert "révoquée" in page and "révoqué" in page
+
+
+def test_another_customers_credentials_cannot_be_revoked(logged_in, other_hosting):
+    foreign = api_credentials_create(customer=other_hosting.customer)
+    application = ApiApplication.objects.get()
+    token = ApiToken.objects.get()
+    assert logged_in.post(f"/api-credentials/applications/{application.pk}/revoke/").status_code == 404
+    assert logged_in.post(f"/api-credentials/tokens/{token.pk}/revoke/").status_code == 404
+    application.refresh_from_db()
+    token.refresh_from_db()
+    assert application.revoked_at is None and token.revoked_at is None
+    assert ApiClient(logged_in, foreign).get("/hosting/web").status_code == 200
+    page = logged_in.get(URL).content.decode()
+    assert foreign.application_key not in page
+
+
+def test_anonymous_is_sent_to_login(client, credentials):
+    for method, path in [
+        ("get", URL),
+        ("post", URL),
+        ("post", f"/api-credentials/applications/{ApiApplication.objects.get().pk}/revoke/"),
+        ("post", f"/api-credentials/tokens/{ApiToken.objects.get().pk}/revoke/"),
+    ]:
+        response = getattr(client, method)(path)
+        assert response.status_code == 302
+        assert response["Location"].startswith("/accounts/login/")
+    assert ApiApplication.objects.get().revoked_at is None
+
+
+def test_csrf_is_enforced(owner, credentials):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(owner[0])
+    application = ApiApplication.objects.get()
+    assert client.post(URL, {"name": "x", "customer": owner[1].pk}).status_code == 403
+    assert client.post(f"/api-credentials/applications/{application.pk}/revoke/").status_code == 403
+    assert ApiApplication.objects.count() == 1
+    assert ApiApplication.objects.get().revoked_at is None
+
+
+def test_user_of_two_customers_creates_for_the_chosen_one(logged_in, owner):
+    second = MembershipFactory(user=owner[0]).customer
+    shown = secrets_in(logged_in.post(URL, {"name": "x", "customer": second.pk}).content.decode())
+    assert ApiApplication.objects.get(application_key=shown["application_key"]).customer == second

@@ -1,0 +1,114 @@
+"""No input gets a server error: malformed JSON, wrong content types, huge values, non-UTF-8 bytes."""
+
+import pytest
+
+from mailqueue.models import Event, Message
+from tests.api.conftest import email_path
+
+pytestmark = pytest.mark.django_db
+
+BAD_BODIES = [
+    ("application/json", b"{"),
+    ("application/json", b'{"email": '),
+    ("application/json", b"\xff\xfe\x00garbage"),
+    ("application/json", b'{"email": "\xe9t\xe9@example.org"}'),
+    ("application/json", b'{"action": "BLOCK"' + b" " * 10 + b"}" * 3),
+    ("application/json", b"[" * 5000 + b"]" * 5000),
+    ("application/json", b'{"email": 1' + b"0" * 5000 + b"}"),
+    ("application/json", b'{"email": 1e999}'),
+    ("application/json", b"null"),
+    ("application/json", b"42"),
+    ("application/json", b'"\\ud800"'),
+    ("application/json", b'{"email": "\\u0000@example.org"}'),
+    ("application/json", b'{"action": "\\u0000"}'),
+    ("application/json", b'{"recipients": ["a@example.org"], "message": "' + b"x" * 100_000 + b'\\ud800"}'),
+    ("text/plain", b"email=a@example.org"),
+    ("application/xml", b"<email>a@example.org</email>"),
+    ("application/x-www-form-urlencoded", b"email=%ff%fe&action=\xff"),
+    ("multipart/form-data; boundary=x", b'--x\r\nContent-Disposition: form-data; name="email"\r\n\r\n\xff\r\n--x--'),
+    ("multipart/form-data", b"no boundary"),
+    ("", b"\x00\x01\x02"),
+    ("application/x-www-form-urlencoded", b"&".join(b"f%d=1" % n for n in range(2000))),
+]
+WRITES = [("PUT", "/email"), ("POST", "/email/request"), ("POST", "/email/messages")]
+
+
+@pytest.mark.parametrize("auth", ["sign", "bearer"])
+@pytest.mark.parametrize(("content_type", "body"), BAD_BODIES)
+@pytest.mark.parametrize(("method", "suffix"), WRITES)
+def test_malformed_bodies_are_client_errors(api, hosting, auth, content_type, body, method, suffix):
+    response = api.call(
+        method, f"/hosting/web/{hosting.service_name}{suffix}", body=body, content_type=content_type, auth=auth
+    )
+    assert 400 <= response.status_code < 500, response.content
+    assert set(response.json()) >= {"message"}
+    assert not Message.objects.exists()
+    assert not Event.objects.exists()
+
+
+HUGE_QUERIES = [
+    "/email/bounces?limit=" + "9" * 10_000,
+    "/email/bounces?limit=%00",
+    "/email/bounces?limit=1&limit=2",
+    "/email/messages?status=%00",
+    "/email/messages?status=" + "x" * 10_000,
+    "/email/messages?pageSize=" + "9" * 10_000,
+    "/email/messages?pageSize=-1",
+    "/email/messages?cursor=" + "A" * 10_000,
+    "/email/events?cursor=%ff%fe",
+    "/email/events?pageSize=%00",
+]
+
+
+@pytest.mark.parametrize("suffix", HUGE_QUERIES)
+def test_odd_query_strings_never_fail_the_server(api, hosting, suffix):
+    response = api.get(f"/hosting/web/{hosting.service_name}{suffix}")
+    assert response.status_code in (200, 400), response.content
+    if response.status_code == 400:
+        assert set(response.json()) == {"message"}
+
+
+@pytest.mark.parametrize(
+    "service_name", ["%00", "a%00b", "x" * 5000, "%ff%fe", "%C3%A9t%C3%A9.fr", "..", "a%20b", "%2F"]
+)
+def test_odd_service_names_are_404(api, service_name):
+    for suffix in ("", "/email", "/email/events"):
+        response = api.get(f"/hosting/web/{service_name}{suffix}", auth="bearer")
+        assert response.status_code == 404, (suffix, response.content)
+        assert set(response.json()) == {"message"}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"HTTP_X_OVH_APPLICATION": "\x00"},
+        {"HTTP_X_OVH_APPLICATION": "k", "HTTP_X_OVH_CONSUMER": "c"},
+        {"HTTP_X_OVH_APPLICATION": "k", "HTTP_X_OVH_CONSUMER": "c", "HTTP_X_OVH_TIMESTAMP": "9" * 5000},
+        {
+            "HTTP_X_OVH_APPLICATION": "k",
+            "HTTP_X_OVH_CONSUMER": "c\x00",
+            "HTTP_X_OVH_TIMESTAMP": "1",
+            "HTTP_X_OVH_SIGNATURE": "s",
+        },
+        {"HTTP_AUTHORIZATION": "Bearer \x00"},
+        {"HTTP_AUTHORIZATION": "Bearer " + "x" * 10_000},
+        {"HTTP_AUTHORIZATION": "Basic Zm9vOmJhcg=="},
+    ],
+)
+def test_odd_auth_headers_are_401(api, headers):
+    response = api.call("GET", "/hosting/web", auth="none", **headers)
+    assert response.status_code == 401, response.content
+    assert set(response.json()) == {"message"}
+
+
+def test_unsupported_method_is_405_with_message(api, hosting):
+    response = api.call("DELETE", email_path(hosting))
+    assert response.status_code == 405
+    assert set(response.json()) == {"message"}
+
+
+def test_unknown_api_path_is_a_json_404(api):
+    for path in ("/nope", "/hosting/web/a/b/c", "/hosting"):
+        response = api.get(path, auth="none")
+        assert response.status_code == 404
+        assert set(response.json()) == {"message"}
