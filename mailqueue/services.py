@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from hosting.models import Hosting
-from mailqueue.counters import counter_add
+from mailqueue.counters import counter_add, submitted_today_incr
 from mailqueue.models import (
     Action,
     ActorKind,
@@ -562,13 +562,19 @@ def _decoded_header(value) -> str:
         return str(value)
 
 
+def _storable_text(value: str) -> bool:
+    """No control character (CR, LF, NUL…) and no lone surrogate (which no database stores)."""
+    return not any(ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F or 0xD800 <= ord(char) <= 0xDFFF for char in value)
+
+
 def address_validate(address: str, *, field: str = "recipient") -> str:
-    """A bare envelope address, checked; SubmissionError (553) when it is not one."""
-    address = (address or "").strip()
+    """A bare envelope address, checked; SubmissionError (553) when it is not one (not a string,
+    a line break, NUL or other control character, a lone surrogate, a list separator…)."""
+    address = (address if isinstance(address, str) else "").strip()
     if address.startswith("<") and address.endswith(">"):
         address = address[1:-1].strip()
     try:
-        if len(address) > 254 or any(char in address for char in "\r\n\x00<>,;"):
+        if len(address) > 254 or any(char in address for char in "<>,;") or not _storable_text(address):
             raise ValidationError("bad")
         validate_email(address)
     except ValidationError:
@@ -589,11 +595,11 @@ def message_size_check(size: int) -> None:
 
 def recipients_validate(recipients) -> list[str]:
     """Checked, deduplicated recipients; SubmissionError for none (501), a bad one (553), too many (452)."""
-    unique: list[str] = []
-    for recipient in recipients:
+    first_seen: dict[str, str] = {}  # lower-cased address → the address as first given
+    for recipient in recipients or ():
         address = address_validate(recipient)
-        if address.lower() not in {known.lower() for known in unique}:
-            unique.append(address)
+        first_seen.setdefault(address.lower(), address)
+    unique = list(first_seen.values())
     if not unique:
         raise SubmissionError(_("Au moins un destinataire valide est requis."), smtp_code=501, enhanced_code="5.5.4")
     if len(unique) > settings.MAX_RECIPIENTS:
@@ -656,4 +662,5 @@ def message_accept(*, hosting: Hosting, sender: str, recipients, raw: bytes) -> 
             # robust: the message is stored; a broker hiccup must not turn that into an error
             # (the client would submit it again), the periodic delivery sweep picks it up.
             transaction.on_commit(tasks.deliver_soon, robust=True)
+        transaction.on_commit(submitted_today_incr, robust=True)
     return message

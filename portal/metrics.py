@@ -10,17 +10,13 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 
-from mailqueue.counters import COUNTER_FIELDS
+from mailqueue.counters import COUNTER_FIELDS, submitted_today
 from mailqueue.models import DailyCounter, MailService, Message, MessageStatus
 
 # Scrapes within this many seconds reuse the previous figures.
 CACHE_SECONDS = 10
 # Statuses whose counts use a partial index; sent/failed are history, not queue depth.
 QUEUE_STATUSES = [MessageStatus.QUEUED, MessageStatus.HELD, MessageStatus.DEFERRED, MessageStatus.SENDING]
-
-
-def _start_of_today():
-    return timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 class MailQueueCollector:
@@ -33,7 +29,7 @@ class MailQueueCollector:
             today = DailyCounter.objects.filter(day=timezone.localdate()).aggregate(
                 **{name: Sum(name) for name in COUNTER_FIELDS}
             )
-            today["submitted"] = Message.objects.filter(created_at__gte=_start_of_today()).count()
+            today["submitted"] = submitted_today()
             self._figures = {
                 "depth": {status: Message.objects.filter(status=status).count() for status in QUEUE_STATUSES},
                 "today": {name: value or 0 for name, value in today.items()},
@@ -41,6 +37,9 @@ class MailQueueCollector:
             }
             self._cached_at = time.monotonic()
         return self._figures
+
+    def describe(self):
+        return []  # no collect() when registering: the first request must not pay for it
 
     def collect(self):
         try:
@@ -53,7 +52,8 @@ class MailQueueCollector:
         yield depth
         today = GaugeMetricFamily(
             "portal_mail_messages_today",
-            "Messages today (local day) per event: submitted, sent (delivered), errors (failed recipients), "
+            "Messages today (local day) per event: submitted (accepted, counted in the cache), sent "
+            "(delivered), errors (failed recipients), "
             "held, purged, expired",
             labels=["event"],
         )

@@ -127,7 +127,13 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 
 REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "portal",  # the broker shares the database: never call cache.clear()
+        }
+    }
 else:
     CACHES = {
         "default": {
@@ -183,9 +189,7 @@ CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE_PREFIX", default="") + "portal"
 # Production routes delivery to its own queue and workers, so a mail flood never starves the
 # purge, expiry and digest work (Procfile, compose.yaml); empty: one queue for everything.
 CELERY_DELIVERY_QUEUE = env("CELERY_DELIVERY_QUEUE", default="")
-CELERY_TASK_ROUTES = (
-    {"mailqueue.tasks.deliver_due": {"queue": CELERY_DELIVERY_QUEUE}} if CELERY_DELIVERY_QUEUE else {}
-)
+CELERY_TASK_ROUTES = {"mailqueue.tasks.deliver_due": {"queue": CELERY_DELIVERY_QUEUE}} if CELERY_DELIVERY_QUEUE else {}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -205,6 +209,8 @@ DIGEST_MAX_ERRORS = env.int("DIGEST_MAX_ERRORS", default=100)  # errors listed i
 RETENTION_DAYS = env.int("RETENTION_DAYS", default=30)  # metadata of sent/failed messages
 MAX_MESSAGE_BYTES = env.int("MAX_MESSAGE_BYTES", default=10 * 1024 * 1024)
 MAX_RECIPIENTS = env.int("MAX_RECIPIENTS", default=100)
+# A message submitted through the API travels inside JSON: room for it and its escaping.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * MAX_MESSAGE_BYTES + 1024 * 1024
 # Where delivery goes; the default writes .eml files so a person sees what was "sent".
 SMTP_RELAY_URL = env("SMTP_RELAY_URL", default=f"file://{VAR_DIR / 'outbox'}")
 SMTP_RELAY_TIMEOUT = env.int("SMTP_RELAY_TIMEOUT", default=30)
@@ -248,7 +254,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "api.throttling.CustomerRateThrottle",  # one bucket per customer, whatever the credential
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env("API_THROTTLE_ANON", default="60/minute"),

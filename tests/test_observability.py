@@ -1,0 +1,70 @@
+"""/healthz, /metrics and JSON logs."""
+
+import json
+import logging
+
+import pytest
+from django.core.cache import cache
+
+from mailqueue.counters import submitted_today
+from mailqueue.models import MessageStatus
+from mailqueue.services import message_accept
+from portal import metrics
+from portal.logging import JsonFormatter
+from tests.factories import HostingFactory, MessageFactory
+
+RAW = b"From: a@site.example\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
+
+
+@pytest.mark.django_db
+def test_healthz_reports_database_and_broker(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+    assert "no-cache" in response["Cache-Control"]
+
+
+@pytest.mark.django_db
+def test_healthz_is_503_when_the_broker_is_unreachable(client, settings):
+    from portal.celery import app
+
+    previous = app.conf.broker_url
+    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens there
+    try:
+        response = client.get("/healthz")
+    finally:
+        app.conf.broker_url = previous
+    assert response.status_code == 503
+    assert response.json()["database"] == "ok"
+    assert response.json()["broker"].startswith("error")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_metrics_show_queue_depth_and_todays_counts(client, monkeypatch):
+    monkeypatch.setattr(metrics, "CACHE_SECONDS", 0)
+    hosting = HostingFactory()
+    MessageFactory.create_batch(3, hosting=hosting, status=MessageStatus.HELD)
+    MessageFactory.create_batch(2, hosting=hosting, status=MessageStatus.DEFERRED)
+    before = submitted_today()
+    message_accept(hosting=hosting, sender="a@site.example", recipients=["b@example.org"], raw=RAW)
+
+    body = client.get("/metrics").content.decode()
+
+    lines = dict(line.rsplit(" ", 1) for line in body.splitlines() if line.startswith("portal_"))
+    assert float(lines['portal_mail_queue_depth{status="held"}']) == 3
+    assert float(lines['portal_mail_queue_depth{status="deferred"}']) == 2
+    assert float(lines['portal_mail_queue_depth{status="queued"}']) == 1
+    assert float(lines['portal_mail_messages_today{event="submitted"}']) == before + 1
+    assert float(lines['portal_mail_services{state="active"}']) >= 1
+    assert "django_http_requests_total_by_method_total" in body  # django-prometheus' own
+    cache.delete("mailqueue:delivery-kick")
+
+
+def test_json_log_lines_carry_the_products_identifiers():
+    record = logging.LogRecord("mailqueue.delivery", logging.INFO, __file__, 1, "sent %s", ("x",), None)
+    record.hosting_id = 7
+    record.message_id = "<m@x>"
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "sent x"
+    assert line["level"] == "INFO"
+    assert (line["hosting_id"], line["message_id"]) == (7, "<m@x>")
