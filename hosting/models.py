@@ -66,7 +66,9 @@ class Hosting(models.Model):
     # sha256 of a generated 32-byte secret: high entropy needs no key stretching, and the
     # SMTP door checks it on every connection (see docs/SECURITY in README).
     smtp_password_hash = models.CharField(max_length=100, blank=True, editable=False)
-    smtp_password_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    smtp_password_changed_at = models.DateTimeField(
+        _("mot de passe SMTP changé le"), null=True, blank=True, editable=False
+    )
     created_at = models.DateTimeField(_("créé le"), auto_now_add=True)
 
     class Meta:

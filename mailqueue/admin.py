@@ -199,8 +199,8 @@ class HostingAdmin(admin.ModelAdmin):
                     (
                         timezone.localtime(event.created_at).strftime("%Y-%m-%d %H:%M:%S"),
                         event.get_action_display(),
-                        event.from_state or "-",
-                        event.to_state or "-",
+                        event.get_from_state_display() or "-",
+                        event.get_to_state_display() or "-",
                         event.actor_label,
                         event.message_count if event.message_count is not None else "",
                     )

@@ -52,7 +52,7 @@ class MailService(models.Model):
     report_recipient = models.EmailField(_("rapport d'erreurs à"), blank=True)
     hourly_limit_override = models.PositiveIntegerField(_("limite horaire imposée"), null=True, blank=True)
     state_changed_at = models.DateTimeField(_("état depuis"), default=timezone.now)
-    purge_requested_at = models.DateTimeField(null=True, blank=True)
+    purge_requested_at = models.DateTimeField(_("purge demandée à"), null=True, blank=True)
     purge_due_at = models.DateTimeField(_("purge prévue à"), null=True, blank=True)
     purge_started_at = models.DateTimeField(_("purge commencée à"), null=True, blank=True)
     purge_deleted = models.PositiveBigIntegerField(default=0)  # deleted so far by the running purge
@@ -92,7 +92,9 @@ class AppendOnlyQuerySet(models.QuerySet):
 class Event(models.Model):
     """Append-only audit record of every action on a mail service."""
 
-    hosting = models.ForeignKey(Hosting, on_delete=models.CASCADE, related_name="mail_events")
+    hosting = models.ForeignKey(
+        Hosting, on_delete=models.CASCADE, related_name="mail_events", verbose_name=_("hébergement")
+    )
     created_at = models.DateTimeField(_("date"), default=timezone.now)
     action = models.CharField(_("action"), max_length=20, choices=Action.choices)
     from_state = models.CharField(_("état avant"), max_length=10, choices=State.choices, blank=True)
@@ -146,12 +148,14 @@ class RecipientStatus(models.TextChoices):
 
 
 class Message(models.Model):
-    hosting = models.ForeignKey(Hosting, on_delete=models.CASCADE, related_name="messages")
+    hosting = models.ForeignKey(
+        Hosting, on_delete=models.CASCADE, related_name="messages", verbose_name=_("hébergement")
+    )
     message_id = models.CharField(_("message-id"), max_length=255, db_index=True)
     sender = models.CharField(_("expéditeur"), max_length=320, blank=True)
     # [{"address": str, "status": RecipientStatus, "code": int | None, "reply": str}]
     recipients = models.JSONField(_("destinataires"))
-    recipient_count = models.PositiveSmallIntegerField(default=0)
+    recipient_count = models.PositiveSmallIntegerField(_("nombre de destinataires"), default=0)
     subject = models.CharField(_("objet"), max_length=255, blank=True)
     size = models.PositiveIntegerField(_("taille"))
     raw = models.BinaryField(null=True, editable=False)  # dropped once delivered or failed
@@ -176,6 +180,9 @@ class Message(models.Model):
             models.Index(fields=["created_at"], name="message_created"),
             models.Index(fields=["held_until"], condition=Q(status="held"), name="message_held_until"),
             models.Index(fields=["hosting", "id"], condition=Q(status="held"), name="message_held_hosting"),
+            models.Index(
+                fields=["hosting", "held_until"], condition=Q(status="held"), name="message_held_hosting_until"
+            ),
             models.Index(fields=["next_attempt_at"], condition=Q(status="queued"), name="message_queued_due"),
             models.Index(fields=["next_attempt_at"], condition=Q(status="deferred"), name="message_deferred_due"),
             models.Index(fields=["claimed_at"], condition=Q(status="sending"), name="message_sending_claimed"),
@@ -190,7 +197,9 @@ class Message(models.Model):
 class DeliveryError(models.Model):
     """A recipient refused for good (OVH's "bounce"): kept after its message is gone."""
 
-    hosting = models.ForeignKey(Hosting, on_delete=models.CASCADE, related_name="delivery_errors")
+    hosting = models.ForeignKey(
+        Hosting, on_delete=models.CASCADE, related_name="delivery_errors", verbose_name=_("hébergement")
+    )
     # No database constraint: purge and retention delete messages in bulk, errors stay.
     message = models.ForeignKey(
         Message, on_delete=models.DO_NOTHING, db_constraint=False, null=True, blank=True, related_name="+"
@@ -216,7 +225,9 @@ class DeliveryError(models.Model):
 class DailyCounter(models.Model):
     """Per hosting and local day, kept up to date so reads never count the messages table."""
 
-    hosting = models.ForeignKey(Hosting, on_delete=models.CASCADE, related_name="daily_counters")
+    hosting = models.ForeignKey(
+        Hosting, on_delete=models.CASCADE, related_name="daily_counters", verbose_name=_("hébergement")
+    )
     day = models.DateField(_("jour"))
     sent = models.PositiveIntegerField(default=0)
     errors = models.PositiveIntegerField(default=0)

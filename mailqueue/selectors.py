@@ -3,11 +3,14 @@
 import dataclasses
 import datetime
 
-from django.db.models import Count, Max, Min, Q, Sum
+from django.db.models import Max, Q, Sum
 from django.utils import timezone
 
 from hosting.models import Hosting
 from mailqueue.models import DailyCounter, DeliveryError, MailService, Message, MessageStatus
+
+# Held messages counted at most: beyond it the page says "10 000+", at a bounded cost.
+HELD_COUNT_CAP = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,20 +20,22 @@ class MailServiceSummary:
     error_total: int
     sent_today: int
     hourly_limit: int
-    held_count: int
-    held_oldest: datetime.datetime | None
-    held_next_expiry: datetime.datetime | None
+
+
+@dataclasses.dataclass(frozen=True)
+class HeldQueueSummary:
+    count: int
+    capped: bool  # True: there are more than `count`
+    oldest: datetime.datetime | None
+    next_expiry: datetime.datetime | None
 
 
 def mail_service_summary(*, hosting: Hosting) -> MailServiceSummary:
-    """Counters from the daily counters (never the messages table) and the held-queue summary."""
+    """The service and its counters, from the daily counters (never the messages table)."""
     service, _created = MailService.objects.select_related("hosting__customer").get_or_create(hosting=hosting)
     today = timezone.localdate()
     totals = DailyCounter.objects.filter(hosting=hosting).aggregate(
         sent_total=Sum("sent"), error_total=Sum("errors"), sent_today=Max("sent", filter=Q(day=today))
-    )
-    held = Message.objects.filter(hosting=hosting, status=MessageStatus.HELD).aggregate(
-        count=Count("id"), oldest=Min("held_at"), next_expiry=Min("held_until")
     )
     return MailServiceSummary(
         service=service,
@@ -38,9 +43,23 @@ def mail_service_summary(*, hosting: Hosting) -> MailServiceSummary:
         error_total=totals["error_total"] or 0,
         sent_today=totals["sent_today"] or 0,
         hourly_limit=service.hourly_limit,
-        held_count=held["count"],
-        held_oldest=held["oldest"],
-        held_next_expiry=held["next_expiry"],
+    )
+
+
+def held_queue_summary(*, hosting: Hosting) -> HeldQueueSummary:
+    """How many messages are held (up to HELD_COUNT_CAP), the oldest, the next to expire.
+
+    Two index reads whatever the queue size: a count bounded by the cap, and the first row of
+    the (hosting, held_until) partial index (held_until is held_at + HOLD_HOURS).
+    """
+    held = Message.objects.filter(hosting=hosting, status=MessageStatus.HELD)
+    count = held.order_by()[: HELD_COUNT_CAP + 1].count()
+    first = held.order_by("held_until").values("held_at", "held_until").first() or {}
+    return HeldQueueSummary(
+        count=min(count, HELD_COUNT_CAP),
+        capped=count > HELD_COUNT_CAP,
+        oldest=first.get("held_at"),
+        next_expiry=first.get("held_until"),
     )
 
 

@@ -238,6 +238,20 @@ def _message_accept(hosting: Hosting, sender: str, recipients: list[str], raw: b
     return message_accept(hosting=hosting, sender=sender, recipients=recipients, raw=raw)
 
 
+def _address_as_written(arg: str) -> str:
+    """The address of a MAIL or RCPT argument as sent: `<…>` (up to the first ">", the brackets
+    kept when it is missing) or up to the first space; a source route (`<@relay:a@b>`) left out."""
+    arg = arg.strip()
+    if not arg.startswith("<"):
+        return arg.partition(" ")[0]
+    inside, closed, _rest = arg[1:].partition(">")
+    if not closed:
+        return arg
+    if inside.startswith("@") and ":" in inside:
+        inside = inside.partition(":")[2]
+    return inside
+
+
 class _Session(Session):
     # aiosmtpd logs a deprecation warning each time it sets login_data; the door reads auth_data.
     login_data = None
@@ -269,6 +283,10 @@ class SubmissionSMTP(SMTP):
         if address is None:
             # Unparsable: the handler refuses it with its code (5.1.7 sender, 5.1.3 recipient).
             address, _space, rest = arg.strip().partition(" ")
+        elif address != _address_as_written(arg):
+            # The parser dropped spaces, a bare CR or a comment, or a missing ">": the handler
+            # judges the address as the client wrote it, never a rewritten one.
+            address = _address_as_written(arg)
         return address, rest
 
     def _create_session(self) -> Session:

@@ -15,7 +15,7 @@ from hosting.services import hosting_smtp_password_rotate
 from hosting.views import hosting_view
 from mailqueue.forms import ErrorLimitForm, RecipientForm
 from mailqueue.models import Action, State
-from mailqueue.selectors import daily_volumes, delivery_errors_recent, mail_service_summary
+from mailqueue.selectors import daily_volumes, delivery_errors_recent, held_queue_summary, mail_service_summary
 from mailqueue.services import (
     Actor,
     MailServiceError,
@@ -119,6 +119,7 @@ def emails(request, hosting):
     context = {
         "hosting": hosting,
         "summary": summary,
+        "held": held_queue_summary(hosting=hosting),
         "service": summary.service,
         "buttons": _action_buttons(summary.service, actor),
         "purge": _purge_progress(summary.service),
@@ -216,9 +217,9 @@ def smtp_credentials(request, hosting):
 
 def _chart(volumes: list[dict]) -> dict:
     """Geometry of the 30-day bar chart, drawn as server-side SVG (no script, no CDN)."""
-    width, height, left, bottom, top = 720, 220, 40, 30, 10
+    width, height, left, right, bottom, top = 720, 220, 40, 24, 30, 10
     peak = max([1, *(max(v["sent"], v["errors"]) for v in volumes)])
-    slot = (width - left) / len(volumes)
+    slot = (width - left - right) / len(volumes)  # the right margin keeps the last date readable
     bar = max(2.0, slot / 2 - 2)
     scale = (height - bottom - top) / peak
     bars = []
@@ -241,7 +242,8 @@ def _chart(volumes: list[dict]) -> dict:
                 "label_x": round(x + bar, 1),
             }
         )
-    ticks = [{"value": round(peak * f), "y": round(height - bottom - peak * f * scale, 1)} for f in (0, 0.5, 1)]
+    tick_values = sorted({0, round(peak / 2), peak})  # a peak of 1 gives 0 and 1, not 0, 0, 1
+    ticks = [{"value": value, "y": round(height - bottom - value * scale, 1)} for value in tick_values]
     return {
         "width": width,
         "height": height,

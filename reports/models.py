@@ -14,14 +14,16 @@ class DigestStatus(models.TextChoices):
 
 
 class ErrorDigest(models.Model):
-    hosting = models.ForeignKey(Hosting, on_delete=models.CASCADE, related_name="error_digests")
+    hosting = models.ForeignKey(
+        Hosting, on_delete=models.CASCADE, related_name="error_digests", verbose_name=_("hébergement")
+    )
     day = models.DateField(_("jour"))
     status = models.CharField(_("statut"), max_length=10, choices=DigestStatus.choices, default=DigestStatus.PENDING)
     recipient = models.EmailField(_("destinataire"), blank=True)
     error_count = models.PositiveIntegerField(_("nombre d'erreurs"), default=0)
     attempts = models.PositiveSmallIntegerField(_("tentatives"), default=0)
     last_error = models.CharField(_("dernière erreur"), max_length=500, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(_("créé le"), default=timezone.now)
     sent_at = models.DateTimeField(_("envoyé le"), null=True, blank=True)
 
     class Meta:

@@ -67,10 +67,13 @@ def sendmail_main(argv: list[str], *, stdin, stderr) -> int:
         if options["from_headers"]:
             raw, header_recipients = _recipients_from_headers(raw)
             recipients = header_recipients + recipients
-        recipients = [address for address in (_bare(r) for r in recipients) if address]
+        recipients = [_envelope_address(address) for address in (_bare(r) for r in recipients) if address]
         if not recipients:
             raise SendmailError("no recipients given (use -t or list them)", EX_USAGE)
-        sender = options["sender"] or _from_header_address(raw) or f"www-data@{url['user']}"
+        if options["sender"]:
+            sender = _envelope_address(options["sender"], what="sender")
+        else:
+            sender = _from_header_sender(raw) or f"www-data@{url['user']}"
         raw = _missing_headers_add(raw, sender=sender, full_name=options["full_name"])
         _submit(url=url, sender=sender, recipients=recipients, raw=raw)
     except SendmailError as error:
@@ -164,9 +167,39 @@ def _recipients_from_headers(raw: bytes) -> tuple[bytes, list[str]]:
     return b"".join(kept) + rest, addresses
 
 
-def _from_header_address(raw: bytes) -> str:
+def _from_header_sender(raw: bytes) -> str:
+    """The From header's address as envelope sender, or "" when there is none or it is unusable."""
     value = _headers(raw).get("From")
-    return email.utils.parseaddr(str(value))[1] if value else ""
+    address = email.utils.parseaddr(str(value))[1] if value else ""
+    try:
+        return _envelope_address(address, what="sender") if address else ""
+    except SendmailError:
+        return ""
+
+
+# Never in an envelope address: they would end or split the SMTP command, or be read as syntax.
+_FORBIDDEN_IN_ADDRESS = re.compile(r"[\x00-\x20\x7f<>,;()\\]")
+
+
+def _envelope_address(address: str, *, what: str = "recipient") -> str:
+    """`address` as the SMTP door's envelope takes it: ASCII, its domain in IDNA form.
+
+    EX_DATAERR for an address that smtplib would mangle or refuse: a line break or NUL (it would
+    smuggle another command), list syntax, or non-ASCII text outside the domain (the door does
+    not offer SMTPUTF8).
+    """
+    shown = address.encode("ascii", "backslashreplace").decode()
+    if _FORBIDDEN_IN_ADDRESS.search(address) or email.utils.parseaddr(address)[1] != address:
+        raise SendmailError(f"{what} <{shown}> is not a valid address", EX_DATAERR)
+    local, at, domain = address.rpartition("@")
+    if not address.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise SendmailError(f"{what} <{shown}>: domain not encodable in IDNA", EX_DATAERR) from None
+        if not local.isascii():
+            raise SendmailError(f"{what} <{shown}>: non-ASCII local part (SMTPUTF8 not offered)", EX_DATAERR)
+    return f"{local}{at}{domain}"
 
 
 def _missing_headers_add(raw: bytes, *, sender: str, full_name: str) -> bytes:
@@ -192,6 +225,8 @@ def _reply_text(code: int, reply: bytes | str) -> str:
 
 def _refusal(code: int, reply, what: str) -> SendmailError:
     exit_code = EX_TEMPFAIL if 400 <= code < 500 else EX_DATAERR
+    if code == 452 and _reply_text(code, reply).startswith("452 4.5.3"):
+        exit_code = EX_DATAERR  # too many recipients: trying the same message again cannot help
     return SendmailError(f"{what}: {_reply_text(code, reply)}", exit_code)
 
 
