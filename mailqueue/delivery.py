@@ -228,6 +228,14 @@ def _record(token: uuid.UUID, outcomes: list[tuple[Message, list[DeliveryError]]
             counts[message.hosting_id]["errors"] += len(errors)
             all_errors.extend(errors)
             updated.append(message)
+            logger.info(
+                "message %s of hosting %s: %s (%s)",
+                message.pk,
+                message.hosting_id,
+                message.status,
+                message.last_reply,
+                extra={"hosting_id": message.hosting_id, "message_pk": message.pk, "message_id": message.message_id},
+            )
         _messages_save(updated)
         DeliveryError.objects.bulk_create(all_errors)
         for hosting_id, increments in counts.items():

@@ -9,6 +9,7 @@ import dataclasses
 import datetime
 import email.header
 import email.policy
+import logging
 import uuid
 from email.parser import BytesHeaderParser
 
@@ -33,6 +34,8 @@ from mailqueue.models import (
     RecipientStatus,
     State,
 )
+
+logger = logging.getLogger(__name__)
 
 
 class MailServiceError(Exception):
@@ -203,7 +206,7 @@ def mail_service_get(*, hosting: Hosting) -> MailService:
 
 def _event(*, service: MailService, action: Action, actor: Actor, from_state: str, **fields) -> Event:
     user = actor.user if getattr(actor.user, "pk", None) else None
-    return Event.objects.create(
+    event = Event.objects.create(
         hosting_id=service.hosting_id,
         action=action,
         from_state=from_state,
@@ -213,6 +216,17 @@ def _event(*, service: MailService, action: Action, actor: Actor, from_state: st
         actor_label=actor.label[:150],
         **fields,
     )
+    logger.info(
+        "mail service %s: %s %s → %s by %s %s",
+        service.hosting_id,
+        action,
+        from_state,
+        service.state,
+        actor.kind,
+        actor.label,
+        extra={"hosting_id": service.hosting_id, "event_id": event.pk, "actor": actor.label},
+    )
+    return event
 
 
 def _check(service: MailService, action: Action, actor: Actor) -> None:

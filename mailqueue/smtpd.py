@@ -226,7 +226,13 @@ class SubmissionHandler:
             return REPLY_TEMPORARY
         finally:
             self.in_flight -= 1
-        log.info("SMTP message accepted for %s: id %s %s", hosting.service_name, message.pk, message.message_id)
+        log.info(
+            "SMTP message accepted for %s: id %s %s",
+            hosting.service_name,
+            message.pk,
+            message.message_id,
+            extra={"hosting_id": hosting.pk, "message_pk": message.pk, "message_id": message.message_id},
+        )
         return f"250 2.0.0 Ok: queued as {message.pk}"
 
 
