@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 from celery.contrib.testing.worker import start_worker
+from django.core.cache import cache
 from django.db import connection
 
+from mailqueue.tasks import DELIVERY_KICK_KEY
 from portal.celery import app as celery_app
 from tests.factories import CustomerFactory, HostingFactory, MembershipFactory, UserFactory
 
@@ -49,6 +51,7 @@ def celery_worker_live(transactional_db, _isolated_celery_queue):
     """
     with celery_app.connection_for_write() as connection:
         connection.default_channel.queue_purge(_isolated_celery_queue)
+    cache.delete(DELIVERY_KICK_KEY)  # a kick of an earlier test would suppress this test's one
     with start_worker(
         celery_app,
         pool="threads",
