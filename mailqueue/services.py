@@ -398,7 +398,21 @@ def mail_service_purge_cancel(*, hosting: Hosting, actor: Actor) -> MailService:
 
 
 def _delete_held_batch(*, hosting_id: int, batch_size: int) -> int:
-    """Delete up to `batch_size` held messages of the hosting; return how many went."""
+    """Delete up to `batch_size` held messages of the hosting; return how many went.
+
+    On PostgreSQL one statement finds the rows through the held partial index and deletes them
+    by physical address (a TID scan: no primary-key lookups), re-checking hosting and status.
+    """
+    if connection.vendor == "postgresql":
+        table = Message._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {table} WHERE ctid = ANY(ARRAY("
+                f"SELECT ctid FROM {table} WHERE hosting_id = %s AND status = %s LIMIT %s"
+                f")) AND hosting_id = %s AND status = %s",
+                [hosting_id, MessageStatus.HELD, batch_size, hosting_id, MessageStatus.HELD],
+            )
+            return cursor.rowcount
     ids = list(
         Message.objects.filter(hosting_id=hosting_id, status=MessageStatus.HELD)
         .order_by("id")

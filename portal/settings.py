@@ -203,7 +203,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # --- Mail service behaviour (SPEC §3, §4).
 HOLD_HOURS = env.int("HOLD_HOURS", default=72)  # how long a held message is kept
 PURGE_GRACE_SECONDS = env.int("PURGE_GRACE_SECONDS", default=300)  # delay before a purge deletes
-PURGE_BATCH_SIZE = env.int("PURGE_BATCH_SIZE", default=5000)
+PURGE_BATCH_SIZE = env.int("PURGE_BATCH_SIZE", default=20000)  # rows per purge/expiry transaction
 DIGEST_TIME = env("DIGEST_TIME", default="06:00")  # local time of the daily error digest
 DIGEST_MAX_ERRORS = env.int("DIGEST_MAX_ERRORS", default=100)  # errors listed in one digest
 RETENTION_DAYS = env.int("RETENTION_DAYS", default=30)  # metadata of sent/failed messages
