@@ -10,6 +10,7 @@ the only way a message is delivered twice (its claim is recovered by `claims_rec
 import dataclasses
 import datetime
 import logging
+import time
 import uuid
 from collections import defaultdict
 
@@ -288,6 +289,7 @@ def delivery_run_batch(*, limit: int | None = None, relay=None) -> BatchResult:
     opened_before = relay.connections_opened
     outcomes: list[tuple[Message, list[DeliveryError]]] = []
     messages = list(Message.objects.filter(id__in=message_ids, claim_token=token).defer("raw").order_by("id"))
+    deadline = time.monotonic() + settings.DELIVERY_BATCH_DEADLINE
     try:
         relay.open()
         for chunk in _raw_chunks(messages):
@@ -295,6 +297,12 @@ def delivery_run_batch(*, limit: int | None = None, relay=None) -> BatchResult:
             for message in chunk:
                 results = _send(relay, message, bytes(raws.pop(message.pk) or b""))
                 outcomes.append((message, _outcome(message, results, timezone.now())))
+                if time.monotonic() > deadline:
+                    raise RelayUnavailable(f"batch deadline of {settings.DELIVERY_BATCH_DEADLINE} s reached")
+                if getattr(relay, "connection_lost", False):
+                    # A relay that timed out or dropped us would cost every remaining message a
+                    # timeout of its own: the rest of the batch is deferred, the batch stays short.
+                    raise RelayUnavailable(f"connection lost while sending message {message.pk}")
     except RelayUnavailable as error:
         logger.warning("relay unavailable: %s", error)
         reply = (421, f"relay unavailable: {error}")

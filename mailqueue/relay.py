@@ -32,6 +32,7 @@ class SmtpRelay:
         self.password = unquote(parts.password) if parts.password else None
         self.timeout = timeout
         self.connection: smtplib.SMTP | None = None
+        self.connection_lost = False  # set when a send timed out or the connection dropped
         self.connections_opened = 0
 
     def open(self) -> None:
@@ -48,6 +49,7 @@ class SmtpRelay:
             raise RelayUnavailable(str(error)) from error
         self.connection = connection
         self.connections_opened += 1
+        self.connection_lost = False
 
     def close(self) -> None:
         if self.connection is not None:
@@ -94,6 +96,7 @@ class SmtpRelay:
         except (OSError, smtplib.SMTPException) as error:
             self.connection.close()
             self.connection = None
+            self.connection_lost = True  # the batch stops here: see delivery_run_batch
             reply = (CONNECTION_FAILURE_CODE, f"connection to relay lost: {error}")
             return results | dict.fromkeys(stored, reply)
         for address, group in envelope.items():

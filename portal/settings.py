@@ -213,7 +213,7 @@ MAX_RECIPIENTS = env.int("MAX_RECIPIENTS", default=100)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * MAX_MESSAGE_BYTES + 1024 * 1024
 # Where delivery goes; the default writes .eml files so a person sees what was "sent".
 SMTP_RELAY_URL = env("SMTP_RELAY_URL", default=f"file://{VAR_DIR / 'outbox'}")
-SMTP_RELAY_TIMEOUT = env.int("SMTP_RELAY_TIMEOUT", default=30)
+SMTP_RELAY_TIMEOUT = env.int("SMTP_RELAY_TIMEOUT", default=20)  # per SMTP command
 SMTP_INGRESS_ADDR = env("SMTP_INGRESS_ADDR", default="127.0.0.1:2525")
 SMTP_INGRESS_HOSTNAME = env("SMTP_INGRESS_HOSTNAME", default="portal.localhost")
 SMTP_TLS_CERT = env("SMTP_TLS_CERT", default="")  # with SMTP_TLS_KEY: STARTTLS, then AUTH requires it
@@ -222,6 +222,8 @@ SMTP_AUTH_MAX_FAILURES = env.int("SMTP_AUTH_MAX_FAILURES", default=5)  # per cli
 SMTP_AUTH_FAILURE_WINDOW = env.int("SMTP_AUTH_FAILURE_WINDOW", default=300)  # seconds
 PORTAL_SENDMAIL_URL = env("PORTAL_SENDMAIL_URL", default="")
 DELIVERY_BATCH_SIZE = env.int("DELIVERY_BATCH_SIZE", default=100)
+# A batch sends nothing new after this long (the rest is deferred): tasks stay under their limits.
+DELIVERY_BATCH_DEADLINE = env.int("DELIVERY_BATCH_DEADLINE", default=30)
 DELIVERY_CLAIM_TIMEOUT = env.int("DELIVERY_CLAIM_TIMEOUT", default=600)  # > task time limit
 RETRY_BASE_SECONDS = env.int("RETRY_BASE_SECONDS", default=60)  # first back-off, doubled each try
 RETRY_MAX_DELAY_SECONDS = env.int("RETRY_MAX_DELAY_SECONDS", default=4 * 3600)
