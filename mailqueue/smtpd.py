@@ -19,7 +19,7 @@ from base64 import b64decode
 
 from aiosmtpd.smtp import SMTP, AuthResult, Session
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import DatabaseError, close_old_connections, connections
 
 from hosting.models import Hosting
 from hosting.selectors import hosting_by_smtp_credentials
@@ -31,6 +31,7 @@ REPLY_AUTH_INVALID = "535 5.7.8 Authentication credentials invalid"
 REPLY_AUTH_THROTTLED = "421 4.7.0 Too many authentication failures"
 REPLY_TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
 REPLY_TEMPORARY = "451 4.3.0 Temporary error, please try again later"
+REPLY_AUTH_TEMPORARY = "454 4.7.0 Temporary authentication failure"  # RFC 4954
 
 
 def smtp_text(reply: str) -> str:
@@ -137,7 +138,12 @@ class SubmissionHandler:
         except UnicodeDecodeError:
             hosting = None
         else:
-            hosting = await self._in_db_thread(_hosting_by_credentials, service_name, clear)
+            try:
+                hosting = await self._in_db_thread(_hosting_by_credentials, service_name, clear)
+            except DatabaseError:
+                # The client may retry: never a permanent refusal, never the error's text.
+                log.exception("SMTP AUTH from %s: credentials lookup failed", client)
+                return AuthResult(success=False, handled=False, message=REPLY_AUTH_TEMPORARY)
         if hosting is None:
             self.throttle.failure_record(client)
             log.warning("SMTP AUTH refused from %s for user %r", client, login.decode(errors="replace")[:100])

@@ -195,11 +195,6 @@ def test_door_and_worker_reconnect_after_their_connections_are_terminated(settin
     assert sum(count - 1 for count in copies.values()) <= recovered
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: mailqueue.smtpd lets a database error during AUTH reach aiosmtpd, which answers "
-    "'500 Error: (OperationalError) …' (permanent, leaks internals) instead of 454 4.7.0 (RFC 4954)",
-)
 def test_auth_during_a_database_failure_is_a_temporary_refusal(settings, monkeypatch):
     """The credentials lookup fails as a terminated connection makes it fail mid-query."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
