@@ -59,7 +59,7 @@ def test_home_lists_exactly_the_users_hostings_with_their_state(tenant, stranger
     assert rows == {
         tenant.hosting.service_name: "Actif",
         "b-blocked.example": "Inactif (bloqué par le client)",
-        "c-purging.example": "Purge (bloqué par le client)",
+        "c-purging.example": "Purge",  # the block's reason is no longer the news
     }
     assert stranger.hosting.service_name not in text(response)
     link = dom(response).find("a", href=f"/hostings/{tenant.hosting.service_name}/")
@@ -116,7 +116,7 @@ def test_emails_page_of_an_active_service(tenant):
     link = page.find("a", href=f"{emails_url(tenant.hosting)}recipient/")
     assert link.text == "Changer le destinataire"
     assert shown["Total des e-mails envoyés :"] == "0"
-    assert shown["E-mails envoyés aujourd'hui :"] == "0 / 100 par heure"
+    assert shown["E-mails envoyés aujourd'hui :"] == "0 (limite : 100 par heure)"
     assert shown["Total des e-mails en erreur :"] == "0"
     assert shown["E-mails en attente :"] == "aucun"
     assert "Aucun e-mail en erreur." in text(response)
@@ -138,7 +138,8 @@ def test_emails_page_shows_the_progress_and_expected_end_of_a_purge(tenant):
     response = tenant.client.get(emails_url(tenant.hosting))
 
     state = facts(response)["État du service :"]
-    assert state.startswith("Purge (bloqué par le client)")
+    assert state.startswith("Purge ")
+    assert "bloqué par le client" not in state
     assert f"La suppression commencera à {local(due, 'H:i')}." in state
     assert f"Fin prévue au plus tard à {local(end, 'H:i')}." in state
     assert dom(response).find("section", id="service").attrs["data-status-url"].endswith("/emails/status.json")
@@ -168,7 +169,7 @@ def test_emails_page_counters_come_from_the_daily_counters(tenant):
     shown = facts(tenant.client.get(emails_url(tenant.hosting)))
 
     assert shown["Total des e-mails envoyés :"] == "142"
-    assert shown["E-mails envoyés aujourd'hui :"] == "12 / 100 par heure"
+    assert shown["E-mails envoyés aujourd'hui :"] == "12 (limite : 100 par heure)"
     assert shown["Total des e-mails en erreur :"] == "8"
 
 
@@ -177,7 +178,7 @@ def test_emails_page_shows_an_operators_hourly_limit(tenant):
 
     shown = facts(tenant.client.get(emails_url(tenant.hosting)))
 
-    assert shown["E-mails envoyés aujourd'hui :"] == "0 / 7 par heure"
+    assert shown["E-mails envoyés aujourd'hui :"] == "0 (limite : 7 par heure)"
 
 
 def test_emails_page_counters_use_the_french_thousands_separator(tenant, settings):

@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from mailqueue.models import DailyCounter, DeliveryError, Message, MessageStatus
+from mailqueue.selectors import HELD_COUNT_CAP
 from mailqueue.services import Actor, mail_service_block
 from tests.factories import HostingFactory
 from tests.portal.pages import facts
@@ -19,7 +20,7 @@ MESSAGES = 100_000
 ERRORS = 10_000
 # Measured: 3 on the list (session, user, hostings with customer and service) and 8 on the page
 # (session, user, hosting, mail service, counters, held queue, volumes, errors), on both backends.
-MAX_QUERIES = 8
+MAX_QUERIES = 9
 STATUSES = [
     MessageStatus.HELD,
     MessageStatus.HELD,
@@ -116,5 +117,7 @@ def test_query_counts_do_not_grow_with_the_mail_of_a_hosting(tenant):
 
     assert full == empty
     assert max(full.values()) <= MAX_QUERIES
-    assert facts(response)["E-mails en attente :"].startswith(f"{held} — ")  # the data is really there
+    # The data is really there; past HELD_COUNT_CAP the page says so instead of counting on.
+    shown = f"{HELD_COUNT_CAP}+" if held > HELD_COUNT_CAP else str(held)
+    assert facts(response)["E-mails en attente :"].startswith(f"{shown} — ")
     assert len(tenant.client.get(f"{emails}?limit=100").context["errors"]) == 100
