@@ -69,51 +69,76 @@ def delivery_claim(*, limit: int | None = None) -> tuple[uuid.UUID, list[int]]:
     token = uuid.uuid4()
     now = timezone.now()
     with transaction.atomic():
-        candidates = list(
-            Message.objects.filter(
-                status=MessageStatus.QUEUED,
-                next_attempt_at__lte=now,
-                hosting__mail_service__state=State.ACTIVE,
-            )
-            .order_by("next_attempt_at", "id")
-            .select_for_update(skip_locked=True, of=("self",))
-            .values_list("id", "hosting_id")[:limit]
-        )
-        if not candidates:
-            return token, []
-        hosting_ids = {hosting_id for _id, hosting_id in candidates}
-        limits = _hourly_limits(hosting_ids)
-        usage = {
-            row["hosting_id"]: row
-            for row in RelayHandoff.objects.filter(hosting_id__in=hosting_ids, at__gt=now - HOUR)
-            .values("hosting_id")
-            .annotate(used=Count("id"), oldest=Min("at"))
-        }
+        # A hosting over its limit pushes its candidates an hour ahead and the next round looks
+        # further: one tenant's backlog never hides the others' mail from a claim.
         taken: list[int] = []
-        waiting: dict[int, list[int]] = defaultdict(list)
-        per_hosting: dict[int, int] = defaultdict(int)
-        for message_id, hosting_id in candidates:
-            used = usage.get(hosting_id, {}).get("used", 0)
-            if used + per_hosting[hosting_id] < limits.get(hosting_id, 0):
-                per_hosting[hosting_id] += 1
-                taken.append(message_id)
-            else:
-                waiting[hosting_id].append(message_id)
-        for hosting_id, message_ids in waiting.items():
-            oldest = usage.get(hosting_id, {}).get("oldest") or now
-            Message.objects.filter(id__in=message_ids).update(next_attempt_at=oldest + HOUR)
-        if taken:
-            Message.objects.filter(id__in=taken).update(
-                status=MessageStatus.SENDING, claim_token=token, claimed_at=now, attempts=F("attempts") + 1
-            )
-            RelayHandoff.objects.bulk_create(
-                [
-                    RelayHandoff(hosting_id=hosting_id, at=now)
-                    for hosting_id, count in per_hosting.items()
-                    for _ in range(count)
-                ]
-            )
+        for _round in range(CLAIM_ROUNDS):
+            taken_now, postponed = _claim_round(token=token, now=now, limit=limit - len(taken))
+            taken += taken_now
+            if not postponed or len(taken) >= limit:
+                break
     return token, taken
+
+
+# Rounds of candidates one claim looks at when every candidate so far was over its hourly limit.
+CLAIM_ROUNDS = 10
+_CLAIM_LOCK_NAMESPACE = 0x636C6169 << 32  # "clai": serialises the hourly-limit count per hosting
+
+
+def _claim_round(*, token: uuid.UUID, now: datetime.datetime, limit: int) -> tuple[list[int], int]:
+    """One round of `delivery_claim` (inside its transaction): the ids taken, and how many
+    candidates were postponed because their hosting had reached its hourly limit."""
+    candidates = list(
+        Message.objects.filter(
+            status=MessageStatus.QUEUED,
+            next_attempt_at__lte=now,
+            hosting__mail_service__state=State.ACTIVE,
+        )
+        .order_by("next_attempt_at", "id")
+        .select_for_update(skip_locked=True, of=("self",))
+        .values_list("id", "hosting_id")[:limit]
+    )
+    if not candidates:
+        return [], 0
+    hosting_ids = {hosting_id for _id, hosting_id in candidates}
+    if connection.vendor == "postgresql":
+        # Concurrent claims count each hosting's hand-offs one after the other, so together
+        # they never exceed its limit (SQLite transactions are serialised already).
+        with connection.cursor() as cursor:
+            for hosting_id in sorted(hosting_ids):
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CLAIM_LOCK_NAMESPACE + (hosting_id & 0xFFFFFFFF)])
+    limits = _hourly_limits(hosting_ids)
+    usage = {
+        row["hosting_id"]: row
+        for row in RelayHandoff.objects.filter(hosting_id__in=hosting_ids, at__gt=now - HOUR)
+        .values("hosting_id")
+        .annotate(used=Count("id"), oldest=Min("at"))
+    }
+    taken: list[int] = []
+    waiting: dict[int, list[int]] = defaultdict(list)
+    per_hosting: dict[int, int] = defaultdict(int)
+    for message_id, hosting_id in candidates:
+        used = usage.get(hosting_id, {}).get("used", 0)
+        if used + per_hosting[hosting_id] < limits.get(hosting_id, 0):
+            per_hosting[hosting_id] += 1
+            taken.append(message_id)
+        else:
+            waiting[hosting_id].append(message_id)
+    for hosting_id, message_ids in waiting.items():
+        oldest = usage.get(hosting_id, {}).get("oldest") or now
+        Message.objects.filter(id__in=message_ids).update(next_attempt_at=oldest + HOUR)
+    if taken:
+        Message.objects.filter(id__in=taken).update(
+            status=MessageStatus.SENDING, claim_token=token, claimed_at=now, attempts=F("attempts") + 1
+        )
+        RelayHandoff.objects.bulk_create(
+            [
+                RelayHandoff(hosting_id=hosting_id, at=now)
+                for hosting_id, count in per_hosting.items()
+                for _ in range(count)
+            ]
+        )
+    return taken, sum(len(message_ids) for message_ids in waiting.values())
 
 
 def _backoff(attempts: int) -> datetime.timedelta:
@@ -275,6 +300,16 @@ def _send(relay, message: Message, raw: bytes) -> dict[str, tuple[int, str]]:
         return dict.fromkeys(pending, (451, f"4.3.0 local error while sending: {error}"[:200]))
 
 
+def _handoffs_return(messages: list[Message]) -> None:
+    """Messages claimed but never handed to the relay give back their place in the hourly limit."""
+    per_claim: dict[tuple[int, datetime.datetime], int] = defaultdict(int)
+    for message in messages:
+        per_claim[(message.hosting_id, message.claimed_at)] += 1
+    for (hosting_id, at), count in per_claim.items():
+        ids = list(RelayHandoff.objects.filter(hosting_id=hosting_id, at=at).values_list("id", flat=True)[:count])
+        RelayHandoff.objects.filter(id__in=ids).delete()
+
+
 def delivery_run_batch(*, limit: int | None = None, relay=None) -> BatchResult:
     """Claim one batch and deliver it over one relay connection. Returns what happened.
 
@@ -307,9 +342,10 @@ def delivery_run_batch(*, limit: int | None = None, relay=None) -> BatchResult:
         logger.warning("relay unavailable: %s", error)
         reply = (421, f"relay unavailable: {error}")
         done = {message.pk for message, _ in outcomes}
-        for message in messages:
-            if message.pk not in done:
-                outcomes.append((message, _outcome(message, dict.fromkeys(_pending(message), reply), timezone.now())))
+        untried = [message for message in messages if message.pk not in done]
+        for message in untried:
+            outcomes.append((message, _outcome(message, dict.fromkeys(_pending(message), reply), timezone.now())))
+        _handoffs_return(untried)
     finally:
         relay.close()
     result.connections = relay.connections_opened - opened_before

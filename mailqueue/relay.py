@@ -4,6 +4,7 @@ A relay session is opened once per delivery batch and reused for every message i
 `send` returns, per recipient, the SMTP code and reply text the relay gave.
 """
 
+import re
 import smtplib
 import ssl
 import uuid
@@ -13,6 +14,8 @@ from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 from django.utils import timezone
+
+_BARE_LF = re.compile(rb"(?<!\r)\n")
 
 # Code used for a recipient when the relay could not be reached or dropped the connection.
 CONNECTION_FAILURE_CODE = 421
@@ -79,7 +82,7 @@ class SmtpRelay:
         if not envelope:
             return results
         try:
-            refused = self.connection.sendmail(envelope_sender, list(envelope), raw)
+            refused = self.connection.sendmail(envelope_sender, list(envelope), _crlf(raw))
         except smtplib.SMTPRecipientsRefused as error:
             # No DATA was sent: the recipients the relay did not refuse got nothing either
             # (smtplib stops at a 421 and reports only the recipients refused so far).
@@ -151,6 +154,11 @@ class FileRelay:
         envelope = f"X-Envelope-From: <{sender}>\r\nX-Envelope-To: {', '.join(recipients)}\r\n".encode()
         (self.directory / name).write_bytes(envelope + raw)
         return dict.fromkeys(recipients, (250, f"written to {name}"))
+
+
+def _crlf(raw: bytes) -> bytes:
+    """SMTP wants CRLF line ends; scripts often write bare LF (stored as submitted, fixed here)."""
+    return _BARE_LF.sub(b"\r\n", raw)
 
 
 def _text(reply) -> str:

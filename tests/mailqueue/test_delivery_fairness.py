@@ -1,0 +1,89 @@
+"""Hourly limits under outages and concurrency, fairness between tenants, line ends on the wire."""
+
+import datetime
+import threading
+
+import pytest
+from django.db import connection
+
+from mailqueue.delivery import delivery_claim, delivery_run_batch
+from mailqueue.models import Message, MessageStatus, RelayHandoff
+from mailqueue.services import Actor, mail_service_limit_set
+from tests.conftest import requires_postgres
+from tests.factories import HostingFactory, UserFactory
+from tests.mailqueue.test_delivery import free_port, queue_message, relay  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.django_db
+
+
+def limit(hosting, value: int) -> None:
+    mail_service_limit_set(hosting=hosting, actor=Actor.operator(UserFactory(is_staff=True)), limit=value)
+
+
+def test_messages_never_handed_to_the_relay_give_their_hourly_quota_back(settings):
+    settings.SMTP_RELAY_URL = f"smtp://127.0.0.1:{free_port()}"  # nothing listens: relay down
+    hosting = HostingFactory()
+    limit(hosting, 3)
+    for _ in range(3):
+        queue_message(hosting)
+
+    result = delivery_run_batch()
+
+    assert (result.claimed, result.deferred) == (3, 3)
+    assert RelayHandoff.objects.filter(hosting=hosting).count() == 0, "an outage must not eat the quota"
+
+
+def test_a_backlog_over_its_limit_does_not_hide_other_tenants_mail(relay):  # noqa: F811
+    busy, quiet = HostingFactory(), HostingFactory()
+    limit(busy, 1)
+    early = datetime.timedelta(minutes=5)
+    for _ in range(250):  # more than two batches, all due before the quiet hosting's message
+        queue_message(busy, next_attempt_at=Message._meta.get_field("created_at").default() - early)
+    waiting = queue_message(quiet)
+
+    token, taken = delivery_claim(limit=100)
+
+    assert Message.objects.get(pk=waiting.pk).claim_token == token
+    assert waiting.pk in taken
+    assert Message.objects.filter(hosting=busy, status=MessageStatus.SENDING).count() == 1
+
+
+def test_bare_line_feeds_reach_the_relay_as_crlf_and_stay_as_submitted_in_storage(relay):  # noqa: F811
+    hosting = HostingFactory()
+    raw = b"From: a@site.example\nTo: someone@example.org\nSubject: lf\n\nline one\nline two\n"
+    message = queue_message(hosting, raw=raw, size=len(raw))
+
+    delivery_run_batch()
+
+    assert Message.objects.get(pk=message.pk).status == MessageStatus.SENT
+    content = relay.received[0].content
+    assert b"line one\r\nline two" in content
+    assert b"\n" not in content.replace(b"\r\n", b"")
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_claims_never_exceed_the_hourly_limit():
+    hosting = HostingFactory()
+    limit(hosting, 5)
+    for _ in range(40):
+        queue_message(hosting)
+    taken: list[int] = []
+    barrier = threading.Barrier(4)
+
+    def claim():
+        try:
+            barrier.wait()
+            for _ in range(3):
+                taken.extend(delivery_claim(limit=4)[1])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claim) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert len(taken) == 5
+    assert RelayHandoff.objects.filter(hosting=hosting).count() == 5
