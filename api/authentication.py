@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
+from rest_framework.throttling import BaseThrottle
 
 from api import keys
 from api.models import ApiApplication, ApiToken, ConsumerKey
@@ -46,7 +47,9 @@ class ApiPrincipal:
 
 
 def _client_address(request) -> str:
-    return request.META.get("REMOTE_ADDR", "unknown")
+    """The client's address: behind PROXY_COUNT trusted proxies, from X-Forwarded-For (as DRF's
+    throttles see it), so one client's failures never lock out everyone behind the proxy."""
+    return BaseThrottle().get_ident(request)
 
 
 def _failure_key(request) -> str:
@@ -123,7 +126,7 @@ class OvhSignatureAuthentication(BaseAuthentication):
             body=body,
             timestamp=timestamp,
         )
-        if not hmac.compare_digest(expected, given):
+        if not hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogateescape")):
             _fail(request, _("Signature invalide."))
         ConsumerKey.objects.filter(pk=consumer.pk).update(last_used_at=timezone.now())
         return ApiPrincipal(customer=application.customer, label=f"api:{application.application_key}"), consumer

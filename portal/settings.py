@@ -103,7 +103,10 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # refuses logins while locked out, before checking passwords
     "django.contrib.auth.backends.ModelBackend",
 ]
+# Reverse proxies in front of the web process whose X-Forwarded-For is trusted (0: none).
+PROXY_COUNT = env.int("PROXY_COUNT", default=0)
 AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_IPWARE_PROXY_COUNT = PROXY_COUNT or None  # None: REMOTE_ADDR only
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)  # failed logins before a lock-out
 AXES_COOLOFF_TIME = datetime.timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
@@ -263,6 +266,7 @@ REST_FRAMEWORK = {
         "user": env("API_THROTTLE_USER", default="600/minute"),
     },
     "EXCEPTION_HANDLER": "api.exceptions.handler",
+    "NUM_PROXIES": PROXY_COUNT,  # X-Forwarded-For is trusted only this deep
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -281,6 +285,8 @@ API_AUTH_MAX_FAILURES = env.int("API_AUTH_MAX_FAILURES", default=20)  # per clie
 API_AUTH_FAILURE_WINDOW = env.int("API_AUTH_FAILURE_WINDOW", default=300)
 # Encrypts API application secrets at rest (a Fernet key); derived from SECRET_KEY when empty.
 CREDENTIALS_ENCRYPTION_KEY = env("CREDENTIALS_ENCRYPTION_KEY", default="")
+# Addresses allowed to scrape /metrics (others get a 404); the monitoring network in production.
+METRICS_ALLOWED_ADDRESSES = env.list("METRICS_ALLOWED_ADDRESSES", default=["127.0.0.1", "::1"])
 
 LOG_FORMAT = env("LOG_FORMAT", default="plain")  # "json" in production: one JSON object per line
 LOGGING = {

@@ -68,3 +68,11 @@ def test_json_log_lines_carry_the_products_identifiers():
     assert line["message"] == "sent x"
     assert line["level"] == "INFO"
     assert (line["hosting_id"], line["message_id"]) == (7, "<m@x>")
+
+
+@pytest.mark.django_db
+def test_metrics_are_served_to_the_monitoring_addresses_only(client, settings):
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 200
+    assert client.get("/metrics", REMOTE_ADDR="203.0.113.9").status_code == 404
+    settings.METRICS_ALLOWED_ADDRESSES = ["203.0.113.9"]
+    assert client.get("/metrics", REMOTE_ADDR="203.0.113.9").status_code == 200

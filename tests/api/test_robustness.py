@@ -112,3 +112,20 @@ def test_unknown_api_path_is_a_json_404(api):
         response = api.get(path, auth="none")
         assert response.status_code == 404
         assert set(response.json()) == {"message"}
+
+
+@pytest.mark.django_db
+def test_a_non_ascii_signature_is_a_401_not_a_500(client):
+    from api.services import api_credentials_create
+    from tests.factories import CustomerFactory
+
+    credentials = api_credentials_create(customer=CustomerFactory(), name="x")
+    response = client.get(
+        "/1.0/hosting/web",
+        HTTP_X_OVH_APPLICATION=credentials.application_key,
+        HTTP_X_OVH_CONSUMER=credentials.consumer_key,
+        HTTP_X_OVH_TIMESTAMP=str(int(__import__("time").time())),
+        HTTP_X_OVH_SIGNATURE="$1$é" + "0" * 39,
+    )
+    assert response.status_code == 401
+    assert set(response.json()) == {"message"}
