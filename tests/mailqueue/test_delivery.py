@@ -7,7 +7,6 @@ the SMTP sessions (EHLO/HELO) and it keeps the exact bytes of every message it a
 import asyncio
 import dataclasses
 import datetime
-import socket
 import threading
 import time
 
@@ -23,14 +22,9 @@ from mailqueue.models import DailyCounter, DeliveryError, Message, MessageStatus
 from mailqueue.services import Actor, mail_service_block, mail_service_limit_set, mail_service_unblock
 from tests.conftest import requires_postgres
 from tests.factories import HostingFactory, MessageFactory, UserFactory
+from tests.support import free_port
 
 T0 = datetime.datetime(2025, 3, 10, 9, 0, tzinfo=datetime.UTC)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclasses.dataclass

@@ -11,7 +11,8 @@ from mailqueue.models import Message, MessageStatus, RelayHandoff
 from mailqueue.services import Actor, mail_service_limit_set
 from tests.conftest import requires_postgres
 from tests.factories import HostingFactory, UserFactory
-from tests.mailqueue.test_delivery import free_port, queue_message, relay  # noqa: F401 (fixture)
+from tests.mailqueue.test_delivery import queue_message, relay  # noqa: F401 (fixture)
+from tests.support import free_port
 
 pytestmark = pytest.mark.django_db
 

@@ -5,14 +5,8 @@ for the batch that was in flight)."""
 import collections
 import os
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
-from django.db import connection
 
 from mailqueue import tasks
 from mailqueue.delivery import claims_recover, delivery_run_batch
@@ -20,25 +14,7 @@ from mailqueue.models import Message, MessageStatus
 from mailqueue.services import message_accept
 from tests.factories import HostingFactory
 from tests.mailqueue.test_delivery import LiveRelay, counters, queue_message
-
-CELERY = Path(sys.executable).with_name("celery")
-
-
-def wait_until(condition, *, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
-
-
-def shared_database_url() -> str:
-    """The URL of the test database this session uses, for a worker process to share it."""
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+from tests.support import wait_until, worker_process
 
 
 @pytest.mark.django_db(transaction=True)
@@ -68,26 +44,9 @@ def test_a_worker_killed_mid_batch_loses_nothing(settings, _isolated_celery_queu
     with LiveRelay() as relay:
         settings.SMTP_RELAY_URL = relay.url
         relay.handler.hold_data_after = 7  # batches of 5: the 2nd batch hangs at its 3rd DATA
-        env = os.environ | {
-            "DATABASE_URL": shared_database_url(),
-            "SMTP_RELAY_URL": relay.url,
-            "DELIVERY_BATCH_SIZE": "5",
-            "CELERY_QUEUE_PREFIX": "",
-        }
-        if django_settings.REDIS_URL:
-            env["REDIS_URL"] = django_settings.REDIS_URL
-        command = [str(CELERY), "-A", "portal", "worker", "-P", "solo", "-Q", _isolated_celery_queue]
-        command += ["--without-mingle", "--without-gossip", "--without-heartbeat", "-l", "WARNING"]
-        with log.open("wb") as output:
-            worker = subprocess.Popen(
-                command,
-                cwd=django_settings.BASE_DIR,
-                env=env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        try:
+        with worker_process(
+            queue=_isolated_celery_queue, log=log, SMTP_RELAY_URL=relay.url, DELIVERY_BATCH_SIZE="5"
+        ) as worker:
             tasks.deliver_due.delay()
             assert relay.handler.waiting.wait(40), log.read_text()
             in_flight = set(
@@ -97,10 +56,6 @@ def test_a_worker_killed_mid_batch_loses_nothing(settings, _isolated_celery_queu
             )
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait(10)
-        finally:
-            if worker.poll() is None:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait(10)
         assert len(in_flight) == 5
         assert Message.objects.filter(hosting=hosting, status=MessageStatus.SENT).count() == 5
         relay.handler.hold_data_after = None

@@ -20,17 +20,9 @@ from mailqueue.services import (
     mail_service_purge_start,
 )
 from tests.factories import HostingFactory, MessageFactory
+from tests.support import wait_until
 
 CUSTOMER = Actor.api("test-client")
-
-
-def _wait_for(predicate, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 def _state(hosting) -> str:
@@ -101,7 +93,7 @@ def test_purge_end_to_end_with_a_real_worker(celery_worker_live, blocked_hosting
         assert _state(hosting) == State.PURGING
         assert Message.objects.filter(hosting=hosting, status=MessageStatus.HELD).count() == 12
 
-    assert _wait_for(lambda: _state(hosting) == State.ACTIVE, timeout=grace + 20)
+    assert wait_until(lambda: _state(hosting) == State.ACTIVE, timeout=grace + 20)
     assert time.monotonic() - requested >= grace
     _assert_purged(hosting, other)
     actions = list(Event.objects.filter(hosting=hosting).order_by("id").values_list("action", "to_state"))
@@ -126,7 +118,7 @@ def test_watchdog_finishes_a_purge_whose_task_was_lost(
 
     tasks.purge_watchdog.delay()
 
-    assert _wait_for(lambda: _state(hosting) == State.ACTIVE)
+    assert wait_until(lambda: _state(hosting) == State.ACTIVE, timeout=20)
     _assert_purged(hosting, other)
 
 

@@ -12,7 +12,6 @@ import collections
 import smtplib
 import socket
 import subprocess
-import time
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -37,6 +36,7 @@ from portal.celery import app as celery_app
 from tests.conftest import requires_postgres
 from tests.factories import HostingFactory, MembershipFactory
 from tests.mailqueue.test_delivery import LiveRelay
+from tests.support import free_port, wait_until
 
 pytestmark = [
     requires_postgres,
@@ -45,21 +45,6 @@ pytestmark = [
     pytest.mark.skipif(not django_settings.REDIS_URL, reason="needs Redis (REDIS_URL)"),
     pytest.mark.django_db(transaction=True),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(condition, *, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 class PrivateRedis:

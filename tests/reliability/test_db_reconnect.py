@@ -24,20 +24,12 @@ from portal.celery import app as celery_app
 from tests.conftest import requires_postgres
 from tests.factories import HostingFactory
 from tests.mailqueue.test_delivery import LiveRelay
+from tests.support import wait_until
 
 pytestmark = [requires_postgres, pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 CLIENTS = 3
 KILL_SECONDS = 6
-
-
-def wait_until(condition, *, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 def raw_message(message_id: str) -> bytes:

@@ -3,17 +3,15 @@ service is active again, nothing held is left, and every count is right."""
 
 import os
 import signal
-import subprocess
 
 import pytest
-from django.conf import settings as django_settings
 from django.utils import timezone
 
 from mailqueue import maintenance
 from mailqueue.models import Action, DailyCounter, Event, MailService, Message, MessageStatus, State
 from mailqueue.services import Actor, mail_service_block, mail_service_purge_request
 from tests.factories import HostingFactory, MessageFactory
-from tests.mailqueue.test_delivery_workers import CELERY, shared_database_url, wait_until
+from tests.support import wait_until, worker_process
 
 HELD = 3000
 BATCH = 3  # small batches: the purge takes seconds, time enough to kill it in the middle
@@ -49,34 +47,13 @@ def test_a_purge_killed_mid_way_is_finished_by_the_watchdog_with_the_right_count
     assert held_count(hosting) == HELD
 
     log = tmp_path / "worker.log"
-    env = os.environ | {
-        "DATABASE_URL": shared_database_url(),
-        "PURGE_BATCH_SIZE": str(BATCH),
-        "PURGE_GRACE_SECONDS": "0",
-        "CELERY_QUEUE_PREFIX": "",
-    }
-    if django_settings.REDIS_URL:
-        env["REDIS_URL"] = django_settings.REDIS_URL
-    command = [str(CELERY), "-A", "portal", "worker", "-P", "solo", "-Q", _isolated_celery_queue]
-    command += ["--without-mingle", "--without-gossip", "--without-heartbeat", "-l", "WARNING"]
-    with log.open("wb") as output:
-        worker = subprocess.Popen(
-            command,
-            cwd=django_settings.BASE_DIR,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
+    with worker_process(
+        queue=_isolated_celery_queue, log=log, PURGE_BATCH_SIZE=str(BATCH), PURGE_GRACE_SECONDS="0"
+    ) as worker:
         mail_service_purge_request(hosting=hosting, actor=actor)  # enqueues the run (no grace delay)
         started = wait_until(lambda: purge_deleted(hosting) >= 10 * BATCH, timeout=60)
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(10)
-    finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait(10)
     assert started, log.read_text()
 
     left = held_count(hosting)

@@ -37,7 +37,7 @@ from mailqueue.services import (
 )
 from mailqueue.smtpd import AuthFailureThrottle, SubmissionDoor, SubmissionHandler
 from tests.factories import HostingFactory
-from tests.mailqueue.test_delivery import free_port
+from tests.support import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120), pytest.mark.django_db(transaction=True)]
 

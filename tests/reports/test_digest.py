@@ -3,7 +3,6 @@
 import datetime
 import email
 import email.policy
-import socket
 import threading
 import zoneinfo
 
@@ -17,6 +16,7 @@ from reports import tasks
 from reports.models import DigestStatus, ErrorDigest
 from reports.services import error_digests_send
 from tests.factories import CustomerFactory, DeliveryErrorFactory, HostingFactory
+from tests.support import free_port
 
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
 DAY = datetime.date(2025, 3, 3)
@@ -24,12 +24,6 @@ DAY = datetime.date(2025, 3, 3)
 
 def _at(hour: int, minute: int = 0, second: int = 0, day: datetime.date = DAY) -> datetime.datetime:
     return datetime.datetime(day.year, day.month, day.day, hour, minute, second, tzinfo=PARIS)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class _Inbox:
@@ -45,7 +39,7 @@ class _Inbox:
 @pytest.fixture
 def mailer(settings):
     """A live SMTP server on a free port, configured as the platform's mailer (EMAIL_*)."""
-    port = _free_port()
+    port = free_port()
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
     settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
@@ -158,7 +152,7 @@ def test_no_errors_no_digest_and_one_digest_however_many_runs(mailer, hosting_wi
 
 @pytest.mark.django_db
 def test_a_failed_send_is_recorded_and_sent_by_the_next_run(mailer, hosting_with_errors, settings):
-    settings.EMAIL_PORT = _free_port()  # the mailer is down
+    settings.EMAIL_PORT = free_port()  # the mailer is down
 
     assert error_digests_send(day=DAY) == {"sent": 0, "failed": 1}
     digest = ErrorDigest.objects.get(hosting=hosting_with_errors, day=DAY)

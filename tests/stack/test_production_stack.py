@@ -16,7 +16,6 @@ import secrets
 import shutil
 import signal
 import smtplib
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,8 @@ import ovh
 import pytest
 import requests
 from aiosmtpd.controller import Controller
+
+from tests.support import free_port
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
@@ -51,12 +52,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.timeout(TEST_BUDGET_SECONDS + 60),  # the stop and the drop run after the budget
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Deadline:
