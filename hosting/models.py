@@ -63,8 +63,8 @@ class Hosting(models.Model):
     service_name = models.CharField(_("nom du service"), max_length=253, unique=True)
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="hostings", verbose_name=_("client"))
     plan = models.CharField(_("offre"), max_length=20, choices=Plan.choices, default=Plan.PERSO)
-    # sha256 of a generated 32-byte secret: high entropy needs no key stretching, and the
-    # SMTP door checks it on every connection (see docs/SECURITY in README).
+    # SHA-256 of a generated 192-bit secret: such entropy needs no key stretching, and the
+    # SMTP door checks it on every connection (README, "The mail service").
     smtp_password_hash = models.CharField(max_length=100, blank=True, editable=False)
     smtp_password_changed_at = models.DateTimeField(
         _("mot de passe SMTP changé le"), null=True, blank=True, editable=False
