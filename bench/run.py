@@ -157,6 +157,9 @@ def report(*, figures: list[dict], scale: str, arguments: dict, info: dict) -> s
     lines = [
         "# Benchmarks",
         "",
+        "Default scale: [BENCHMARKS.md](BENCHMARKS.md); 1,000,000 messages: [BENCHMARKS-large.md](BENCHMARKS-large.md)",
+        '(`make bench BENCH_ARGS="--scale large --output docs/BENCHMARKS-large.md"`).',
+        "",
         "Written by `make bench` (`bench/run.py`, see [bench/README.md](../bench/README.md)); every figure",
         "beside its baseline, their ratio and the goal. Times are medians or best-of as each script says;",
         "the machine is shared, so figures vary from run to run by 10–30 %.",
