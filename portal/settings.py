@@ -243,6 +243,7 @@ CELERY_BEAT_SCHEDULE = {
     "expiry": {"task": "mailqueue.tasks.expire_held", "schedule": datetime.timedelta(minutes=5)},
     "abuse-check": {"task": "mailqueue.tasks.abuse_check", "schedule": datetime.timedelta(minutes=1)},
     "retention": {"task": "mailqueue.tasks.apply_retention", "schedule": crontab(hour=3, minute=30)},
+    "error-digest-retry": {"task": "reports.tasks.retry_error_digests", "schedule": crontab(minute=17)},
     "error-digest": {
         "task": "reports.tasks.send_error_digests",
         "schedule": crontab(hour=_digest_hour, minute=_digest_minute),

@@ -9,6 +9,7 @@ from hosting.models import Hosting
 
 class DigestStatus(models.TextChoices):
     PENDING = "pending", _("à envoyer")
+    SENDING = "sending", _("en cours d'envoi")
     SENT = "sent", _("envoyé")
     FAILED = "failed", _("échec de l'envoi")
 
@@ -23,6 +24,8 @@ class ErrorDigest(models.Model):
     error_count = models.PositiveIntegerField(_("nombre d'erreurs"), default=0)
     attempts = models.PositiveSmallIntegerField(_("tentatives"), default=0)
     last_error = models.CharField(_("dernière erreur"), max_length=500, blank=True)
+    # While sending: the run that took it owns it until then; after, another run may retry it.
+    lease_until = models.DateTimeField(_("réservé jusqu'à"), null=True, blank=True)
     created_at = models.DateTimeField(_("créé le"), default=timezone.now)
     sent_at = models.DateTimeField(_("envoyé le"), null=True, blank=True)
 

@@ -1,9 +1,10 @@
 """The daily error digest (SPEC §4.4): one e-mail per hosting and day, sent once.
 
-The unique ErrorDigest(hosting, day) row is the once-only guarantee: a run locks it (skipping a
-row another run holds), sends only if it is not sent yet and records the outcome in the same
-transaction. A failed send is recorded (`failed`, `last_error`, `attempts`) and retried by the
-next run.
+The unique ErrorDigest(hosting, day) row is the once-only guarantee: a run takes it under a row
+lock (skipping a row another run holds), marks it `sending` with a lease and commits; it sends
+outside any transaction (no lock is held during SMTP), then records the outcome. A failed send is
+recorded (`failed`, `last_error`, `attempts`) and retried hourly; a run that died while sending
+leaves a lease that expires, and the digest is retried then (at most one duplicate, in that case).
 """
 
 import datetime
@@ -12,6 +13,7 @@ import logging
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
@@ -24,8 +26,10 @@ logger = logging.getLogger(__name__)
 
 # Digests of earlier days left unsent (mailer down) are retried for this many days.
 DIGEST_RETRY_DAYS = 7
-# The platform's mailer must not hold a digest's lock forever.
+# The platform's mailer must not hold a digest forever.
 DIGEST_SEND_TIMEOUT_SECONDS = 30
+# A digest being sent belongs to its run this long (well beyond the send timeout).
+DIGEST_LEASE = datetime.timedelta(minutes=10)
 
 
 def _report_recipient(hosting: Hosting) -> str:
@@ -76,6 +80,7 @@ def error_digest_send(*, hosting_id: int, day: datetime.date) -> ErrorDigest | N
     Never raises for a mailer failure: it is recorded on the row for the next run.
     """
     ErrorDigest.objects.get_or_create(hosting_id=hosting_id, day=day)
+    now = timezone.now()
     with transaction.atomic():
         # SKIP LOCKED on PostgreSQL: a concurrent run moves on; SQLite serialises transactions.
         digest = (
@@ -86,27 +91,53 @@ def error_digest_send(*, hosting_id: int, day: datetime.date) -> ErrorDigest | N
         )
         if digest is None or digest.status == DigestStatus.SENT:
             return None
+        if digest.status == DigestStatus.SENDING and digest.lease_until and digest.lease_until > now:
+            return None  # another run is sending it
         recipient = _report_recipient(digest.hosting)
         message, error_count = error_digest_message(hosting=digest.hosting, day=day, recipient=recipient)
         if message is None:
             return None  # errors gone since (retention): nothing to report, the row stays pending
+        digest.status = DigestStatus.SENDING
+        digest.lease_until = now + DIGEST_LEASE
         digest.recipient = recipient
         digest.error_count = error_count
-        try:
-            message.connection = get_connection(timeout=DIGEST_SEND_TIMEOUT_SECONDS)
-            message.send()
-        except Exception as error:  # any mailer failure (refused, down, timeout) is retried later
-            logger.warning("error digest of hosting %s for %s not sent: %s", hosting_id, day, error)
-            digest.status = DigestStatus.FAILED
-            digest.last_error = f"{type(error).__name__}: {error}"[:500]
-            digest.attempts += 1
-        else:
-            digest.status = DigestStatus.SENT
-            digest.sent_at = timezone.now()
-            digest.last_error = ""
-            digest.attempts += 1
-        digest.save(update_fields=["status", "recipient", "error_count", "attempts", "last_error", "sent_at"])
+        digest.save(update_fields=["status", "lease_until", "recipient", "error_count"])
+    # Outside the transaction: no lock is held while the mailer talks SMTP.
+    try:
+        message.connection = get_connection(timeout=DIGEST_SEND_TIMEOUT_SECONDS)
+        message.send()
+    except Exception as error:  # any mailer failure (refused, down, timeout) is retried later
+        logger.warning("error digest of hosting %s for %s not sent: %s", hosting_id, day, error)
+        digest.status = DigestStatus.FAILED
+        digest.last_error = f"{type(error).__name__}: {error}"[:500]
+    else:
+        digest.status = DigestStatus.SENT
+        digest.sent_at = timezone.now()
+        digest.last_error = ""
+    digest.attempts += 1
+    digest.lease_until = None
+    ErrorDigest.objects.filter(pk=digest.pk, status=DigestStatus.SENDING).update(
+        status=digest.status,
+        sent_at=digest.sent_at,
+        last_error=digest.last_error,
+        attempts=digest.attempts,
+        lease_until=None,
+    )
     return digest
+
+
+def error_digests_retry() -> dict[str, int]:
+    """Retry the digests of the last DIGEST_RETRY_DAYS days that failed, or whose sending run
+    died (lease expired). Run hourly: a mailer outage delays a digest by an hour, not a day."""
+    since = timezone.localdate() - datetime.timedelta(days=DIGEST_RETRY_DAYS)
+    stuck = Q(status=DigestStatus.SENDING, lease_until__lt=timezone.now())
+    rows = ErrorDigest.objects.filter(Q(status=DigestStatus.FAILED) | stuck, day__gte=since)
+    outcome = {"sent": 0, "failed": 0}
+    for hosting_id, day in rows.order_by("day", "hosting_id").values_list("hosting_id", "day"):
+        digest = error_digest_send(hosting_id=hosting_id, day=day)
+        if digest is not None:
+            outcome[digest.status] = outcome.get(digest.status, 0) + 1
+    return outcome
 
 
 def error_digests_send(*, day: datetime.date | None = None) -> dict[str, int]:

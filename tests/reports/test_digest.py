@@ -14,7 +14,7 @@ from django.db import connections
 from mailqueue.services import Actor, mail_service_recipient_change
 from reports import tasks
 from reports.models import DigestStatus, ErrorDigest
-from reports.services import error_digests_send
+from reports.services import error_digests_retry, error_digests_send
 from tests.factories import CustomerFactory, DeliveryErrorFactory, HostingFactory
 from tests.support import free_port
 
@@ -193,3 +193,41 @@ def test_two_runs_at_once_send_one_digest(mailer, hosting_with_errors, is_postgr
     assert sorted(result["sent"] for result in results) == [0, 1]
     assert len(mailer.messages) == 1
     assert ErrorDigest.objects.get(hosting=hosting_with_errors, day=DAY).status == DigestStatus.SENT
+
+
+@pytest.mark.django_db
+def test_a_failed_digest_is_retried_within_the_hour_not_the_next_day(mailer, hosting_with_errors, settings):
+    with time_machine.travel(_at(6, day=DAY + datetime.timedelta(days=1)), tick=False) as clock:
+        settings.EMAIL_PORT = free_port()  # the mailer is down at 06:00
+        assert error_digests_send(day=DAY) == {"sent": 0, "failed": 1}
+
+        settings.EMAIL_PORT = mailer.controller.port
+        clock.shift(datetime.timedelta(hours=1))
+        assert tasks.retry_error_digests() == {"sent": 1, "failed": 0}
+
+    digest = ErrorDigest.objects.get(hosting=hosting_with_errors, day=DAY)
+    assert (digest.status, digest.attempts, digest.lease_until) == (DigestStatus.SENT, 2, None)
+    assert len(mailer.messages) == 1
+    assert error_digests_retry() == {"sent": 0, "failed": 0}
+
+
+@pytest.mark.django_db
+def test_a_digest_being_sent_is_left_to_its_run_until_the_lease_expires(mailer, hosting_with_errors):
+    with time_machine.travel(_at(6, day=DAY + datetime.timedelta(days=1)), tick=False) as clock:
+        # A run took the digest and died while sending: its lease still runs.
+        ErrorDigest.objects.create(
+            hosting=hosting_with_errors,
+            day=DAY,
+            status=DigestStatus.SENDING,
+            lease_until=_at(6, 10, day=DAY + datetime.timedelta(days=1)),
+        )
+        assert error_digests_send(day=DAY) == {"sent": 0, "failed": 0}
+        assert error_digests_retry() == {"sent": 0, "failed": 0}
+        assert mailer.messages == []
+
+        clock.shift(datetime.timedelta(minutes=11))  # the lease has expired: the hourly retry sends it
+        assert error_digests_retry() == {"sent": 1, "failed": 0}
+
+    assert len(mailer.messages) == 1
+    digest = ErrorDigest.objects.get(hosting=hosting_with_errors, day=DAY)
+    assert (digest.status, digest.lease_until) == (DigestStatus.SENT, None)
