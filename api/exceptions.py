@@ -6,7 +6,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from mailqueue.services import MailServiceError, SubmissionError
+from mailqueue.state import MailServiceError
+from mailqueue.submission import SubmissionError
 
 
 def _flatten(detail) -> str:

@@ -2,9 +2,10 @@
 
 from rest_framework import serializers
 
+from mailqueue.actions import CUSTOMER_ACTIONS_BY_API_NAME
 from mailqueue.models import MessageStatus
 
-ACTIONS = ["BLOCK", "UNBLOCK", "PURGE", "CANCEL_PURGE"]
+ACTIONS = list(CUSTOMER_ACTIONS_BY_API_NAME)
 STATES = ["ok", "ko", "bounce", "spam", "purging"]
 
 

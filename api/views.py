@@ -24,24 +24,13 @@ from api.parsers import JSONParser
 from api.throttling import CustomerRateThrottle
 from hosting.models import Hosting
 from hosting.selectors import hostings_visible_to
+from mailqueue.actions import CUSTOMER_ACTIONS_BY_API_NAME
 from mailqueue.models import BlockReason, Event, Message, State
+from mailqueue.report_recipient import mail_service_recipient_change
 from mailqueue.selectors import daily_volumes, delivery_errors_recent, mail_service_summary
-from mailqueue.services import (
-    Actor,
-    mail_service_block,
-    mail_service_purge_cancel,
-    mail_service_purge_request,
-    mail_service_recipient_change,
-    mail_service_unblock,
-    message_accept,
-)
+from mailqueue.state import Actor
+from mailqueue.submission import message_accept
 
-ACTION_CALLS = {
-    "BLOCK": (mail_service_block, "Sending blocked: messages are held for 72 h."),
-    "UNBLOCK": (mail_service_unblock, "Sending unblocked: held messages are delivered again."),
-    "PURGE": (mail_service_purge_request, "Purge requested: held messages will be deleted within 10 minutes."),
-    "CANCEL_PURGE": (mail_service_purge_cancel, "Purge cancelled: held messages are kept, sending stays blocked."),
-}
 OVH_STATE_BY_REASON = {BlockReason.BOUNCE: "bounce", BlockReason.SPAM: "spam"}
 
 
@@ -138,7 +127,7 @@ class EmailView(HostingView):
             {
                 "bounce": summary.error_total,
                 # The effective recipient: empty means the customer's contact e-mail (SPEC §3).
-                "email": service.report_recipient or service.hosting.customer.contact_email or None,
+                "email": service.effective_report_recipient or None,
                 "maxPerDay": summary.hourly_limit * 24,
                 "sent": summary.sent_total,
                 "sentToday": summary.sent_today,
@@ -169,9 +158,9 @@ class EmailRequestView(HostingView):
         hosting = self.hosting(request, service_name)
         payload = serializers.EmailRequestSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        call, description = ACTION_CALLS[payload.validated_data["action"]]
-        call(hosting=hosting, actor=api_actor(request))
-        return Response(description)
+        action = CUSTOMER_ACTIONS_BY_API_NAME[payload.validated_data["action"]]
+        action.call(hosting=hosting, actor=api_actor(request))
+        return Response(action.outcome())
 
 
 class BouncesView(HostingView):

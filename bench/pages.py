@@ -56,11 +56,11 @@ def main() -> None:
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
+    from mailqueue.services import Actor, mail_service_block, mail_service_get
 
     from api.services import api_credentials_create
     from hosting.models import Customer
     from hosting.services import hosting_create, membership_add
-    from mailqueue.services import Actor, mail_service_block, mail_service_get
 
     call_command("migrate", verbosity=0)
     from django.contrib.auth import get_user_model

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
+from hosting.admin_paging import CappedCountPaginator
 from hosting.models import Customer, Membership
-from portal.admin_paging import CappedCountPaginator
 
 
 class MembershipInline(admin.TabularInline):

@@ -5,9 +5,12 @@ refused transitions are reported per hosting while the others proceed. Support s
 permissions only) see everything and can change nothing.
 """
 
+import functools
+
 from django import forms
 from django.contrib import admin, messages
-from django.db import connection
+from django.core.validators import EmailValidator
+from django.db import connection, transaction
 from django.db.models import Q, Sum, TextField
 from django.db.models.functions import Cast
 from django.template.response import TemplateResponse
@@ -15,7 +18,12 @@ from django.utils import timezone
 from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from hosting.admin_paging import CappedCountPaginator
 from hosting.models import Hosting
+from mailqueue.actions import CUSTOMER_ACTIONS
+from mailqueue.addresses import EMAIL_MAX_LENGTH, email_address_valid
+from mailqueue.blocking import mail_service_block
+from mailqueue.hourly_limit import LIMIT_MAX, mail_service_limit_set
 from mailqueue.models import (
     BlockReason,
     DailyCounter,
@@ -23,20 +31,11 @@ from mailqueue.models import (
     Event,
     MailService,
     Message,
-    MessageStatus,
     State,
 )
-from mailqueue.services import (
-    Actor,
-    MailServiceError,
-    mail_service_block,
-    mail_service_limit_set,
-    mail_service_purge_cancel,
-    mail_service_purge_request,
-    mail_service_recipient_change,
-    mail_service_unblock,
-)
-from portal.admin_paging import CappedCountPaginator
+from mailqueue.provisioning import mail_service_create
+from mailqueue.report_recipient import mail_service_recipient_change
+from mailqueue.state import Actor, MailServiceError
 
 ACT_PERMISSION = "mailqueue.act_on_mailservice"
 RECENT_EVENTS = 20
@@ -63,12 +62,18 @@ class MailServiceInline(admin.StackedInline):
 
 
 class RecipientForm(forms.Form):
-    email = forms.EmailField(label=_("Rapport d'erreurs à"), required=False, max_length=254)
+    email = forms.CharField(label=_("Rapport d'erreurs à"), required=False, max_length=EMAIL_MAX_LENGTH)
+
+    def clean_email(self):
+        email = self.cleaned_data["email"].strip()
+        if email and not email_address_valid(email):
+            raise forms.ValidationError(EmailValidator.message, code="invalid")  # Django's own wording
+        return email
 
 
 class LimitForm(forms.Form):
     limit = forms.IntegerField(
-        label=_("Limite horaire (vide : celle de l'offre)"), required=False, min_value=1, max_value=1_000_000
+        label=_("Limite horaire (vide : celle de l'offre)"), required=False, min_value=1, max_value=LIMIT_MAX
     )
 
 
@@ -115,15 +120,7 @@ def _form_action(modeladmin, request, queryset, form_class, title, apply):
     return TemplateResponse(request, "admin/mailqueue/action_form.html", context)
 
 
-def _service_of(hosting: Hosting) -> MailService | None:
-    """The hosting's mail service row, or None: it is created on first use (hosting_create
-    does not make it), and a listing must not fail on a hosting that has none yet."""
-    return getattr(hosting, "mail_service", None)
-
-
 class MailServiceStateFilter(admin.SimpleListFilter):
-    """By state, counting a hosting whose service row does not exist yet as active."""
-
     title = _("état")
     parameter_name = "state"
 
@@ -131,8 +128,6 @@ class MailServiceStateFilter(admin.SimpleListFilter):
         return State.choices
 
     def queryset(self, request, queryset):
-        if self.value() == State.ACTIVE:
-            return queryset.filter(Q(mail_service__state=State.ACTIVE) | Q(mail_service__isnull=True))
         if self.value() in State.values:
             return queryset.filter(mail_service__state=self.value())
         return queryset
@@ -155,29 +150,36 @@ class HostingAdmin(admin.ModelAdmin):
     def has_act_permission(self, request):
         return request.user.has_perm(ACT_PERMISSION)
 
+    def save_model(self, request, obj, form, change):
+        """A hosting added here gets its mail service too, as every provisioned hosting."""
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            if not change:
+                mail_service_create(hosting=obj)
+
+    def get_inline_instances(self, request, obj=None):
+        # The mail service row is made by save_model: no inline form for it on the add page.
+        return super().get_inline_instances(request, obj) if obj is not None else []
+
     @admin.display(description=_("état"), ordering="mail_service__state")
     def state(self, hosting):
-        service = _service_of(hosting)
-        return service.get_state_display() if service else State.ACTIVE.label
+        return hosting.mail_service.get_state_display()
 
     @admin.display(description=_("raison du blocage"))
     def block_reason(self, hosting):
-        service = _service_of(hosting)
-        return (service.get_block_reason_display() if service else "") or "—"
+        return hosting.mail_service.get_block_reason_display() or "—"
 
     @admin.display(description=_("rapport d'erreurs à"))
     def report_recipient(self, hosting):
-        service = _service_of(hosting)
-        return (service.report_recipient if service else "") or "—"
+        return hosting.mail_service.report_recipient or "—"
 
     @admin.display(description=_("limite horaire"))
     def hourly_limit(self, hosting):
-        service = _service_of(hosting)
-        return service.hourly_limit if service else hosting.plan_hourly_limit
+        return hosting.mail_service.hourly_limit
 
     @admin.display(description=_("e-mails en attente"))
     def held_count(self, hosting):
-        return Message.objects.filter(hosting=hosting, status=MessageStatus.HELD).count()
+        return Message.objects.filter(hosting=hosting).held().count()
 
     @admin.display(description=_("envoyés aujourd'hui"))
     def sent_today(self, hosting):
@@ -210,15 +212,18 @@ class HostingAdmin(admin.ModelAdmin):
             or "—"
         )
 
-    @admin.action(description=_("Bloquer l'envoi"), permissions=["act"])
-    def block(self, request, queryset):
+    def _customer_action(self, request, queryset, slug: str):
+        action = CUSTOMER_ACTIONS[slug]
+        call = action.call
+        if slug == "block":  # an operator's block says so (SPEC §3 reasons)
+            call = functools.partial(mail_service_block, reason=BlockReason.OPERATOR)
         _run_for_each(
-            self,
-            request,
-            queryset,
-            lambda hosting, actor: mail_service_block(hosting=hosting, actor=actor, reason=BlockReason.OPERATOR),
-            _("Envoi bloqué pour %(count)d hébergement(s)."),
+            self, request, queryset, lambda hosting, actor: call(hosting=hosting, actor=actor), action.admin_done_text
         )
+
+    @admin.action(description=CUSTOMER_ACTIONS["block"].label, permissions=["act"])
+    def block(self, request, queryset):
+        self._customer_action(request, queryset, "block")
 
     @admin.action(description=_("Bloquer l'envoi pour spam"), permissions=["act"])
     def block_spam(self, request, queryset):
@@ -230,35 +235,17 @@ class HostingAdmin(admin.ModelAdmin):
             _("Envoi bloqué pour spam pour %(count)d hébergement(s)."),
         )
 
-    @admin.action(description=_("Débloquer l'envoi"), permissions=["act"])
+    @admin.action(description=CUSTOMER_ACTIONS["unblock"].label, permissions=["act"])
     def unblock(self, request, queryset):
-        _run_for_each(
-            self,
-            request,
-            queryset,
-            lambda hosting, actor: mail_service_unblock(hosting=hosting, actor=actor),
-            _("Envoi débloqué pour %(count)d hébergement(s)."),
-        )
+        self._customer_action(request, queryset, "unblock")
 
-    @admin.action(description=_("Purger les e-mails"), permissions=["act"])
+    @admin.action(description=CUSTOMER_ACTIONS["purge"].label, permissions=["act"])
     def purge(self, request, queryset):
-        _run_for_each(
-            self,
-            request,
-            queryset,
-            lambda hosting, actor: mail_service_purge_request(hosting=hosting, actor=actor),
-            _("Purge demandée pour %(count)d hébergement(s)."),
-        )
+        self._customer_action(request, queryset, "purge")
 
-    @admin.action(description=_("Annuler la purge"), permissions=["act"])
+    @admin.action(description=CUSTOMER_ACTIONS["cancel-purge"].label, permissions=["act"])
     def cancel_purge(self, request, queryset):
-        _run_for_each(
-            self,
-            request,
-            queryset,
-            lambda hosting, actor: mail_service_purge_cancel(hosting=hosting, actor=actor),
-            _("Purge annulée pour %(count)d hébergement(s)."),
-        )
+        self._customer_action(request, queryset, "cancel-purge")
 
     @admin.action(description=_("Changer le destinataire des rapports"), permissions=["act"])
     def change_recipient(self, request, queryset):

@@ -1,10 +1,7 @@
-"""Delivery: claim due messages in batches, hand them to the relay, record each recipient.
+"""Delivery (SPEC §4.2): hand claimed batches to the relay, record each recipient's outcome.
 
-Claims use SELECT … FOR UPDATE SKIP LOCKED on PostgreSQL; on SQLite every transaction is
-IMMEDIATE, so claims are serialised by the database lock. A claim only takes messages of
-services that are active at claim time: once a block commits, no later claim takes its mail.
 Results are recorded per batch; a worker dying between the relay's reply and that commit is
-the only way a message is delivered twice (its claim is recovered by `claims_recover`).
+the only way a message is delivered twice (its claim is recovered by `retries.claims_recover`).
 """
 
 import dataclasses
@@ -16,25 +13,17 @@ from collections import defaultdict
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Min
 from django.utils import timezone
 
-from hosting.models import PLAN_HOURLY_LIMITS, Plan
+from mailqueue.claims import delivery_claim
 from mailqueue.counters import counter_add
-from mailqueue.models import (
-    DeliveryError,
-    MailService,
-    Message,
-    MessageStatus,
-    RecipientStatus,
-    RelayHandoff,
-    State,
-)
+from mailqueue.hourly_limit import handoffs_return
+from mailqueue.locks import mail_service_lock_shared
+from mailqueue.models import DeliveryError, Message, MessageStatus, RecipientStatus, State
 from mailqueue.relay import RelayUnavailable, relay_from_settings
-from mailqueue.services import mail_service_lock_shared
+from mailqueue.retries import backoff, retries_exhausted
 
 logger = logging.getLogger(__name__)
-HOUR = datetime.timedelta(hours=1)
 # Raw contents read per query while delivering: few queries, yet bounded memory (10 MB messages).
 RAW_CHUNK_BYTES = 8 * 1024 * 1024
 
@@ -49,109 +38,10 @@ class BatchResult:
     connections: int = 0
 
 
-def _hourly_limits(hosting_ids) -> dict[int, int]:
-    rows = MailService.objects.filter(hosting_id__in=hosting_ids).values_list(
-        "hosting_id", "hourly_limit_override", "hosting__plan"
-    )
-    return {
-        hosting_id: override if override is not None else PLAN_HOURLY_LIMITS[Plan(plan)]
-        for hosting_id, override, plan in rows
-    }
-
-
-def delivery_claim(*, limit: int | None = None) -> tuple[uuid.UUID, list[int]]:
-    """Claim up to `limit` due queued messages of active services, within hourly limits.
-
-    Messages beyond a hosting's rolling-hour limit stay queued with `next_attempt_at` moved to
-    when the oldest hand-off of the hour ages out: they wait, they are not rejected.
-    """
-    limit = limit or settings.DELIVERY_BATCH_SIZE
-    token = uuid.uuid4()
-    now = timezone.now()
-    with transaction.atomic():
-        # A hosting over its limit pushes its candidates an hour ahead and the next round looks
-        # further: one tenant's backlog never hides the others' mail from a claim.
-        taken: list[int] = []
-        for _round in range(CLAIM_ROUNDS):
-            taken_now, postponed = _claim_round(token=token, now=now, limit=limit - len(taken))
-            taken += taken_now
-            if not postponed or len(taken) >= limit:
-                break
-    return token, taken
-
-
-# Rounds of candidates one claim looks at when every candidate so far was over its hourly limit.
-CLAIM_ROUNDS = 10
-_CLAIM_LOCK_NAMESPACE = 0x636C6169 << 32  # "clai": serialises the hourly-limit count per hosting
-
-
-def _claim_round(*, token: uuid.UUID, now: datetime.datetime, limit: int) -> tuple[list[int], int]:
-    """One round of `delivery_claim` (inside its transaction): the ids taken, and how many
-    candidates were postponed because their hosting had reached its hourly limit."""
-    candidates = list(
-        Message.objects.filter(
-            status=MessageStatus.QUEUED,
-            next_attempt_at__lte=now,
-            hosting__mail_service__state=State.ACTIVE,
-        )
-        .order_by("next_attempt_at", "id")
-        .select_for_update(skip_locked=True, of=("self",))
-        .values_list("id", "hosting_id")[:limit]
-    )
-    if not candidates:
-        return [], 0
-    hosting_ids = {hosting_id for _id, hosting_id in candidates}
-    if connection.vendor == "postgresql":
-        # Concurrent claims count each hosting's hand-offs one after the other, so together
-        # they never exceed its limit (SQLite transactions are serialised already).
-        with connection.cursor() as cursor:
-            for hosting_id in sorted(hosting_ids):
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CLAIM_LOCK_NAMESPACE + (hosting_id & 0xFFFFFFFF)])
-    limits = _hourly_limits(hosting_ids)
-    usage = {
-        row["hosting_id"]: row
-        for row in RelayHandoff.objects.filter(hosting_id__in=hosting_ids, at__gt=now - HOUR)
-        .values("hosting_id")
-        .annotate(used=Count("id"), oldest=Min("at"))
-    }
-    taken: list[int] = []
-    waiting: dict[int, list[int]] = defaultdict(list)
-    per_hosting: dict[int, int] = defaultdict(int)
-    for message_id, hosting_id in candidates:
-        used = usage.get(hosting_id, {}).get("used", 0)
-        if used + per_hosting[hosting_id] < limits.get(hosting_id, 0):
-            per_hosting[hosting_id] += 1
-            taken.append(message_id)
-        else:
-            waiting[hosting_id].append(message_id)
-    for hosting_id, message_ids in waiting.items():
-        oldest = usage.get(hosting_id, {}).get("oldest") or now
-        Message.objects.filter(id__in=message_ids).update(next_attempt_at=oldest + HOUR)
-    if taken:
-        Message.objects.filter(id__in=taken).update(
-            status=MessageStatus.SENDING, claim_token=token, claimed_at=now, attempts=F("attempts") + 1
-        )
-        RelayHandoff.objects.bulk_create(
-            [
-                RelayHandoff(hosting_id=hosting_id, at=now)
-                for hosting_id, count in per_hosting.items()
-                for _ in range(count)
-            ]
-        )
-    return taken, sum(len(message_ids) for message_ids in waiting.values())
-
-
-def _backoff(attempts: int) -> datetime.timedelta:
-    seconds = settings.RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1)
-    return datetime.timedelta(seconds=min(seconds, settings.RETRY_MAX_DELAY_SECONDS))
-
-
 def _outcome(message: Message, results: dict[str, tuple[int, str]], now: datetime.datetime) -> list[DeliveryError]:
     """Apply the relay's per-recipient results to `message` (in memory); return new errors."""
     errors: list[DeliveryError] = []
-    give_up = now + _backoff(message.attempts) > message.created_at + datetime.timedelta(
-        seconds=settings.RETRY_MAX_AGE_SECONDS
-    )
+    give_up = retries_exhausted(message, now)
     for recipient in message.recipients:
         if recipient["status"] != RecipientStatus.PENDING or recipient["address"] not in results:
             continue
@@ -241,15 +131,12 @@ def _record(token: uuid.UUID, outcomes: list[tuple[Message, list[DeliveryError]]
                 result.failed += int(not any_sent)
             elif states[message.hosting_id] != State.ACTIVE:
                 # Blocked while in flight: what is left waits with the rest of the held mail.
-                message.status = MessageStatus.HELD
-                message.held_at = now
-                message.held_until = now + datetime.timedelta(hours=settings.HOLD_HOURS)
-                message.next_attempt_at = None
+                message.hold(now)
                 counts[message.hosting_id]["held"] += 1
                 result.held += 1
             else:
                 message.status = MessageStatus.DEFERRED
-                message.next_attempt_at = now + _backoff(message.attempts)
+                message.next_attempt_at = now + backoff(message.attempts)
                 result.deferred += 1
             counts[message.hosting_id]["errors"] += len(errors)
             all_errors.extend(errors)
@@ -300,16 +187,6 @@ def _send(relay, message: Message, raw: bytes) -> dict[str, tuple[int, str]]:
         return dict.fromkeys(pending, (451, f"4.3.0 local error while sending: {error}"[:200]))
 
 
-def _handoffs_return(messages: list[Message]) -> None:
-    """Messages claimed but never handed to the relay give back their place in the hourly limit."""
-    per_claim: dict[tuple[int, datetime.datetime], int] = defaultdict(int)
-    for message in messages:
-        per_claim[(message.hosting_id, message.claimed_at)] += 1
-    for (hosting_id, at), count in per_claim.items():
-        ids = list(RelayHandoff.objects.filter(hosting_id=hosting_id, at=at).values_list("id", flat=True)[:count])
-        RelayHandoff.objects.filter(id__in=ids).delete()
-
-
 def delivery_run_batch(*, limit: int | None = None, relay=None) -> BatchResult:
     """Claim one batch and deliver it over one relay connection. Returns what happened.
 
@@ -345,7 +222,7 @@ def delivery_run_batch(*, limit: int | None = None, relay=None) -> BatchResult:
         untried = [message for message in messages if message.pk not in done]
         for message in untried:
             outcomes.append((message, _outcome(message, dict.fromkeys(_pending(message), reply), timezone.now())))
-        _handoffs_return(untried)
+        handoffs_return(untried)
     finally:
         relay.close()
     result.connections = relay.connections_opened - opened_before
@@ -361,41 +238,18 @@ def delivery_run_batch(*, limit: int | None = None, relay=None) -> BatchResult:
     return result
 
 
-def deferred_requeue() -> int:
-    """Deferred messages whose back-off has passed go back to the queue."""
-    now = timezone.now()
-    return Message.objects.filter(status=MessageStatus.DEFERRED, next_attempt_at__lte=now).update(
-        status=MessageStatus.QUEUED
-    )
+# A delivery run stops claiming new batches after this long, leaving room under the task's time limit.
+DELIVERY_TASK_BUDGET_SECONDS = 60
 
 
-def claims_recover(*, older_than: int | None = None) -> int:
-    """Claims left by dead workers (older than `older_than` seconds, DELIVERY_CLAIM_TIMEOUT by
-    default; 0 when the worker is known dead) go back to the queue, or to the held mail when
-    their service is no longer active."""
-    if older_than is None:
-        older_than = settings.DELIVERY_CLAIM_TIMEOUT
-    cutoff = timezone.now() - datetime.timedelta(seconds=older_than)
-    stale = Message.objects.filter(status=MessageStatus.SENDING, claimed_at__lt=cutoff)
-    recovered = 0
-    for hosting_id in stale.order_by().values_list("hosting_id", flat=True).distinct():
-        with transaction.atomic():
-            state = mail_service_lock_shared(hosting_ids=[hosting_id])[hosting_id]
-            now = timezone.now()
-            mine = stale.filter(hosting_id=hosting_id)
-            if state == State.ACTIVE:
-                recovered += mine.update(
-                    status=MessageStatus.QUEUED, claim_token=None, claimed_at=None, next_attempt_at=now
-                )
-            else:
-                held = mine.update(
-                    status=MessageStatus.HELD,
-                    claim_token=None,
-                    claimed_at=None,
-                    held_at=now,
-                    held_until=now + datetime.timedelta(hours=settings.HOLD_HOURS),
-                    next_attempt_at=None,
-                )
-                counter_add(hosting_id=hosting_id, held=held)
-                recovered += held
-    return recovered
+def delivery_run(*, budget_seconds: float = DELIVERY_TASK_BUDGET_SECONDS) -> int:
+    """Deliver due queued messages batch after batch until none is left or the budget is spent;
+    returns how many were sent."""
+    started = time.monotonic()
+    delivered = 0
+    while time.monotonic() - started < budget_seconds:
+        result = delivery_run_batch()
+        if not result.claimed:
+            break
+        delivered += result.sent
+    return delivered

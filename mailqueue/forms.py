@@ -1,10 +1,9 @@
 from django import forms
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.utils.translation import gettext_lazy as _
 
-# Longest address a mailbox can have (RFC 5321 path limit), as the model field stores it.
-EMAIL_MAX_LENGTH = 254
+from mailqueue.addresses import EMAIL_MAX_LENGTH, email_address_valid
+from mailqueue.report_recipient import INVALID_ADDRESS
 
 
 class ErrorsDescribeFieldsForm(forms.Form):
@@ -37,10 +36,8 @@ class RecipientForm(ErrorsDescribeFieldsForm):
                 code="max_length",
                 params={"max": EMAIL_MAX_LENGTH},
             )
-        try:
-            validate_email(email)
-        except ValidationError:
-            raise ValidationError(_("L'adresse e-mail n'est pas valide."), code="invalid") from None
+        if not email_address_valid(email):
+            raise ValidationError(INVALID_ADDRESS, code="invalid")
         return email
 
 

@@ -1,48 +1,46 @@
 """The mail service of each hosting, its messages, delivery errors, counters and audit log.
 
-Only `mailqueue.services` (and the delivery/purge code it owns) changes these rows.
+Only the services of this app (docs/ARCHITECTURE.md) change these rows; the queue's vocabulary
+(held, due, hold, release) lives once on the QuerySets below.
 """
+
+import datetime
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, Q, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from hosting.models import PLAN_HOURLY_LIMITS, Hosting, Plan
+from mailqueue.choices import Action, ActorKind, BlockReason, MessageStatus, RecipientStatus, State
+
+__all__ = [
+    "Action",
+    "ActorKind",
+    "BlockReason",
+    "DailyCounter",
+    "DeliveryError",
+    "Event",
+    "MailService",
+    "Message",
+    "MessageStatus",
+    "RecipientStatus",
+    "RelayHandoff",
+    "State",
+]
 
 
-class State(models.TextChoices):
-    ACTIVE = "active", _("Actif")
-    BLOCKED = "blocked", _("Inactif")
-    PURGING = "purging", _("Purge")
-
-
-class BlockReason(models.TextChoices):
-    CUSTOMER = "customer", _("bloqué par le client")
-    OPERATOR = "operator", _("bloqué par un opérateur")
-    RATE = "rate", _("trop d'e-mails en trop peu de temps")
-    BOUNCE = "bounce", _("trop d'e-mails en erreur")
-    SPAM = "spam", _("envoi abusif (spam)")
-
-
-class ActorKind(models.TextChoices):
-    CUSTOMER = "customer", _("client")
-    OPERATOR = "operator", _("opérateur")
-    API = "api", _("API")
-    SYSTEM = "system", _("système")
-
-
-class Action(models.TextChoices):
-    BLOCK = "block", _("blocage")
-    UNBLOCK = "unblock", _("déblocage")
-    PURGE = "purge", _("demande de purge")
-    CANCEL_PURGE = "cancel_purge", _("annulation de la purge")
-    COMPLETE_PURGE = "complete_purge", _("fin de la purge")
-    AUTO_BLOCK = "auto_block", _("blocage automatique")
-    CHANGE_RECIPIENT = "change_recipient", _("changement du destinataire des rapports")
-    SET_LIMIT = "set_limit", _("changement de la limite horaire")
-    EXPIRE = "expire", _("expiration des e-mails en attente")
+class MailServiceQuerySet(models.QuerySet):
+    def with_hourly_limit(self):
+        """Annotate `effective_hourly_limit`: the operator's override, else the plan's (SPEC §4.2).
+        The same rule as `MailService.hourly_limit`, in SQL."""
+        by_plan = Case(
+            *(When(hosting__plan=plan, then=Value(limit)) for plan, limit in PLAN_HOURLY_LIMITS.items()),
+            output_field=models.PositiveIntegerField(),
+        )
+        return self.annotate(effective_hourly_limit=Coalesce("hourly_limit_override", by_plan))
 
 
 class MailService(models.Model):
@@ -56,6 +54,8 @@ class MailService(models.Model):
     purge_due_at = models.DateTimeField(_("purge prévue à"), null=True, blank=True)
     purge_started_at = models.DateTimeField(_("purge commencée à"), null=True, blank=True)
     purge_deleted = models.PositiveBigIntegerField(default=0)  # deleted so far by the running purge
+
+    objects = MailServiceQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("service e-mail")
@@ -76,6 +76,7 @@ class MailService(models.Model):
 
     @property
     def effective_report_recipient(self) -> str:
+        """Where error reports and notices go: the configured recipient, else the customer's contact."""
         return self.report_recipient or self.hosting.customer.contact_email
 
 
@@ -132,19 +133,68 @@ class Event(models.Model):
         raise ValueError("Events are append-only")
 
 
-class MessageStatus(models.TextChoices):
-    QUEUED = "queued", _("en file")
-    HELD = "held", _("en attente")
-    DEFERRED = "deferred", _("différé")
-    SENDING = "sending", _("en cours d'envoi")
-    SENT = "sent", _("envoyé")
-    FAILED = "failed", _("en erreur")
+def held_fields(now: datetime.datetime) -> dict:
+    """What a held message is: kept HOLD_HOURS from now, not due, claimed by no worker."""
+    return {
+        "status": MessageStatus.HELD,
+        "held_at": now,
+        "held_until": now + datetime.timedelta(hours=settings.HOLD_HOURS),
+        "next_attempt_at": None,
+        "claim_token": None,
+        "claimed_at": None,
+    }
 
 
-class RecipientStatus(models.TextChoices):
-    PENDING = "pending", _("à envoyer")
-    SENT = "sent", _("envoyé")
-    FAILED = "failed", _("en erreur")
+def queued_fields(now: datetime.datetime) -> dict:
+    """What a message waiting for delivery is: due now, neither held nor claimed."""
+    return {
+        "status": MessageStatus.QUEUED,
+        "held_at": None,
+        "held_until": None,
+        "next_attempt_at": now,
+        "claim_token": None,
+        "claimed_at": None,
+    }
+
+
+class BatchDeleteQuerySet(models.QuerySet):
+    def delete_batch(self, batch_size: int) -> int:
+        """Delete up to `batch_size` of these rows in one statement
+        (DELETE … WHERE id IN (SELECT id … LIMIT n) AND <the same conditions>); return how many.
+
+        The conditions are repeated on the outer statement so a row changed meanwhile (e.g. an
+        unblocked message no longer held) is left alone.
+        """
+        batch = self.order_by().values("id")[:batch_size]  # no order: the best index, no sort
+        deleted, _per_model = self.filter(id__in=batch).delete()
+        return deleted
+
+
+class MessageQuerySet(BatchDeleteQuerySet):
+    def held(self):
+        return self.filter(status=MessageStatus.HELD)
+
+    def pending(self):
+        """Waiting for delivery: queued (maybe for the hourly limit) or deferred (back-off)."""
+        return self.filter(status__in=[MessageStatus.QUEUED, MessageStatus.DEFERRED])
+
+    def due(self, now: datetime.datetime):
+        """Queued messages whose time has come (the claim's candidates)."""
+        return self.filter(status=MessageStatus.QUEUED, next_attempt_at__lte=now)
+
+    def deferred_due(self, now: datetime.datetime):
+        return self.filter(status=MessageStatus.DEFERRED, next_attempt_at__lte=now)
+
+    def finished(self):
+        return self.filter(status__in=[MessageStatus.SENT, MessageStatus.FAILED])
+
+    def hold(self, now: datetime.datetime) -> int:
+        """Hold these messages for HOLD_HOURS from `now`; returns how many."""
+        return self.update(**held_fields(now))
+
+    def release(self, now: datetime.datetime) -> int:
+        """Put these messages back in the delivery queue, due now; returns how many."""
+        return self.update(**queued_fields(now))
 
 
 class Message(models.Model):
@@ -170,6 +220,8 @@ class Message(models.Model):
     completed_at = models.DateTimeField(_("terminé le"), null=True, blank=True)
     last_reply = models.CharField(_("dernière réponse"), max_length=500, blank=True)
 
+    objects = MessageQuerySet.as_manager()
+
     class Meta:
         ordering = ["-id"]
         verbose_name = _("e-mail")
@@ -193,6 +245,11 @@ class Message(models.Model):
     def __str__(self) -> str:
         return self.message_id
 
+    def hold(self, now: datetime.datetime) -> None:
+        """Hold this message (in memory; the caller saves it)."""
+        for name, value in held_fields(now).items():
+            setattr(self, name, value)
+
 
 class DeliveryError(models.Model):
     """A recipient refused for good (OVH's "bounce"): kept after its message is gone."""
@@ -208,6 +265,8 @@ class DeliveryError(models.Model):
     recipient = models.CharField(_("e-mail"), max_length=320)
     reply = models.CharField(_("message"), max_length=500)
     subject = models.CharField(_("objet"), max_length=255, blank=True)
+
+    objects = BatchDeleteQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -250,6 +309,8 @@ class RelayHandoff(models.Model):
 
     hosting = models.ForeignKey(Hosting, on_delete=models.CASCADE, related_name="+")
     at = models.DateTimeField(default=timezone.now)
+
+    objects = BatchDeleteQuerySet.as_manager()
 
     class Meta:
         indexes = [models.Index(fields=["hosting", "at"], name="handoff_hosting_at")]

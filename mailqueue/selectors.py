@@ -7,7 +7,7 @@ from django.db.models import Max, Q, Sum
 from django.utils import timezone
 
 from hosting.models import Hosting
-from mailqueue.models import DailyCounter, DeliveryError, MailService, Message, MessageStatus
+from mailqueue.models import DailyCounter, DeliveryError, MailService, Message
 
 # Held messages counted at most: beyond it the page says "10 000+", at a bounded cost.
 HELD_COUNT_CAP = 10_000
@@ -30,9 +30,14 @@ class HeldQueueSummary:
     next_expiry: datetime.datetime | None
 
 
+def mail_service_get(*, hosting: Hosting) -> MailService:
+    """The hosting's mail service (every hosting has one), without a lock."""
+    return MailService.objects.select_related("hosting__customer").get(hosting=hosting)
+
+
 def mail_service_summary(*, hosting: Hosting) -> MailServiceSummary:
     """The service and its counters, from the daily counters (never the messages table)."""
-    service, _created = MailService.objects.select_related("hosting__customer").get_or_create(hosting=hosting)
+    service = mail_service_get(hosting=hosting)
     today = timezone.localdate()
     totals = DailyCounter.objects.filter(hosting=hosting).aggregate(
         sent_total=Sum("sent"), error_total=Sum("errors"), sent_today=Max("sent", filter=Q(day=today))
@@ -52,7 +57,7 @@ def held_queue_summary(*, hosting: Hosting) -> HeldQueueSummary:
     Two index reads whatever the queue size: a count bounded by the cap, and the first row of
     the (hosting, held_until) partial index (held_until is held_at + HOLD_HOURS).
     """
-    held = Message.objects.filter(hosting=hosting, status=MessageStatus.HELD)
+    held = Message.objects.filter(hosting=hosting).held()
     count = held.order_by()[: HELD_COUNT_CAP + 1].count()
     first = held.order_by("held_until").values("held_at", "held_until").first() or {}
     return HeldQueueSummary(

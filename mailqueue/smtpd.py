@@ -23,7 +23,7 @@ from django.db import DatabaseError, close_old_connections, connections
 
 from hosting.models import Hosting
 from hosting.selectors import hosting_by_smtp_credentials
-from mailqueue.services import SubmissionError, address_validate, message_accept
+from mailqueue.submission import SubmissionError, address_validate, message_accept
 
 log = logging.getLogger(__name__)
 

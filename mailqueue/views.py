@@ -1,8 +1,6 @@
 """The customer's "Scripts e-mail" pages (SPEC §5). Every hosting comes from the tenancy
 selector (404 for anything else); every change is a POST calling one service function."""
 
-import datetime
-
 from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, JsonResponse
@@ -13,65 +11,19 @@ from django.views.decorators.cache import never_cache
 
 from hosting.services import hosting_smtp_password_rotate
 from hosting.views import hosting_view
+from mailqueue.actions import CUSTOMER_ACTIONS, REQUEST_SENT
 from mailqueue.forms import ErrorLimitForm, RecipientForm
-from mailqueue.models import Action, State
-from mailqueue.selectors import daily_volumes, delivery_errors_recent, held_queue_summary, mail_service_summary
-from mailqueue.services import (
-    Actor,
-    MailServiceError,
-    mail_service_block,
+from mailqueue.models import State
+from mailqueue.purge import PURGE_DEADLINE
+from mailqueue.report_recipient import mail_service_recipient_change
+from mailqueue.selectors import (
+    daily_volumes,
+    delivery_errors_recent,
+    held_queue_summary,
     mail_service_get,
-    mail_service_purge_cancel,
-    mail_service_purge_request,
-    mail_service_recipient_change,
-    mail_service_unblock,
-    transition_refusal,
+    mail_service_summary,
 )
-
-SUCCESS = _("La requête a été envoyée avec succès.")
-# Longest a purge may take from its request (SPEC §3).
-PURGE_DEADLINE = datetime.timedelta(minutes=10)
-
-# slug in the URL → (action, service function, title, confirmation text)
-ACTIONS = {
-    "block": (
-        Action.BLOCK,
-        lambda hosting, actor: mail_service_block(hosting=hosting, actor=actor),
-        _("Bloquer l'envoi"),
-        _(
-            "Vous êtes sur le point de bloquer la distribution des e-mails envoyés depuis votre hébergement WEB. "
-            "Aucun e-mail ne sera supprimé, ils seront mis en attente pendant 72H. Vous pourrez pendant cette "
-            "période, soit débloquer l'envoi, soit le purger."
-        ),
-    ),
-    "unblock": (
-        Action.UNBLOCK,
-        lambda hosting, actor: mail_service_unblock(hosting=hosting, actor=actor),
-        _("Débloquer l'envoi"),
-        _(
-            "Vous êtes sur le point de débloquer l'envoi de vos e-mails. La distribution reprendra dès l'envoi du "
-            "prochain e-mail. Les mails qui étaient bloqués seront remis en distribution."
-        ),
-    ),
-    "purge": (
-        Action.PURGE,
-        lambda hosting, actor: mail_service_purge_request(hosting=hosting, actor=actor),
-        _("Purger les e-mails"),
-        _(
-            "Vous êtes sur le point d'effacer l'ensemble des e-mails en attente pour votre compte. Votre compte "
-            "sera ensuite automatiquement débloqué. L'opération prend entre 5 et 10 minutes."
-        ),
-    ),
-    "cancel-purge": (
-        Action.CANCEL_PURGE,
-        lambda hosting, actor: mail_service_purge_cancel(hosting=hosting, actor=actor),
-        _("Annuler la purge"),
-        _(
-            "Vous êtes sur le point d'annuler la purge. Les e-mails en attente seront conservés et l'envoi "
-            "restera bloqué."
-        ),
-    ),
-}
+from mailqueue.state import Actor, MailServiceError, transition_refusal
 
 
 def _purge_progress(service) -> dict | None:
@@ -96,10 +48,16 @@ BUTTONS_BY_STATE = {
 def _action_buttons(service, actor) -> list[dict]:
     buttons = []
     for slug in BUTTONS_BY_STATE[State(service.state)]:
-        action, _call, title, confirmation = ACTIONS[slug]
-        refusal = transition_refusal(service=service, action=action, actor=actor)
+        action = CUSTOMER_ACTIONS[slug]
+        refusal = transition_refusal(service=service, action=action.action, actor=actor)
         buttons.append(
-            {"slug": slug, "title": title, "confirmation": confirmation, "enabled": refusal is None, "hint": refusal}
+            {
+                "slug": slug,
+                "title": action.label,
+                "confirmation": action.confirmation(),
+                "enabled": refusal is None,
+                "hint": refusal,
+            }
         )
     return buttons
 
@@ -133,25 +91,28 @@ def emails(request, hosting):
 
 @hosting_view("GET", "HEAD", "POST")
 def action(request, hosting, slug):
-    if slug not in ACTIONS:
+    if slug not in CUSTOMER_ACTIONS:
         raise Http404("Unknown action")
-    action_name, call, title, confirmation = ACTIONS[slug]
+    action = CUSTOMER_ACTIONS[slug]
     actor = Actor.customer(request.user)
     if request.method == "POST":
         try:
-            call(hosting, actor)
+            action.call(hosting=hosting, actor=actor)
         except MailServiceError as error:
             messages.error(request, error.message)
         else:
-            messages.success(request, SUCCESS)
+            messages.success(request, REQUEST_SENT)
         return redirect("mailqueue:emails", service_name=hosting.service_name)
     # The confirmation page (without JavaScript) says at once when the action is not possible now.
-    refusal = transition_refusal(service=mail_service_get(hosting=hosting), action=action_name, actor=actor)
-    return render(
-        request,
-        "mailqueue/confirm.html",
-        {"hosting": hosting, "title": title, "confirmation": confirmation, "slug": slug, "refusal": refusal},
-    )
+    refusal = transition_refusal(service=mail_service_get(hosting=hosting), action=action.action, actor=actor)
+    context = {
+        "hosting": hosting,
+        "title": action.label,
+        "confirmation": action.confirmation(),
+        "slug": slug,
+        "refusal": refusal,
+    }
+    return render(request, "mailqueue/confirm.html", context)
 
 
 RECIPIENT_TEXT = _(
@@ -174,7 +135,7 @@ def recipient(request, hosting):
         except MailServiceError as error:
             form.add_error("email", error.message)
         else:
-            messages.success(request, SUCCESS)
+            messages.success(request, REQUEST_SENT)
             return redirect("mailqueue:emails", service_name=hosting.service_name)
     status = 400 if request.method == "POST" else 200
     return render(

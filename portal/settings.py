@@ -192,7 +192,7 @@ CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE_PREFIX", default="") + "portal"
 # Production routes delivery to its own queue and workers, so a mail flood never starves the
 # purge, expiry and digest work (Procfile, compose.yaml); empty: one queue for everything.
 CELERY_DELIVERY_QUEUE = env("CELERY_DELIVERY_QUEUE", default="")
-CELERY_TASK_ROUTES = {"mailqueue.tasks.deliver_due": {"queue": CELERY_DELIVERY_QUEUE}} if CELERY_DELIVERY_QUEUE else {}
+CELERY_TASK_ROUTES = {"mailqueue.tasks.delivery_run": {"queue": CELERY_DELIVERY_QUEUE}} if CELERY_DELIVERY_QUEUE else {}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -237,15 +237,15 @@ ABUSE_BOUNCE_MIN_MESSAGES = env.int("ABUSE_BOUNCE_MIN_MESSAGES", default=50)
 
 _digest_hour, _digest_minute = (int(part) for part in DIGEST_TIME.split(":"))
 CELERY_BEAT_SCHEDULE = {
-    "deliver": {"task": "mailqueue.tasks.deliver_due", "schedule": datetime.timedelta(seconds=30)},
-    "retries": {"task": "mailqueue.tasks.sweep_retries", "schedule": datetime.timedelta(minutes=1)},
+    "deliver": {"task": "mailqueue.tasks.delivery_run", "schedule": datetime.timedelta(seconds=30)},
+    "retries": {"task": "mailqueue.tasks.retries_sweep", "schedule": datetime.timedelta(minutes=1)},
     "purge-watchdog": {"task": "mailqueue.tasks.purge_watchdog", "schedule": datetime.timedelta(minutes=1)},
-    "expiry": {"task": "mailqueue.tasks.expire_held", "schedule": datetime.timedelta(minutes=5)},
+    "expiry": {"task": "mailqueue.tasks.held_expire", "schedule": datetime.timedelta(minutes=5)},
     "abuse-check": {"task": "mailqueue.tasks.abuse_check", "schedule": datetime.timedelta(minutes=1)},
-    "retention": {"task": "mailqueue.tasks.apply_retention", "schedule": crontab(hour=3, minute=30)},
-    "error-digest-retry": {"task": "reports.tasks.retry_error_digests", "schedule": crontab(minute=17)},
+    "retention": {"task": "mailqueue.tasks.retention_apply", "schedule": crontab(hour=3, minute=30)},
+    "error-digest-retry": {"task": "reports.tasks.error_digests_retry", "schedule": crontab(minute=17)},
     "error-digest": {
-        "task": "reports.tasks.send_error_digests",
+        "task": "reports.tasks.error_digests_send",
         "schedule": crontab(hour=_digest_hour, minute=_digest_minute),
     },
 }

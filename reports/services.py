@@ -18,7 +18,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
 from hosting.models import Hosting
-from mailqueue.models import MailService
+from mailqueue.selectors import mail_service_get
 from reports.models import DigestStatus, ErrorDigest
 from reports.selectors import hosting_errors_of_day, hostings_with_errors_on
 
@@ -30,12 +30,6 @@ DIGEST_RETRY_DAYS = 7
 DIGEST_SEND_TIMEOUT_SECONDS = 30
 # A digest being sent belongs to its run this long (well beyond the send timeout).
 DIGEST_LEASE = datetime.timedelta(minutes=10)
-
-
-def _report_recipient(hosting: Hosting) -> str:
-    """The service's error-report recipient, or else the customer's contact e-mail."""
-    service = MailService.objects.filter(hosting=hosting).first()
-    return (service.report_recipient if service else "") or hosting.customer.contact_email
 
 
 def error_digest_message(
@@ -93,7 +87,7 @@ def error_digest_send(*, hosting_id: int, day: datetime.date) -> ErrorDigest | N
             return None
         if digest.status == DigestStatus.SENDING and digest.lease_until and digest.lease_until > now:
             return None  # another run is sending it
-        recipient = _report_recipient(digest.hosting)
+        recipient = mail_service_get(hosting=digest.hosting).effective_report_recipient
         message, error_count = error_digest_message(hosting=digest.hosting, day=day, recipient=recipient)
         if message is None:
             return None  # errors gone since (retention): nothing to report, the row stays pending

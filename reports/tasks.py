@@ -4,17 +4,17 @@ import datetime
 
 from celery import shared_task
 
-from reports.services import error_digests_retry, error_digests_send
+from reports import services
 
 
 @shared_task(acks_late=True)
-def send_error_digests(day: str | None = None) -> dict:
+def error_digests_send(day: str | None = None) -> dict:
     """Send the error digests of `day` (ISO date; the previous local day by default) and retry
     unsent ones of the days before. Safe to run twice, or from two beat processes at once."""
-    return error_digests_send(day=datetime.date.fromisoformat(day) if day else None)
+    return services.error_digests_send(day=datetime.date.fromisoformat(day) if day else None)
 
 
 @shared_task(acks_late=True)
-def retry_error_digests() -> dict:
+def error_digests_retry() -> dict:
     """Retry the digests whose send failed or whose run died (hourly)."""
-    return error_digests_retry()
+    return services.error_digests_retry()

@@ -3,6 +3,7 @@
 import fcntl
 import os
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from celery.contrib.testing.worker import start_worker
 from django.core.cache import cache
 from django.db import connection
 
-from mailqueue.tasks import DELIVERY_KICK_KEY
+from mailqueue.dispatch import DELIVERY_KICK_KEY
 from portal.celery import app as celery_app
 from tests.factories import CustomerFactory, HostingFactory, MembershipFactory, UserFactory
 
@@ -62,6 +63,22 @@ def celery_worker_live(transactional_db, _isolated_celery_queue):
         queues=[_isolated_celery_queue],
     ) as worker:
         yield worker
+
+
+@pytest.fixture
+def beat_purge_watchdog(celery_worker_live):
+    """Celery beat's every-minute purge watchdog, sent every half second while the test runs."""
+    stop = threading.Event()
+
+    def beat():
+        while not stop.wait(0.5):
+            celery_app.send_task("mailqueue.tasks.purge_watchdog")
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join()
 
 
 @pytest.fixture(autouse=True)

@@ -5,8 +5,10 @@ import time
 import pytest
 
 from mailqueue import tasks
+from mailqueue.blocking import mail_service_block
 from mailqueue.models import Event, MailService, Message, MessageStatus, State
-from mailqueue.services import Actor, mail_service_block, mail_service_purge_request
+from mailqueue.purge import mail_service_purge_request
+from mailqueue.state import Actor
 from tests.factories import HostingFactory, MessageFactory
 
 

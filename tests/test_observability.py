@@ -8,7 +8,7 @@ from django.core.cache import cache
 
 from mailqueue.counters import submitted_today
 from mailqueue.models import MessageStatus
-from mailqueue.services import message_accept
+from mailqueue.submission import message_accept
 from portal import metrics
 from portal.logging import JsonFormatter
 from tests.factories import HostingFactory, MessageFactory

@@ -13,10 +13,13 @@ from django.test import Client
 from django.utils import translation
 from django.utils.translation import gettext, ngettext
 
+from mailqueue.actions import CUSTOMER_ACTIONS, REQUEST_SENT
+from mailqueue.blocking import mail_service_block
 from mailqueue.forms import RecipientForm
 from mailqueue.models import BlockReason, State
-from mailqueue.services import Actor, mail_service_block, mail_service_purge_request
-from mailqueue.views import ACTIONS, RECIPIENT_TEXT, SUCCESS
+from mailqueue.purge import mail_service_purge_request
+from mailqueue.state import Actor
+from mailqueue.views import RECIPIENT_TEXT
 from tests.factories import HostingFactory, MembershipFactory
 
 PO_FILE = Path(settings.BASE_DIR) / "locale" / "en" / "LC_MESSAGES" / "django.po"
@@ -151,14 +154,14 @@ def test_state_labels_in_english():
 
 @pytest.mark.parametrize("slug", sorted(ENGLISH_ACTIONS))
 def test_action_titles_and_confirmations_in_english(slug):
-    _action, _call, title, confirmation = ACTIONS[slug]
+    action = CUSTOMER_ACTIONS[slug]
     with translation.override("en"):
-        assert (str(title), str(confirmation)) == ENGLISH_ACTIONS[slug]
+        assert (str(action.label), action.confirmation()) == ENGLISH_ACTIONS[slug]
 
 
 def test_success_message_and_recipient_text_in_english():
     with translation.override("en"):
-        assert str(SUCCESS) == "Your request has been sent successfully."
+        assert str(REQUEST_SENT) == "Your request has been sent successfully."
         assert str(RECIPIENT_TEXT).startswith("Enter the e-mail address at which you want to receive error reports.")
         assert gettext("Valider") == "Confirm"
         assert gettext("Annuler") == "Cancel"

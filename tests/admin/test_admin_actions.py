@@ -8,8 +8,10 @@ import re
 
 import pytest
 
+from mailqueue.blocking import mail_service_block
 from mailqueue.models import Event, MailService, MessageStatus
-from mailqueue.services import Actor, mail_service_block, mail_service_purge_request, mail_service_purge_start
+from mailqueue.purge import mail_service_purge_request, mail_service_purge_start
+from mailqueue.state import Actor
 from tests.admin.conftest import page_text, run_action, shown_messages, submit_intermediate_form
 from tests.factories import HostingFactory, MessageFactory
 

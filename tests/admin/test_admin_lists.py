@@ -1,4 +1,4 @@
-"""The operators' lists: filters, capped paging ("10000+") and hostings not yet used."""
+"""The operators' lists: filters, capped paging ("10000+") and hostings just added."""
 
 import datetime
 import html
@@ -7,11 +7,12 @@ import re
 import pytest
 from django.utils import timezone
 
+from hosting import admin_paging
 from hosting.models import Hosting
 from mailqueue.admin import HostingAdmin, MessageAdmin
-from mailqueue.models import MessageStatus
-from mailqueue.services import Actor, mail_service_block
-from portal import admin_paging
+from mailqueue.blocking import mail_service_block
+from mailqueue.models import MailService, MessageStatus, State
+from mailqueue.state import Actor
 from tests.admin.conftest import HOSTINGS_URL, page_text
 from tests.admin.test_admin_roles import cells
 from tests.factories import CustomerFactory, HostingFactory, MessageFactory
@@ -29,14 +30,18 @@ def filter_link(response, label: str) -> str:
 
 
 @pytest.fixture
-def hostings():
+def hostings(superuser_client):
     shop = HostingFactory(service_name="shop.example", plan="pro")
     blog = HostingFactory(service_name="blog.example", plan="perso")
     spam = HostingFactory(service_name="spam.example", plan="perso")
     mail_service_block(hosting=blog, actor=Actor.api("setup"))
     mail_service_block(hosting=spam, actor=Actor.system("setup"), reason="spam")
-    # A hosting nobody has used yet has no mail service row: it is active.
-    fresh = Hosting.objects.create(service_name="fresh.example", customer=CustomerFactory(), plan="starter")
+    # A hosting an operator adds in the admin, used by nobody yet: provisioned with its service, active.
+    added = superuser_client.post(
+        f"{HOSTINGS_URL}add/", {"service_name": "fresh.example", "customer": CustomerFactory().pk, "plan": "starter"}
+    )
+    assert added.status_code == 302, page_text(added)
+    fresh = Hosting.objects.get(service_name="fresh.example")
     return shop, blog, spam, fresh
 
 
@@ -58,8 +63,9 @@ def test_hosting_filters(superuser_client, hostings, label, listed):
     assert cells(superuser_client.get(HOSTINGS_URL + query), "service_name") == listed
 
 
-def test_a_hosting_without_its_service_row_is_listed_and_shown(superuser_client, hostings):
+def test_a_hosting_added_in_the_admin_has_its_mail_service_listed_and_shown(superuser_client, hostings):
     fresh = hostings[3]
+    assert MailService.objects.filter(hosting=fresh, state=State.ACTIVE).exists()
 
     listing = superuser_client.get(HOSTINGS_URL)
     assert listing.status_code == 200

@@ -9,8 +9,9 @@ import re
 import pytest
 
 from hosting.models import Customer, Hosting
+from mailqueue.blocking import mail_service_block
 from mailqueue.models import DeliveryError, Event, MailService, Message, MessageStatus, RecipientStatus
-from mailqueue.services import Actor, mail_service_block
+from mailqueue.state import Actor
 from reports.models import ErrorDigest
 from tests.admin.conftest import HOSTINGS_URL, page_text, run_action, shown_messages
 from tests.factories import (

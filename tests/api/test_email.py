@@ -6,8 +6,10 @@ import time
 import pytest
 from django.utils import timezone
 
+from mailqueue.blocking import mail_service_auto_block, mail_service_block
 from mailqueue.models import BlockReason, DailyCounter, Event, MailService, MessageStatus, State
-from mailqueue.services import Actor, mail_service_auto_block, mail_service_block, mail_service_purge_request
+from mailqueue.purge import mail_service_purge_request
+from mailqueue.state import Actor
 from tests.api.conftest import email_path
 from tests.factories import DailyCounterFactory, DeliveryErrorFactory, MessageFactory, UserFactory
 

@@ -2,8 +2,9 @@
 
 import pytest
 
+from mailqueue.blocking import mail_service_block
 from mailqueue.models import Event, Message, MessageStatus
-from mailqueue.services import Actor, mail_service_block
+from mailqueue.state import Actor
 from tests.api.conftest import email_path
 from tests.factories import EventFactory, MessageFactory, UserFactory
 

@@ -8,9 +8,11 @@ from django.core import mail
 from django.utils import timezone
 
 from hosting.models import Plan
-from mailqueue import maintenance, tasks
+from mailqueue import abuse, dispatch, tasks
+from mailqueue.blocking import mail_service_unblock
 from mailqueue.models import Action, Event, MailService, Message, MessageStatus, State
-from mailqueue.services import Actor, mail_service_unblock
+from mailqueue.state import Actor
+from portal.celery import app as celery_app
 from tests.factories import CustomerFactory, HostingFactory, MessageFactory
 
 
@@ -38,13 +40,13 @@ def _service(hosting) -> MailService:
 
 @pytest.fixture
 def abuse_check(monkeypatch, django_capture_on_commit_callbacks):
-    """maintenance.abuse_check, the notice task run in-process when the block commits
+    """abuse.abuse_check, the notice task run in-process when the block commits
     (unit tests without a worker)."""
-    monkeypatch.setattr(tasks.notify_auto_block, "delay", lambda *args: tasks.notify_auto_block(*args))
+    monkeypatch.setattr(dispatch, "task_send", lambda name, *args, **kwargs: celery_app.tasks[name](*args))
 
     def run():
         with django_capture_on_commit_callbacks(execute=True):
-            return maintenance.abuse_check()
+            return abuse.abuse_check()
 
     return run
 
@@ -75,7 +77,7 @@ def test_rate_abuse_blocks_and_notifies_the_contact_once_through_the_worker(cele
     assert "72 heures" in notice.body
 
     assert tasks.abuse_check() == []  # already blocked: nothing more
-    assert tasks.notify_auto_block(hosting.pk, "rate") is False  # a redelivered notice is not sent twice
+    assert tasks.auto_block_notify(hosting.pk, "rate") is False  # a redelivered notice is not sent twice
     time.sleep(1.5)  # room for a stray task to reach the worker
     assert len(mail.outbox) == 1
     assert Event.objects.filter(hosting=hosting, action=Action.AUTO_BLOCK, reason="rate").count() == 1

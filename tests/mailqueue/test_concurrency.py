@@ -11,16 +11,11 @@ import time
 import pytest
 from django.db import connection, transaction
 
+from mailqueue.blocking import mail_service_block, mail_service_unblock
 from mailqueue.models import Event, MailService, Message, MessageStatus, RelayHandoff
-from mailqueue.services import (
-    Actor,
-    MailServiceError,
-    mail_service_block,
-    mail_service_purge_cancel,
-    mail_service_purge_request,
-    mail_service_unblock,
-    message_accept,
-)
+from mailqueue.purge import mail_service_purge_cancel, mail_service_purge_request
+from mailqueue.state import Actor, MailServiceError
+from mailqueue.submission import message_accept
 from tests.conftest import requires_postgres
 from tests.factories import HostingFactory, MessageFactory, UserFactory
 

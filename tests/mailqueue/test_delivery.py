@@ -17,9 +17,12 @@ from django.db import connection
 from django.utils import timezone
 
 from hosting.models import Plan
-from mailqueue.delivery import claims_recover, deferred_requeue, delivery_run_batch
+from mailqueue.blocking import mail_service_block, mail_service_unblock
+from mailqueue.delivery import delivery_run_batch
+from mailqueue.hourly_limit import mail_service_limit_set
 from mailqueue.models import DailyCounter, DeliveryError, Message, MessageStatus, RecipientStatus
-from mailqueue.services import Actor, mail_service_block, mail_service_limit_set, mail_service_unblock
+from mailqueue.retries import claims_recover, deferred_requeue
+from mailqueue.state import Actor
 from tests.conftest import requires_postgres
 from tests.factories import HostingFactory, MessageFactory, UserFactory
 from tests.support import free_port

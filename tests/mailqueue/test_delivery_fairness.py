@@ -6,9 +6,11 @@ import threading
 import pytest
 from django.db import connection
 
-from mailqueue.delivery import delivery_claim, delivery_run_batch
+from mailqueue.claims import delivery_claim
+from mailqueue.delivery import delivery_run_batch
+from mailqueue.hourly_limit import mail_service_limit_set
 from mailqueue.models import Message, MessageStatus, RelayHandoff
-from mailqueue.services import Actor, mail_service_limit_set
+from mailqueue.state import Actor
 from tests.conftest import requires_postgres
 from tests.factories import HostingFactory, UserFactory
 from tests.mailqueue.test_delivery import queue_message, relay  # noqa: F401 (fixture)

@@ -9,9 +9,10 @@ import signal
 import pytest
 
 from mailqueue import tasks
-from mailqueue.delivery import claims_recover, delivery_run_batch
+from mailqueue.delivery import delivery_run_batch
 from mailqueue.models import Message, MessageStatus
-from mailqueue.services import message_accept
+from mailqueue.retries import claims_recover
+from mailqueue.submission import message_accept
 from tests.factories import HostingFactory
 from tests.mailqueue.test_delivery import LiveRelay, counters, queue_message
 from tests.support import wait_until, worker_process
@@ -47,7 +48,7 @@ def test_a_worker_killed_mid_batch_loses_nothing(settings, _isolated_celery_queu
         with worker_process(
             queue=_isolated_celery_queue, log=log, SMTP_RELAY_URL=relay.url, DELIVERY_BATCH_SIZE="5"
         ) as worker:
-            tasks.deliver_due.delay()
+            tasks.delivery_run.delay()
             assert relay.handler.waiting.wait(40), log.read_text()
             in_flight = set(
                 Message.objects.filter(hosting=hosting, status=MessageStatus.SENDING).values_list(

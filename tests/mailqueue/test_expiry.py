@@ -7,9 +7,11 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from mailqueue import maintenance, tasks
+from mailqueue import expiry, tasks
+from mailqueue.blocking import mail_service_block, mail_service_unblock
 from mailqueue.models import Action, DailyCounter, Event, Message, MessageStatus
-from mailqueue.services import Actor, mail_service_block, mail_service_unblock, message_accept
+from mailqueue.state import Actor
+from mailqueue.submission import message_accept
 from tests.factories import HostingFactory, MessageFactory
 
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
@@ -45,12 +47,12 @@ def test_a_message_held_at_t_expires_at_t_plus_72h_exactly(clock, settings):
     mail_service_block(hosting=hosting, actor=Actor.api("test"))  # held at T, until T+72h
 
     clock.move_to(T + HOLD - datetime.timedelta(seconds=1))
-    assert maintenance.held_expire() == {}
+    assert expiry.held_expire() == {}
     assert _held(hosting) == 3
     assert _expire_events(hosting) == []
 
     clock.move_to(T + HOLD)
-    assert tasks.expire_held() == {hosting.pk: 3}
+    assert tasks.held_expire() == {hosting.pk: 3}
     assert _held(hosting) == 0
     assert _expired_on(hosting, (T + HOLD).date()) == 3
     [event] = _expire_events(hosting)
@@ -78,11 +80,11 @@ def test_expiry_counts_per_hosting_and_day_with_one_event_per_hosting_and_run(cl
 
     day_one, day_two = (T + HOLD).date(), (T + HOLD + datetime.timedelta(hours=24)).date()
     clock.move_to(T + HOLD)
-    assert maintenance.held_expire() == {first.pk: 5, second.pk: 2}
-    assert maintenance.held_expire() == {}  # a second run finds nothing: no empty Event
+    assert expiry.held_expire() == {first.pk: 5, second.pk: 2}
+    assert expiry.held_expire() == {}  # a second run finds nothing: no empty Event
 
     clock.move_to(T + HOLD + datetime.timedelta(hours=24))
-    assert maintenance.held_expire() == {first.pk: 4}
+    assert expiry.held_expire() == {first.pk: 4}
 
     assert (_expired_on(first, day_one), _expired_on(first, day_two)) == (5, 4)
     assert (_expired_on(second, day_one), _expired_on(second, day_two)) == (2, 0)
@@ -103,5 +105,5 @@ def test_unblocked_messages_no_longer_expire(clock):
     mail_service_unblock(hosting=hosting, actor=Actor.api("test"))
     clock.move_to(T + HOLD + datetime.timedelta(hours=1))
 
-    assert maintenance.held_expire() == {}
+    assert expiry.held_expire() == {}
     assert Message.objects.filter(hosting=hosting, status=MessageStatus.QUEUED).count() == 2

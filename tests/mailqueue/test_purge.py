@@ -8,17 +8,16 @@ import pytest
 from django.db import connection, connections
 from django.utils import timezone
 
-from mailqueue import maintenance, tasks
+from mailqueue import dispatch, purge, tasks
+from mailqueue.blocking import mail_service_block
 from mailqueue.models import Action, DailyCounter, Event, MailService, Message, MessageStatus, State
-from mailqueue.services import (
-    Actor,
-    MailServiceError,
-    mail_service_block,
+from mailqueue.purge import (
     mail_service_purge_cancel,
     mail_service_purge_delete_batch,
     mail_service_purge_request,
     mail_service_purge_start,
 )
+from mailqueue.state import Actor, MailServiceError
 from tests.factories import HostingFactory, MessageFactory
 from tests.support import wait_until
 
@@ -56,9 +55,10 @@ def blocked_hosting_with_mail():
 
 @pytest.fixture
 def lost_purge_tasks(monkeypatch):
-    """The purge task of a request never reaches a worker (lost message, broker restart)."""
+    """The purge tasks never reach a worker (lost message, broker restart): the names and
+    arguments enqueued are recorded, nothing is sent."""
     sent = []
-    monkeypatch.setattr(tasks.run_purge, "apply_async", lambda *args, **kwargs: sent.append((args, kwargs)))
+    monkeypatch.setattr(dispatch, "task_send", lambda name, *args, **kwargs: sent.append((name, args)))
     return sent
 
 
@@ -79,7 +79,9 @@ def _assert_purged(hosting, other, *, held: int = 12):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("grace", [0, 3])
-def test_purge_end_to_end_with_a_real_worker(celery_worker_live, blocked_hosting_with_mail, settings, grace):
+def test_purge_end_to_end_with_a_real_worker(
+    celery_worker_live, beat_purge_watchdog, blocked_hosting_with_mail, settings, grace
+):
     hosting, other = blocked_hosting_with_mail
     settings.PURGE_GRACE_SECONDS = grace
     settings.PURGE_BATCH_SIZE = 5  # several batches
@@ -93,6 +95,7 @@ def test_purge_end_to_end_with_a_real_worker(celery_worker_live, blocked_hosting
         assert _state(hosting) == State.PURGING
         assert Message.objects.filter(hosting=hosting, status=MessageStatus.HELD).count() == 12
 
+    # No countdown: once due, beat's watchdog runs it (a grace of 0 kicks it at once).
     assert wait_until(lambda: _state(hosting) == State.ACTIVE, timeout=grace + 20)
     assert time.monotonic() - requested >= grace
     _assert_purged(hosting, other)
@@ -128,8 +131,8 @@ def test_watchdog_leaves_purges_not_yet_due(blocked_hosting_with_mail, lost_purg
     settings.PURGE_GRACE_SECONDS = 300
     mail_service_purge_request(hosting=hosting, actor=CUSTOMER)
 
-    assert maintenance.purges_due() == []
-    assert maintenance.purge_run(hosting_id=hosting.pk) is None
+    assert purge.purges_due() == []
+    assert purge.purge_run(hosting_id=hosting.pk) is None
     assert _state(hosting) == State.PURGING
     assert Message.objects.filter(hosting=hosting, status=MessageStatus.HELD).count() == 12
     # Still cancellable: the deletion has not started.
@@ -150,7 +153,7 @@ def test_two_purge_runs_at_once_delete_and_complete_once(
         try:
             if barrier is not None:
                 barrier.wait(timeout=10)
-            results.append(maintenance.purge_run(hosting_id=hosting.pk))
+            results.append(purge.purge_run(hosting_id=hosting.pk))
         finally:
             connections.close_all()
 
@@ -180,7 +183,7 @@ def test_cancel_before_the_deletion_starts_keeps_the_held_mail(blocked_hosting_w
 
     assert service.state == State.BLOCKED and service.block_reason == "customer"
     # The purge task arrives late: it does nothing.
-    assert tasks.run_purge(hosting.pk) is False
+    assert tasks.purge_run(hosting.pk) is False
     assert _state(hosting) == State.BLOCKED
     assert Message.objects.filter(hosting=hosting, status=MessageStatus.HELD).count() == 12
     assert not _completions(hosting)
@@ -208,15 +211,15 @@ def test_a_purge_that_crashed_between_batches_resumes_and_counts_the_total(
     settings.PURGE_GRACE_SECONDS = 0
     settings.PURGE_BATCH_SIZE = 5
     mail_service_purge_request(hosting=hosting, actor=CUSTOMER)
-    purge = mail_service_purge_start(hosting=hosting)
-    assert mail_service_purge_delete_batch(hosting=hosting, purge=purge) == 5
+    started = mail_service_purge_start(hosting=hosting)
+    assert mail_service_purge_delete_batch(hosting=hosting, purge=started) == 5
     # …the worker dies here. A message arrives meanwhile: it is held, and purged too.
     MessageFactory(hosting=hosting, status=MessageStatus.HELD)
-    assert maintenance.purges_due() == [hosting.pk]
+    assert purge.purges_due() == [hosting.pk]
 
-    assert maintenance.purge_run(hosting_id=hosting.pk) is not None
+    assert purge.purge_run(hosting_id=hosting.pk) is not None
 
     _assert_purged(hosting, other, held=13)
-    assert maintenance.purge_run(hosting_id=hosting.pk) is None  # a late redelivery: nothing more
+    assert purge.purge_run(hosting_id=hosting.pk) is None  # a late redelivery: nothing more
     assert len(_completions(hosting)) == 1
     assert connection.vendor in {"sqlite", "postgresql"}

@@ -5,7 +5,7 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from mailqueue import maintenance, tasks
+from mailqueue import retention, tasks
 from mailqueue.models import DeliveryError, Message, MessageStatus, RelayHandoff
 from tests.factories import DeliveryErrorFactory, HostingFactory, MessageFactory
 
@@ -37,7 +37,7 @@ def test_retention_deletes_finished_messages_older_than_the_retention_period(set
     RelayHandoff.objects.create(hosting=hosting, at=_days_ago(2))
     recent_handoff = RelayHandoff.objects.create(hosting=hosting, at=_days_ago(0.01))
 
-    totals = tasks.apply_retention()
+    totals = tasks.retention_apply()
 
     assert totals == {"messages": 3, "delivery_errors": 1, "handoffs": 1}
     remaining = set(Message.objects.values_list("pk", flat=True))
@@ -46,4 +46,4 @@ def test_retention_deletes_finished_messages_older_than_the_retention_period(set
     assert list(DeliveryError.objects.values_list("pk", flat=True)) == [young_error.pk]
     assert old_error.pk != young_error.pk
     assert list(RelayHandoff.objects.values_list("pk", flat=True)) == [recent_handoff.pk]
-    assert maintenance.retention_apply() == {"messages": 0, "delivery_errors": 0, "handoffs": 0}
+    assert retention.retention_apply() == {"messages": 0, "delivery_errors": 0, "handoffs": 0}

@@ -9,9 +9,10 @@ import subprocess
 
 import pytest
 
+from mailqueue.blocking import mail_service_block
 from mailqueue.models import Message, MessageStatus
-from mailqueue.services import Actor, mail_service_block
 from mailqueue.smtpd import AuthFailureThrottle, SubmissionDoor, SubmissionHandler
+from mailqueue.state import Actor
 from tests.factories import HostingFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -10,21 +10,18 @@ import datetime
 import pytest
 from django.utils import timezone
 
+from mailqueue.blocking import mail_service_auto_block, mail_service_block, mail_service_unblock
+from mailqueue.hourly_limit import mail_service_limit_set
 from mailqueue.models import Event, MailService, Message, MessageStatus
-from mailqueue.services import (
-    Actor,
-    MailServiceError,
-    mail_service_auto_block,
-    mail_service_block,
-    mail_service_limit_set,
+from mailqueue.purge import (
     mail_service_purge_cancel,
     mail_service_purge_complete,
     mail_service_purge_request,
     mail_service_purge_start,
-    mail_service_recipient_change,
-    mail_service_unblock,
-    message_accept,
 )
+from mailqueue.report_recipient import mail_service_recipient_change
+from mailqueue.state import Actor, MailServiceError
+from mailqueue.submission import message_accept
 from tests.factories import HostingFactory, MembershipFactory, MessageFactory, UserFactory
 
 T0 = datetime.datetime(2025, 3, 3, 9, 0, tzinfo=datetime.UTC)

@@ -5,14 +5,11 @@ import datetime
 import pytest
 from django.utils import timezone
 
+from mailqueue.blocking import mail_service_block
 from mailqueue.models import DailyCounter, Message, MessageStatus, RecipientStatus
-from mailqueue.services import (
-    Actor,
-    SubmissionError,
-    mail_service_block,
-    mail_service_purge_request,
-    message_accept,
-)
+from mailqueue.purge import mail_service_purge_request
+from mailqueue.state import Actor
+from mailqueue.submission import SubmissionError, message_accept
 from tests.factories import HostingFactory
 
 pytestmark = pytest.mark.django_db

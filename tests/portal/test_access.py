@@ -5,7 +5,8 @@ import urllib.parse
 import pytest
 from django.test import Client
 
-from mailqueue.services import Actor, mail_service_block
+from mailqueue.blocking import mail_service_block
+from mailqueue.state import Actor
 from tests.portal.conftest import snapshot
 from tests.portal.pages import text
 

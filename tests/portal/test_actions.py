@@ -3,8 +3,10 @@
 import pytest
 from django.utils import timezone
 
+from mailqueue.blocking import mail_service_block
 from mailqueue.models import ActorKind, Event, MailService, Message, MessageStatus
-from mailqueue.services import Actor, mail_service_block, mail_service_purge_request
+from mailqueue.purge import mail_service_purge_request
+from mailqueue.state import Actor
 from tests.factories import MessageFactory, UserFactory
 from tests.portal.conftest import snapshot
 from tests.portal.pages import dom, flash_messages, text

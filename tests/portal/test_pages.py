@@ -5,8 +5,10 @@ import datetime
 import pytest
 from django.utils import formats, timezone, translation
 
+from mailqueue.blocking import mail_service_block
 from mailqueue.models import MailService, MessageStatus
-from mailqueue.services import Actor, mail_service_block, mail_service_purge_request
+from mailqueue.purge import mail_service_purge_request
+from mailqueue.state import Actor
 from tests.factories import (
     DailyCounterFactory,
     DeliveryErrorFactory,

@@ -8,9 +8,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from mailqueue.blocking import mail_service_block
 from mailqueue.models import DailyCounter, DeliveryError, Message, MessageStatus
 from mailqueue.selectors import HELD_COUNT_CAP
-from mailqueue.services import Actor, mail_service_block
+from mailqueue.state import Actor
 from tests.factories import HostingFactory
 from tests.portal.pages import facts
 

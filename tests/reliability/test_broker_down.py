@@ -21,17 +21,12 @@ from django.urls import reverse
 from kombu import pools as kombu_pools
 
 from mailqueue import tasks
+from mailqueue.blocking import mail_service_auto_block, mail_service_block, mail_service_unblock
 from mailqueue.models import Action, DailyCounter, Event, MailService, Message, MessageStatus, State
-from mailqueue.services import (
-    Actor,
-    mail_service_auto_block,
-    mail_service_block,
-    mail_service_purge_cancel,
-    mail_service_purge_request,
-    mail_service_unblock,
-    message_accept,
-)
+from mailqueue.purge import mail_service_purge_cancel, mail_service_purge_request
 from mailqueue.smtpd import AuthFailureThrottle, SubmissionDoor, SubmissionHandler
+from mailqueue.state import Actor
+from mailqueue.submission import message_accept
 from portal.celery import app as celery_app
 from tests.conftest import requires_postgres
 from tests.factories import HostingFactory, MembershipFactory
@@ -218,9 +213,9 @@ def test_transitions_and_submissions_commit_with_the_broker_down_and_finish_once
             shutdown_timeout=30,
             queues=[_isolated_celery_queue],
         ):
-            tasks.sweep_retries.delay()
+            tasks.retries_sweep.delay()
             tasks.purge_watchdog.delay()
-            tasks.deliver_due.delay()
+            tasks.delivery_run.delay()
 
             def settled() -> bool:
                 busy = Message.objects.filter(

@@ -17,8 +17,9 @@ from celery.contrib.testing.worker import start_worker
 from django.db import OperationalError, connection
 
 from hosting.models import Plan
-from mailqueue.delivery import claims_recover, delivery_run_batch
+from mailqueue.delivery import delivery_run_batch
 from mailqueue.models import Message, MessageStatus
+from mailqueue.retries import claims_recover
 from mailqueue.smtpd import AuthFailureThrottle, SubmissionDoor, SubmissionHandler
 from portal.celery import app as celery_app
 from tests.conftest import requires_postgres

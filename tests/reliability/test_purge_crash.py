@@ -7,9 +7,11 @@ import signal
 import pytest
 from django.utils import timezone
 
-from mailqueue import maintenance
+from mailqueue import purge
+from mailqueue.blocking import mail_service_block
 from mailqueue.models import Action, DailyCounter, Event, MailService, Message, MessageStatus, State
-from mailqueue.services import Actor, mail_service_block, mail_service_purge_request
+from mailqueue.purge import mail_service_purge_request
+from mailqueue.state import Actor
 from tests.factories import HostingFactory, MessageFactory
 from tests.support import wait_until, worker_process
 
@@ -62,10 +64,10 @@ def test_a_purge_killed_mid_way_is_finished_by_the_watchdog_with_the_right_count
     assert service.state == State.PURGING
     assert service.purge_deleted == HELD - left  # each batch counted with its deletion, crash or not
 
-    due = maintenance.purges_due()
+    due = purge.purges_due()
     assert hosting.pk in due
     for hosting_id in due:
-        maintenance.purge_run(hosting_id=hosting_id)
+        purge.purge_run(hosting_id=hosting_id)
 
     service.refresh_from_db()
     assert service.state == State.ACTIVE
@@ -76,5 +78,5 @@ def test_a_purge_killed_mid_way_is_finished_by_the_watchdog_with_the_right_count
     assert completion.message_count == HELD
     assert DailyCounter.objects.get(hosting=hosting, day=timezone.localdate()).purged == HELD
     assert held_count(bystander) == 5
-    assert maintenance.purges_due() == []
-    assert maintenance.purge_run(hosting_id=hosting.pk) is None  # a second watchdog run does nothing
+    assert purge.purges_due() == []
+    assert purge.purge_run(hosting_id=hosting.pk) is None  # a second watchdog run does nothing

@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from mailqueue import tasks
-from mailqueue.delivery import deferred_requeue, delivery_run_batch
+from mailqueue import delivery
+from mailqueue.delivery import delivery_run_batch
 from mailqueue.models import Message, MessageStatus
+from mailqueue.retries import deferred_requeue
 from portal import settings as configured  # the values as configured, not as a test overrides them
 from portal.celery import app as celery_app
 from tests.factories import HostingFactory
@@ -172,7 +173,7 @@ def test_task_time_limits_bound_every_worker_and_the_relay_timeout_fits_under_th
     assert hard and soft and 0 < soft < hard
     assert celery_app.conf.task_time_limit == hard and celery_app.conf.task_soft_time_limit == soft
     assert 0 < configured.SMTP_RELAY_TIMEOUT < soft
-    assert soft > tasks.DELIVERY_TASK_BUDGET_SECONDS + configured.SMTP_RELAY_TIMEOUT
+    assert soft > delivery.DELIVERY_TASK_BUDGET_SECONDS + configured.SMTP_RELAY_TIMEOUT
     # A claim outlives the hard limit, so a claim is only recovered once its worker is surely gone.
     assert hard < configured.DELIVERY_CLAIM_TIMEOUT
 
@@ -182,4 +183,4 @@ def test_the_worst_batch_fits_under_the_soft_time_limit():
     # deadline: at worst the deadline, plus the message in flight answering each of its commands
     # (EHLO, MAIL, RCPT, DATA, the data) just under the timeout.
     worst_batch = configured.DELIVERY_BATCH_DEADLINE + 5 * configured.SMTP_RELAY_TIMEOUT
-    assert tasks.DELIVERY_TASK_BUDGET_SECONDS + worst_batch < configured.CELERY_TASK_SOFT_TIME_LIMIT
+    assert delivery.DELIVERY_TASK_BUDGET_SECONDS + worst_batch < configured.CELERY_TASK_SOFT_TIME_LIMIT

@@ -23,19 +23,14 @@ from django.db import connection
 from django.utils import timezone
 
 from hosting.models import Plan
-from mailqueue import delivery, maintenance
+from mailqueue import delivery, expiry, purge
+from mailqueue.blocking import mail_service_block, mail_service_unblock
 from mailqueue.delivery import delivery_run_batch
 from mailqueue.models import Action, DailyCounter, Event, MailService, Message, MessageStatus, State
+from mailqueue.purge import mail_service_purge_cancel, mail_service_purge_request
 from mailqueue.relay import relay_from_settings
-from mailqueue.services import (
-    Actor,
-    MailServiceError,
-    mail_service_block,
-    mail_service_purge_cancel,
-    mail_service_purge_request,
-    mail_service_unblock,
-)
 from mailqueue.smtpd import AuthFailureThrottle, SubmissionDoor, SubmissionHandler
+from mailqueue.state import Actor, MailServiceError
 from tests.factories import HostingFactory
 from tests.support import free_port
 
@@ -152,8 +147,8 @@ def delivery_run(soak: Soak) -> None:
 def maintenance_run(soak: Soak) -> None:
     """The purge watchdog, run often (the grace delay is 0)."""
     while not soak.stop_workers.is_set():
-        for hosting_id in maintenance.purges_due():
-            maintenance.purge_run(hosting_id=hosting_id)
+        for hosting_id in purge.purges_due():
+            purge.purge_run(hosting_id=hosting_id)
         time.sleep(0.05)
 
 
@@ -190,7 +185,7 @@ def customer_run(soak: Soak, hosting, seed: int) -> None:
         )
         past = timezone.now() - datetime.timedelta(seconds=1)
         Message.objects.filter(id__in=held[: len(held) // 2], status=MessageStatus.HELD).update(held_until=past)
-        soak.expired_by_step.append(maintenance.held_expire().get(hosting.pk, 0))
+        soak.expired_by_step.append(expiry.held_expire().get(hosting.pk, 0))
 
     step = 0
     while not soak.stop_clients.is_set():

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from mailqueue.models import Message
-from mailqueue.services import SubmissionError, message_accept
 from mailqueue.smtpd import AuthFailureThrottle, SubmissionDoor, SubmissionHandler
+from mailqueue.submission import SubmissionError, message_accept
 from tests.factories import HostingFactory
 
 MAX_BYTES = 64 * 1024

@@ -11,7 +11,8 @@ import time_machine
 from aiosmtpd.controller import Controller
 from django.db import connections
 
-from mailqueue.services import Actor, mail_service_recipient_change
+from mailqueue.report_recipient import mail_service_recipient_change
+from mailqueue.state import Actor
 from reports import tasks
 from reports.models import DigestStatus, ErrorDigest
 from reports.services import error_digests_retry, error_digests_send
@@ -85,7 +86,7 @@ def hosting_with_errors():
 @pytest.mark.django_db
 def test_digest_in_french_to_the_contact_through_the_live_mailer(mailer, hosting_with_errors):
     with time_machine.travel(_at(6, day=DAY + datetime.timedelta(days=1)), tick=True):
-        assert tasks.send_error_digests() == {"sent": 1, "failed": 0}  # the previous local day
+        assert tasks.error_digests_send() == {"sent": 1, "failed": 0}  # the previous local day
 
     [(recipients, message)] = mailer.messages
     assert recipients == ["contact@acme.example"]
@@ -203,7 +204,7 @@ def test_a_failed_digest_is_retried_within_the_hour_not_the_next_day(mailer, hos
 
         settings.EMAIL_PORT = mailer.controller.port
         clock.shift(datetime.timedelta(hours=1))
-        assert tasks.retry_error_digests() == {"sent": 1, "failed": 0}
+        assert tasks.error_digests_retry() == {"sent": 1, "failed": 0}
 
     digest = ErrorDigest.objects.get(hosting=hosting_with_errors, day=DAY)
     assert (digest.status, digest.attempts, digest.lease_until) == (DigestStatus.SENT, 2, None)

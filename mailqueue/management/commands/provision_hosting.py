@@ -4,8 +4,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from hosting.models import Customer, Hosting, Plan
-from hosting.services import hosting_create, hosting_smtp_password_rotate
-from mailqueue.services import mail_service_get
+from hosting.services import hosting_smtp_password_rotate
+from mailqueue.provisioning import hosting_provision
 
 
 class Command(BaseCommand):
@@ -25,11 +25,10 @@ class Command(BaseCommand):
         with transaction.atomic():
             hosting = Hosting.objects.select_for_update().filter(service_name=service_name).first()
             if hosting is None:
-                hosting, password = hosting_create(service_name=service_name, customer=owner, plan=plan)
+                hosting, password = hosting_provision(service_name=service_name, customer=owner, plan=plan)
             elif hosting.customer_id != owner.pk:
                 raise CommandError(f"{service_name} belongs to another customer.")
             else:
                 password = hosting_smtp_password_rotate(hosting=hosting)
-            mail_service_get(hosting=hosting)
         self.stdout.write(f"smtp_user={hosting.service_name}")
         self.stdout.write(f"smtp_password={password}")

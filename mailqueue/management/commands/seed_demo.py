@@ -12,7 +12,7 @@ from django.utils import timezone
 from hosting.models import Customer, Hosting, Language, Plan
 from hosting.services import membership_add
 from mailqueue.models import DailyCounter, DeliveryError, Message, MessageStatus, RecipientStatus
-from mailqueue.services import mail_service_get
+from mailqueue.provisioning import mail_service_create
 
 PASSWORD = "demo-password"  # noqa: S105 (development data, printed on purpose)
 CUSTOMERS = [
@@ -56,7 +56,7 @@ class Command(BaseCommand):
             # A fixed SMTP password so the demo can be driven with swaks or sendmail.
             hosting.smtp_password_hash = _smtp_password_digest(PASSWORD)
             hosting.save(update_fields=["smtp_password_hash"])
-            mail_service_get(hosting=hosting)
+            mail_service_create(hosting=hosting)
             if not DailyCounter.objects.filter(hosting=hosting).exists():
                 self._history(hosting)
         self.stdout.write("Demo data ready. Logins (password: demo-password):")

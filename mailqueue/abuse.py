@@ -1,0 +1,73 @@
+"""The abuse thresholds (SPEC §3 "automatic block"): too many messages too fast (`rate`), too
+many errors (`bounce`), checked every minute over the last hour."""
+
+import datetime
+import logging
+
+from django.conf import settings
+from django.db.models import Count, DateTimeField, F, Min, Q, Value
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from hosting.models import Hosting
+from mailqueue.blocking import mail_service_auto_block
+from mailqueue.hourly_limit import hourly_limits_of
+from mailqueue.models import BlockReason, MailService, Message, MessageStatus, State
+from mailqueue.state import MailServiceError
+
+logger = logging.getLogger(__name__)
+
+
+def abuse_check() -> list[tuple[int, str]]:
+    """Block active services over the thresholds of the last hour: more than ABUSE_RATE_FACTOR
+    × their hourly limit submitted (`rate`), or over ABUSE_BOUNCE_RATIO of errors among at least
+    ABUSE_BOUNCE_MIN_MESSAGES finished messages (`bounce`). Returns what was blocked.
+
+    The hour never reaches back before the service last became active, so a customer who
+    unblocks after an automatic block is not blocked again for the same burst.
+    """
+    since = timezone.now() - datetime.timedelta(hours=1)
+    window_start = Greatest(Value(since, output_field=DateTimeField()), F("hosting__mail_service__state_changed_at"))
+    active = Q(hosting__mail_service__state=State.ACTIVE)
+    # Only hostings over the lowest active limit can be over their own: the count skips the rest.
+    lowest_limit = (
+        MailService.objects.filter(state=State.ACTIVE)
+        .with_hourly_limit()
+        .aggregate(lowest=Min("effective_hourly_limit"))["lowest"]
+    )
+    if lowest_limit is None:
+        return []
+
+    blocked: list[tuple[int, str, str]] = []
+    submitted = dict(
+        Message.objects.filter(active, created_at__gte=window_start)
+        .values("hosting_id")
+        .annotate(count=Count("id"))
+        .filter(count__gt=settings.ABUSE_RATE_FACTOR * lowest_limit)
+        .order_by()
+        .values_list("hosting_id", "count")
+    )
+    for hosting_id, limit in hourly_limits_of(submitted).items():
+        if submitted[hosting_id] > settings.ABUSE_RATE_FACTOR * limit:
+            blocked.append((hosting_id, BlockReason.RATE, f"{submitted[hosting_id]} messages in one hour"))
+    finished = (
+        Message.objects.finished()
+        .filter(active, completed_at__gte=window_start)
+        .values("hosting_id")
+        .annotate(total=Count("id"), failed=Count("id", filter=Q(status=MessageStatus.FAILED)))
+        .filter(total__gte=settings.ABUSE_BOUNCE_MIN_MESSAGES)
+        .order_by()
+    )
+    already = {hosting_id for hosting_id, *_rest in blocked}
+    for row in finished:
+        if row["hosting_id"] not in already and row["failed"] / row["total"] > settings.ABUSE_BOUNCE_RATIO:
+            blocked.append((row["hosting_id"], BlockReason.BOUNCE, f"{row['failed']}/{row['total']} in error"))
+    done = []
+    for hosting_id, reason, detail in blocked:
+        try:
+            mail_service_auto_block(hosting=Hosting.objects.get(pk=hosting_id), reason=reason, detail=detail)
+        except MailServiceError:
+            continue  # blocked meanwhile by someone else
+        logger.warning("automatic block of hosting %s: %s (%s)", hosting_id, reason, detail)
+        done.append((hosting_id, str(reason)))
+    return done

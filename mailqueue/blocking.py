@@ -1,0 +1,99 @@
+"""Block and unblock sending (SPEC §3): by people, and by the platform on abuse thresholds."""
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from hosting.models import Hosting
+from mailqueue import dispatch
+from mailqueue.counters import counter_add
+from mailqueue.locks import mail_service_lock
+from mailqueue.models import Action, ActorKind, BlockReason, MailService, Message, State
+from mailqueue.state import Actor, MailServiceError, event_record, mail_service_check, state_set
+
+_DEFAULT_BLOCK_REASON = {
+    ActorKind.CUSTOMER: BlockReason.CUSTOMER,
+    ActorKind.API: BlockReason.CUSTOMER,
+    ActorKind.OPERATOR: BlockReason.OPERATOR,
+    ActorKind.SYSTEM: BlockReason.SPAM,
+}
+_REASONS_BY_ACTOR = {
+    ActorKind.CUSTOMER: {BlockReason.CUSTOMER},
+    ActorKind.API: {BlockReason.CUSTOMER},
+    ActorKind.OPERATOR: {BlockReason.OPERATOR, BlockReason.SPAM},
+    ActorKind.SYSTEM: {BlockReason.RATE, BlockReason.BOUNCE, BlockReason.SPAM},
+}
+
+
+def _reason_check(reason: BlockReason, actor: Actor) -> None:
+    if reason not in _REASONS_BY_ACTOR[actor.kind]:
+        raise MailServiceError(_("Cette raison de blocage n'est pas permise."), code="invalid")
+
+
+def _block(*, hosting: Hosting, actor: Actor, action: Action, reason: BlockReason, detail: str = "") -> MailService:
+    with transaction.atomic():
+        service = mail_service_lock(hosting_id=hosting.pk)
+        mail_service_check(service, action, actor)
+        now = timezone.now()
+        from_state = service.state
+        state_set(service, State.BLOCKED, now)
+        service.block_reason = reason
+        service.save(update_fields=["state", "state_changed_at", "block_reason"])
+        # Queued and deferred messages become held for HOLD_HOURS, in the block's transaction.
+        held = Message.objects.filter(hosting_id=hosting.pk).pending().hold(now)
+        counter_add(hosting_id=hosting.pk, held=held)
+        event_record(
+            service=service,
+            action=action,
+            actor=actor,
+            from_state=from_state,
+            reason=reason,
+            message_count=held,
+            detail=detail[:300],
+        )
+    return service
+
+
+def mail_service_block(*, hosting: Hosting, actor: Actor, reason: BlockReason | str | None = None) -> MailService:
+    """Active → blocked. Queued and deferred messages become held; new ones will be held.
+
+    Customers and API clients block with reason `customer`; operators with `operator` or `spam`.
+    """
+    reason = BlockReason(reason) if reason else _DEFAULT_BLOCK_REASON[actor.kind]
+    _reason_check(reason, actor)
+    return _block(hosting=hosting, actor=actor, action=Action.BLOCK, reason=reason)
+
+
+def mail_service_auto_block(*, hosting: Hosting, reason: BlockReason | str, detail: str = "") -> MailService:
+    """Active → blocked by the platform (abuse thresholds); the contact is told once, after commit."""
+    reason = BlockReason(reason)
+    actor = Actor.system()
+    _reason_check(reason, actor)
+    with transaction.atomic():
+        service = _block(hosting=hosting, actor=actor, action=Action.AUTO_BLOCK, reason=reason, detail=detail)
+        dispatch.auto_block_notify(hosting_id=hosting.pk, reason=reason)
+    return service
+
+
+def mail_service_unblock(*, hosting: Hosting, actor: Actor) -> MailService:
+    """Blocked → active. Every held message goes back to delivery at once."""
+    with transaction.atomic():
+        service = mail_service_lock(hosting_id=hosting.pk)
+        mail_service_check(service, Action.UNBLOCK, actor)
+        now = timezone.now()
+        from_state, reason = service.state, service.block_reason
+        state_set(service, State.ACTIVE, now)
+        service.block_reason = ""
+        service.save(update_fields=["state", "state_changed_at", "block_reason"])
+        released = Message.objects.filter(hosting_id=hosting.pk).held().release(now)
+        event_record(
+            service=service,
+            action=Action.UNBLOCK,
+            actor=actor,
+            from_state=from_state,
+            reason=reason,
+            message_count=released,
+        )
+        if released:
+            dispatch.delivery_now()  # the delivery sweep picks them up if the broker is down
+    return service

@@ -1,0 +1,79 @@
+"""Claiming due messages for delivery (SPEC §4.2), within each hosting's hourly limit.
+
+Claims use SELECT … FOR UPDATE SKIP LOCKED on PostgreSQL; on SQLite every transaction is
+IMMEDIATE, so claims are serialised by the database lock. A claim only takes messages of
+services that are active at claim time: once a block commits, no later claim takes its mail.
+"""
+
+import datetime
+import uuid
+from collections import defaultdict
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from mailqueue.hourly_limit import HOUR, handoffs_record, hourly_limits_of, hourly_usage, hourly_usage_lock
+from mailqueue.models import Message, MessageStatus, State
+
+# Rounds of candidates one claim looks at when every candidate so far was over its hourly limit.
+CLAIM_ROUNDS = 10
+
+
+def delivery_claim(*, limit: int | None = None) -> tuple[uuid.UUID, list[int]]:
+    """Claim up to `limit` due queued messages of active services, within hourly limits.
+
+    Messages beyond a hosting's rolling-hour limit stay queued with `next_attempt_at` moved to
+    when the oldest hand-off of the hour ages out: they wait, they are not rejected.
+    """
+    limit = limit or settings.DELIVERY_BATCH_SIZE
+    token = uuid.uuid4()
+    now = timezone.now()
+    with transaction.atomic():
+        # A hosting over its limit pushes its candidates an hour ahead and the next round looks
+        # further: one tenant's backlog never hides the others' mail from a claim.
+        taken: list[int] = []
+        for _round in range(CLAIM_ROUNDS):
+            taken_now, postponed = _claim_round(token=token, now=now, limit=limit - len(taken))
+            taken += taken_now
+            if not postponed or len(taken) >= limit:
+                break
+    return token, taken
+
+
+def _claim_round(*, token: uuid.UUID, now: datetime.datetime, limit: int) -> tuple[list[int], int]:
+    """One round of `delivery_claim` (inside its transaction): the ids taken, and how many
+    candidates were postponed because their hosting had reached its hourly limit."""
+    candidates = list(
+        Message.objects.due(now)
+        .filter(hosting__mail_service__state=State.ACTIVE)
+        .order_by("next_attempt_at", "id")
+        .select_for_update(skip_locked=True, of=("self",))
+        .values_list("id", "hosting_id")[:limit]
+    )
+    if not candidates:
+        return [], 0
+    hosting_ids = {hosting_id for _id, hosting_id in candidates}
+    hourly_usage_lock(hosting_ids)
+    limits = hourly_limits_of(hosting_ids)
+    usage = hourly_usage(hosting_ids, now=now)
+    taken: list[int] = []
+    waiting: dict[int, list[int]] = defaultdict(list)
+    per_hosting: dict[int, int] = defaultdict(int)
+    for message_id, hosting_id in candidates:
+        used = usage.get(hosting_id, {}).get("used", 0)
+        if used + per_hosting[hosting_id] < limits.get(hosting_id, 0):
+            per_hosting[hosting_id] += 1
+            taken.append(message_id)
+        else:
+            waiting[hosting_id].append(message_id)
+    for hosting_id, message_ids in waiting.items():
+        oldest = usage.get(hosting_id, {}).get("oldest") or now
+        Message.objects.filter(id__in=message_ids).update(next_attempt_at=oldest + HOUR)
+    if taken:
+        Message.objects.filter(id__in=taken).update(
+            status=MessageStatus.SENDING, claim_token=token, claimed_at=now, attempts=F("attempts") + 1
+        )
+        handoffs_record(per_hosting, at=now)
+    return taken, sum(len(message_ids) for message_ids in waiting.values())

@@ -1,0 +1,61 @@
+"""The one place that hands work to Celery: after commit, by task name.
+
+Services never import `tasks` (which imports the services): they say what should happen next
+here. Each enqueue is `robust`: the change it follows is committed, and a broker outage must
+not turn it into an error; the periodic sweeps of SPEC §4.3 pick the work up instead.
+"""
+
+import logging
+
+from celery import current_app
+from django.core.cache import cache
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+DELIVERY_RUN = "mailqueue.tasks.delivery_run"
+PURGE_RUN = "mailqueue.tasks.purge_run"
+AUTO_BLOCK_NOTIFY = "mailqueue.tasks.auto_block_notify"
+
+# Submissions within this many seconds share one delivery run.
+DELIVERY_KICK_WINDOW_SECONDS = 1
+DELIVERY_KICK_KEY = "mailqueue:delivery-kick"
+
+
+def task_send(name: str, *args, countdown: float | None = None) -> None:
+    """Enqueue task `name` now (outside any transaction, or from a sweep)."""
+    current_app.send_task(name, args=args, countdown=countdown)
+
+
+def _on_commit(name: str, *args, countdown: float | None = None) -> None:
+    transaction.on_commit(lambda: task_send(name, *args, countdown=countdown), robust=True)
+
+
+def delivery_kick() -> None:
+    """After commit, one delivery run per window however many messages arrive in it.
+
+    The first submission of a window enqueues a run for the end of the window (a short kick,
+    not a long wait); the others find the key set and enqueue nothing, so a burst costs one
+    broker message, not one per e-mail.
+    """
+
+    def kick():
+        if cache.add(DELIVERY_KICK_KEY, True, timeout=DELIVERY_KICK_WINDOW_SECONDS):
+            task_send(DELIVERY_RUN, countdown=DELIVERY_KICK_WINDOW_SECONDS)
+
+    transaction.on_commit(kick, robust=True)
+
+
+def delivery_now() -> None:
+    """After commit, a delivery run at once (released mail, recovered claims)."""
+    _on_commit(DELIVERY_RUN)
+
+
+def purge_run_now(*, hosting_id: int) -> None:
+    """After commit, run the hosting's purge at once (a purge due now; the watchdog covers the rest)."""
+    _on_commit(PURGE_RUN, hosting_id)
+
+
+def auto_block_notify(*, hosting_id: int, reason: str) -> None:
+    """After commit, tell the customer's contact that the platform blocked sending."""
+    _on_commit(AUTO_BLOCK_NOTIFY, hosting_id, str(reason))

@@ -1,0 +1,88 @@
+"""The hourly limit (SPEC §4.2): the plan's or an operator's, counted over a rolling hour of
+hand-offs to the relay. It delays messages, it never rejects them.
+
+The effective limit is `MailService.hourly_limit` (Python) and
+`MailService.objects.with_hourly_limit()` (SQL), side by side in models.py.
+"""
+
+import datetime
+from collections import defaultdict
+
+from django.db import transaction
+from django.db.models import Count, Min
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from hosting.models import Hosting
+from mailqueue.locks import LockPurpose, advisory_lock, mail_service_lock
+from mailqueue.models import Action, MailService, RelayHandoff
+from mailqueue.state import Actor, MailServiceError, event_record, mail_service_check
+
+HOUR = datetime.timedelta(hours=1)
+LIMIT_MAX = 1_000_000
+
+
+def mail_service_limit_set(*, hosting: Hosting, actor: Actor, limit: int | None) -> MailService:
+    """Override the plan's hourly limit (None: back to the plan's); operators only."""
+    if limit is not None and (not isinstance(limit, int) or limit < 1 or limit > LIMIT_MAX):
+        raise MailServiceError(_("La limite doit être un entier entre 1 et 1 000 000."), code="invalid")
+    with transaction.atomic():
+        service = mail_service_lock(hosting_id=hosting.pk)
+        mail_service_check(service, Action.SET_LIMIT, actor)
+        old = service.hourly_limit_override
+        service.hourly_limit_override = limit
+        service.save(update_fields=["hourly_limit_override"])
+        event_record(
+            service=service,
+            action=Action.SET_LIMIT,
+            actor=actor,
+            from_state=service.state,
+            detail=f"{old if old is not None else '-'} → {limit if limit is not None else '-'}",
+        )
+    return service
+
+
+def hourly_limits_of(hosting_ids) -> dict[int, int]:
+    """The effective hourly limit of each of these hostings."""
+    return dict(
+        MailService.objects.filter(hosting_id__in=hosting_ids)
+        .with_hourly_limit()
+        .values_list("hosting_id", "effective_hourly_limit")
+    )
+
+
+def hourly_usage_lock(hosting_ids) -> None:
+    """Serialise concurrent claims' counting per hosting (PostgreSQL), so together they never
+    exceed its limit; SQLite transactions are serialised already."""
+    advisory_lock(LockPurpose.HOURLY_LIMIT, hosting_ids)
+
+
+def hourly_usage(hosting_ids, *, now: datetime.datetime) -> dict[int, dict]:
+    """Per hosting: hand-offs of the rolling hour (`used`) and the oldest of them (`oldest`)."""
+    return {
+        row["hosting_id"]: row
+        for row in RelayHandoff.objects.filter(hosting_id__in=hosting_ids, at__gt=now - HOUR)
+        .values("hosting_id")
+        .annotate(used=Count("id"), oldest=Min("at"))
+    }
+
+
+def handoffs_record(per_hosting: dict[int, int], *, at: datetime.datetime) -> None:
+    """Count `per_hosting[hosting_id]` messages handed to the relay at `at`."""
+    RelayHandoff.objects.bulk_create(
+        [RelayHandoff(hosting_id=hosting_id, at=at) for hosting_id, count in per_hosting.items() for _ in range(count)]
+    )
+
+
+def handoffs_return(messages) -> None:
+    """Messages claimed but never handed to the relay give back their place in the hourly limit."""
+    per_claim: dict[tuple[int, datetime.datetime], int] = defaultdict(int)
+    for message in messages:
+        per_claim[(message.hosting_id, message.claimed_at)] += 1
+    for (hosting_id, at), count in per_claim.items():
+        ids = list(RelayHandoff.objects.filter(hosting_id=hosting_id, at=at).values_list("id", flat=True)[:count])
+        RelayHandoff.objects.filter(id__in=ids).delete()
+
+
+def hourly_window_start(*, now: datetime.datetime | None = None) -> datetime.datetime:
+    return (now or timezone.now()) - HOUR

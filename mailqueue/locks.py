@@ -1,0 +1,64 @@
+"""The hosting's locks: how transitions, submissions, deliveries and claims serialise (SPEC §3).
+
+On PostgreSQL, advisory locks (served in arrival order, unlike row share locks) plus the
+service row FOR UPDATE; on SQLite every transaction is IMMEDIATE (settings), so the database
+write lock serialises them and these functions only read.
+"""
+
+import enum
+
+from django.db import connection
+
+from mailqueue.models import MailService
+
+
+class LockPurpose(enum.IntEnum):
+    """The namespace of an advisory lock (its upper 32 bits), one per purpose."""
+
+    MAIL_SERVICE = 0x6D61696C  # "mail": transitions (exclusive) against submissions and results (shared)
+    HOURLY_LIMIT = 0x636C6169  # "clai": concurrent claims count a hosting's hand-offs one after the other
+
+
+def advisory_lock(purpose: LockPurpose, hosting_ids, *, shared: bool = False) -> None:
+    """PostgreSQL: take the hostings' advisory locks of `purpose` until commit, in id order
+    (one order everywhere: no deadlock). Nothing on other databases."""
+    if connection.vendor != "postgresql":
+        return
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    namespace = int(purpose) << 32
+    with connection.cursor() as cursor:
+        for hosting_id in sorted(set(hosting_ids)):
+            cursor.execute(f"SELECT {function}(%s)", [namespace + (hosting_id & 0xFFFFFFFF)])
+
+
+def mail_service_lock(*, hosting_id: int) -> MailService:
+    """The hosting's mail service, locked exclusively until commit.
+
+    Row share locks let new readers in while a writer waits, so a flood of submissions could
+    hold a block off indefinitely; advisory lock waiters are served in order, so a block waits
+    only for the submissions already in progress. Only the service row is locked (`of`): a FOR
+    UPDATE on the joined hosting would conflict with every insert referencing it (messages,
+    hand-offs, counters) and deadlock with them.
+    """
+    advisory_lock(LockPurpose.MAIL_SERVICE, [hosting_id])
+    return (
+        MailService.objects.select_for_update(of=("self",))
+        .select_related("hosting__customer")
+        .get(hosting_id=hosting_id)
+    )
+
+
+def mail_service_lock_shared(*, hosting_ids) -> dict[int, str]:
+    """The states of these hostings' services, under a shared lock until commit.
+
+    Submissions and delivery results take this lock, transitions the exclusive one: a message
+    stored under the shared lock is seen by the block that waits for it (no slip between).
+    """
+    hosting_ids = sorted(set(hosting_ids))
+    advisory_lock(LockPurpose.MAIL_SERVICE, hosting_ids, shared=True)
+    table = MailService._meta.db_table
+    placeholders = ", ".join(["%s"] * len(hosting_ids))
+    sql = f"SELECT hosting_id, state FROM {table} WHERE hosting_id IN ({placeholders}) ORDER BY hosting_id"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, hosting_ids)
+        return dict(cursor.fetchall())

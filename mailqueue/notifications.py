@@ -1,0 +1,51 @@
+"""Notices to the customer about their mail service: the platform's automatic block (SPEC §3)."""
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.mail import send_mail
+from django.template.loader import render_to_string
+from django.utils import translation
+
+from hosting.models import Hosting
+from mailqueue.models import Action, BlockReason, Event
+
+# The notice of one automatic block is sent once: the key names that block's Event.
+AUTO_BLOCK_NOTICE_KEY_TIMEOUT = 30 * 24 * 3600
+
+
+def auto_block_notify(*, hosting_id: int, reason: str) -> bool:
+    """Tell the customer's contact, in their language, that the platform blocked sending.
+
+    Sends at most one notice per automatic block (its Event), even if called twice; a failed
+    send is not remembered, so a redelivered task tries again. Returns whether it sent.
+    """
+    hosting = Hosting.objects.select_related("customer").filter(pk=hosting_id).first()
+    if hosting is None:
+        return False
+    event = (
+        Event.objects.filter(hosting=hosting, action=Action.AUTO_BLOCK, reason=reason)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if event is None:
+        return False
+    key = f"mailqueue:auto-block-notice:{hosting.pk}:{event.pk}:{event.created_at.timestamp()}"
+    if not cache.add(key, True, timeout=AUTO_BLOCK_NOTICE_KEY_TIMEOUT):
+        return False
+    customer = hosting.customer
+    try:
+        with translation.override(customer.language):
+            context = {
+                "hosting": hosting,
+                "customer": customer,
+                "reason": BlockReason(reason).label,
+                "reason_code": reason,
+                "hold_hours": settings.HOLD_HOURS,
+            }
+            subject = " ".join(render_to_string("mailqueue/email/auto_block_subject.txt", context).split())
+            body = render_to_string("mailqueue/email/auto_block.txt", context)
+        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [customer.contact_email])
+    except Exception:
+        cache.delete(key)
+        raise
+    return True

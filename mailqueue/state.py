@@ -1,0 +1,155 @@
+"""The mail service's state machine (SPEC §3): who may do what in which state, and the Event
+that every action writes.
+
+The transitions themselves live in rooms named after them (`blocking`, `purge`,
+`report_recipient`, `hourly_limit`); each runs in one transaction holding the hosting's lock
+(`locks.mail_service_lock`), calls `mail_service_check`, writes one Event with `event_record`
+and raises `MailServiceError` (translatable message) when refused, having changed nothing.
+"""
+
+import dataclasses
+import datetime
+import logging
+
+from django.utils.translation import gettext_lazy as _
+
+from mailqueue.models import Action, ActorKind, BlockReason, Event, MailService, State
+
+logger = logging.getLogger(__name__)
+
+
+class MailServiceError(Exception):
+    """An action refused by the state machine; `message` is shown to the person who asked."""
+
+    def __init__(self, message, *, code: str = "refused"):
+        super().__init__(str(message))
+        self.message = message
+        self.code = code
+
+
+@dataclasses.dataclass(frozen=True)
+class Actor:
+    """Who acts: a customer's user, an operator, an API credential or the platform itself."""
+
+    kind: ActorKind
+    user: object = None
+    label: str = ""
+
+    @classmethod
+    def customer(cls, user) -> "Actor":
+        return cls(ActorKind.CUSTOMER, user, user.get_username())
+
+    @classmethod
+    def operator(cls, user) -> "Actor":
+        return cls(ActorKind.OPERATOR, user, user.get_username())
+
+    @classmethod
+    def api(cls, label: str, user=None) -> "Actor":
+        return cls(ActorKind.API, user, label)
+
+    @classmethod
+    def system(cls, label: str = "system") -> "Actor":
+        return cls(ActorKind.SYSTEM, None, label)
+
+
+@dataclasses.dataclass(frozen=True)
+class Transition:
+    sources: frozenset
+    target: State | None  # None: the state does not change
+    actors: frozenset
+
+
+PEOPLE = frozenset({ActorKind.CUSTOMER, ActorKind.OPERATOR, ActorKind.API})
+_ANY_STATE = frozenset(State)
+
+# The allowed-transition table of SPEC §3; anything not here is refused.
+TRANSITIONS: dict[Action, Transition] = {
+    Action.BLOCK: Transition(frozenset({State.ACTIVE}), State.BLOCKED, PEOPLE | {ActorKind.SYSTEM}),
+    Action.UNBLOCK: Transition(frozenset({State.BLOCKED}), State.ACTIVE, PEOPLE),
+    Action.PURGE: Transition(frozenset({State.BLOCKED}), State.PURGING, PEOPLE),
+    Action.CANCEL_PURGE: Transition(frozenset({State.PURGING}), State.BLOCKED, PEOPLE),
+    Action.COMPLETE_PURGE: Transition(frozenset({State.PURGING}), State.ACTIVE, frozenset({ActorKind.SYSTEM})),
+    Action.AUTO_BLOCK: Transition(frozenset({State.ACTIVE}), State.BLOCKED, frozenset({ActorKind.SYSTEM})),
+    Action.CHANGE_RECIPIENT: Transition(_ANY_STATE, None, PEOPLE),
+    Action.SET_LIMIT: Transition(_ANY_STATE, None, frozenset({ActorKind.OPERATOR})),
+}
+
+# Only operators and the platform may lift a block for spam.
+_SPAM_UNBLOCKERS = frozenset({ActorKind.OPERATOR})
+
+ALREADY_BLOCKED = _("L'envoi des e-mails est déjà bloqué.")
+PURGING_ALREADY_BLOCKED = _("Une purge est en cours : l'envoi est déjà bloqué.")
+NO_PURGE = _("Aucune purge n'est en cours.")
+
+_STATE_REFUSALS = {
+    (Action.BLOCK, State.BLOCKED): ALREADY_BLOCKED,
+    (Action.BLOCK, State.PURGING): PURGING_ALREADY_BLOCKED,
+    (Action.UNBLOCK, State.ACTIVE): _("L'envoi des e-mails n'est pas bloqué."),
+    (Action.UNBLOCK, State.PURGING): _("Une purge est en cours : annulez-la avant de débloquer l'envoi."),
+    (Action.PURGE, State.ACTIVE): _("Pour purger les e-mails, vous devez d'abord en demander le blocage."),
+    (Action.PURGE, State.PURGING): _("Une purge est déjà en cours."),
+    (Action.CANCEL_PURGE, State.ACTIVE): NO_PURGE,
+    (Action.CANCEL_PURGE, State.BLOCKED): NO_PURGE,
+    (Action.COMPLETE_PURGE, State.ACTIVE): NO_PURGE,
+    (Action.COMPLETE_PURGE, State.BLOCKED): NO_PURGE,
+    (Action.AUTO_BLOCK, State.BLOCKED): ALREADY_BLOCKED,
+    (Action.AUTO_BLOCK, State.PURGING): PURGING_ALREADY_BLOCKED,
+}
+
+
+def transition_refusal(*, service: MailService, action: Action, actor: Actor):
+    """The reason `actor` may not do `action` now, or None if allowed. Reads only."""
+    transition = TRANSITIONS[action]
+    if actor.kind not in transition.actors:
+        return _("Vous n'êtes pas autorisé à effectuer cette action.")
+    if service.state not in transition.sources:
+        return _STATE_REFUSALS[(action, State(service.state))]
+    # A purge ends in `active`, so purging a spam block would lift it: the same people only.
+    if (
+        action in (Action.UNBLOCK, Action.PURGE)
+        and service.block_reason == BlockReason.SPAM
+        and actor.kind not in _SPAM_UNBLOCKERS
+    ):
+        return _("Ce blocage pour envoi abusif ne peut être levé que par notre support.")
+    if action == Action.CANCEL_PURGE and service.purge_started_at is not None:
+        return _("La suppression des e-mails a déjà commencé : la purge ne peut plus être annulée.")
+    return None
+
+
+def mail_service_check(service: MailService, action: Action, actor: Actor) -> None:
+    """Raise MailServiceError unless `actor` may do `action` now (call it under the lock)."""
+    refusal = transition_refusal(service=service, action=action, actor=actor)
+    if refusal is not None:
+        raise MailServiceError(refusal)
+
+
+def state_set(service: MailService, state: State, now: datetime.datetime) -> None:
+    """Change the state in memory (the caller saves `state` and `state_changed_at`)."""
+    service.state = state
+    service.state_changed_at = now
+
+
+def event_record(*, service: MailService, action: Action, actor: Actor, from_state: str, **fields) -> Event:
+    """Write the action's Event (append-only) and log it, with the hosting's id."""
+    user = actor.user if getattr(actor.user, "pk", None) else None
+    event = Event.objects.create(
+        hosting_id=service.hosting_id,
+        action=action,
+        from_state=from_state,
+        to_state=service.state,
+        actor_kind=actor.kind,
+        actor_user=user,
+        actor_label=actor.label[:150],
+        **fields,
+    )
+    logger.info(
+        "mail service %s: %s %s → %s by %s %s",
+        service.hosting_id,
+        action,
+        from_state,
+        service.state,
+        actor.kind,
+        actor.label,
+        extra={"hosting_id": service.hosting_id, "event_id": event.pk, "actor": actor.label},
+    )
+    return event

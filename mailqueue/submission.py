@@ -1,0 +1,159 @@
+"""Submission (SPEC §4.1): the one service every door (SMTP, sendmail, API) stores mail with.
+
+Bad input raises SubmissionError, carrying the SMTP reply every door maps it to, and stores
+nothing. Header texts (subject, Message-ID) are decoded and cleaned for storage; the raw bytes
+are kept as they came.
+"""
+
+import email.header
+import email.policy
+import uuid
+from email.parser import BytesHeaderParser
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from hosting.models import Hosting
+from mailqueue import dispatch
+from mailqueue.addresses import email_address_valid
+from mailqueue.counters import counter_add, submitted_today_incr
+from mailqueue.locks import mail_service_lock_shared
+from mailqueue.models import Message, RecipientStatus, State, held_fields, queued_fields
+
+
+class SubmissionError(Exception):
+    """A message refused at submission, with the SMTP reply every door maps it to."""
+
+    def __init__(self, message, *, smtp_code: int, enhanced_code: str):
+        super().__init__(str(message))
+        self.message = message
+        self.smtp_code = smtp_code
+        self.enhanced_code = enhanced_code
+
+    @property
+    def smtp_reply(self) -> str:
+        return f"{self.smtp_code} {self.enhanced_code} {self.message}"
+
+
+def _clean_text(value: str, limit: int) -> str:
+    """Header text made safe to store: valid UTF-8, unfolded, no NUL or line breaks, at most `limit` chars."""
+    value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    value = value.replace("\r\n", "").replace("\x00", "").replace("\r", " ").replace("\n", " ").strip()
+    return value[:limit]
+
+
+def _header_chunk_text(chunk: bytes | str, charset: str | None) -> str:
+    if isinstance(chunk, str):
+        return chunk
+    if charset is None:  # decode_header's encoding of the text between encoded-words
+        return chunk.decode("raw-unicode-escape")
+    try:
+        return chunk.decode(charset, "replace")
+    except LookupError:
+        return chunk.decode("utf-8", "replace")
+
+
+def _decoded_header(value) -> str:
+    """A header's display text: RFC 2047 encoded-words decoded, raw 8-bit read as UTF-8."""
+    if value is None:
+        return ""
+    try:
+        parts = email.header.decode_header(value)
+        if len(parts) == 1 and parts[0][1] == "unknown-8bit":
+            # Raw 8-bit text (PHP mail() sends subjects as they are), maybe with encoded-words.
+            parts = email.header.decode_header(parts[0][0].decode("utf-8", "replace"))
+        return "".join(_header_chunk_text(chunk, charset) for chunk, charset in parts)
+    except Exception:  # malformed encoded-words: keep the header as it came
+        return str(value)
+
+
+def address_validate(address: str, *, field: str = "recipient") -> str:
+    """A bare envelope address, checked; SubmissionError (553) when it is not one (not a string,
+    a line break, NUL or other control character, a lone surrogate, a list separator…)."""
+    address = (address if isinstance(address, str) else "").strip()
+    if address.startswith("<") and address.endswith(">"):
+        address = address[1:-1].strip()
+    if not email_address_valid(address):
+        if field == "sender":
+            raise SubmissionError(_("Adresse d'expéditeur invalide."), smtp_code=553, enhanced_code="5.1.7")
+        raise SubmissionError(_("Adresse de destinataire invalide."), smtp_code=553, enhanced_code="5.1.3")
+    return address
+
+
+def message_size_check(size: int) -> None:
+    if size > settings.MAX_MESSAGE_BYTES:
+        raise SubmissionError(
+            _("Message trop volumineux (%(limit)d octets au plus).") % {"limit": settings.MAX_MESSAGE_BYTES},
+            smtp_code=552,
+            enhanced_code="5.3.4",
+        )
+
+
+def recipients_validate(recipients) -> list[str]:
+    """Checked, deduplicated recipients; SubmissionError for none (501), a bad one (553), too many (452)."""
+    first_seen: dict[str, str] = {}  # lower-cased address → the address as first given
+    for recipient in recipients or ():
+        address = address_validate(recipient)
+        first_seen.setdefault(address.lower(), address)
+    unique = list(first_seen.values())
+    if not unique:
+        raise SubmissionError(_("Au moins un destinataire valide est requis."), smtp_code=501, enhanced_code="5.5.4")
+    if len(unique) > settings.MAX_RECIPIENTS:
+        raise SubmissionError(
+            _("Trop de destinataires (%(limit)d au plus).") % {"limit": settings.MAX_RECIPIENTS},
+            smtp_code=452,
+            enhanced_code="4.5.3",
+        )
+    return unique
+
+
+def message_accept(*, hosting: Hosting, sender: str, recipients, raw: bytes) -> Message:
+    """Store one submitted message, queued (service active) or held (blocked or purging).
+
+    The one submission path of every door (SMTP, sendmail, API). Bad input raises
+    SubmissionError and stores nothing. The service's state is read under a share lock, so a
+    block either sees this message (and holds it) or commits first (and this message is held).
+    Delivery is enqueued after commit.
+    """
+    if not isinstance(raw, bytes | bytearray | memoryview):
+        raise SubmissionError(_("Le message doit être fourni en octets."), smtp_code=554, enhanced_code="5.6.0")
+    raw = bytes(raw)
+    message_size_check(len(raw))
+    sender = address_validate(sender, field="sender") if sender else ""
+    addresses = recipients_validate(recipients)
+    headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
+    subject = _clean_text(_decoded_header(headers.get("Subject")), 255)
+    message_id = _clean_text(str(headers.get("Message-ID") or ""), 255)
+    if not message_id:
+        message_id = f"<{uuid.uuid4().hex}@{settings.SMTP_INGRESS_HOSTNAME}>"
+    now = timezone.now()
+    with transaction.atomic():
+        state = mail_service_lock_shared(hosting_ids=[hosting.pk])[hosting.pk]
+        held = state != State.ACTIVE
+        message = Message.objects.create(
+            hosting=hosting,
+            message_id=message_id,
+            sender=sender,
+            recipients=[
+                {"address": address, "status": RecipientStatus.PENDING, "code": None, "reply": ""}
+                for address in addresses
+            ],
+            recipient_count=len(addresses),
+            subject=subject,
+            size=len(raw),
+            raw=raw,
+            created_at=now,
+            **(held_fields(now) if held else queued_fields(now)),
+        )
+        if held:
+            # Only held mail touches the day's counter row: a counter updated by every
+            # submission would serialise a hosting's concurrent submissions on its row lock.
+            counter_add(hosting_id=hosting.pk, held=1)
+        else:
+            # The message is stored; a broker hiccup must not turn that into an error (the
+            # client would submit it again): the periodic delivery sweep picks it up.
+            dispatch.delivery_kick()
+        transaction.on_commit(submitted_today_incr, robust=True)
+    return message
