@@ -70,10 +70,11 @@ def messages_create(count: int, body_bytes: int):
     """One hosting with a limit that never binds, and `count` queued messages; returns the
     (sender, recipients, raw) of each, for the baseline."""
     from django.utils import timezone
-    from mailqueue.services import Actor, mail_service_limit_set
 
     from hosting.models import Customer, Hosting, Plan
+    from mailqueue.hourly_limit import mail_service_limit_set
     from mailqueue.models import ActorKind, Message, MessageStatus, RecipientStatus
+    from mailqueue.state import Actor
 
     customer = Customer.objects.create(slug="bench", name="Bench", contact_email="bench@example.org")
     hosting = Hosting.objects.create(service_name="bench.example", customer=customer, plan=Plan.PERFORMANCE)

@@ -1,4 +1,4 @@
-"""Benchmark of the 72 h expiry on PostgreSQL: maintenance.held_expire beside one raw DELETE (the
+"""Benchmark of the 72 h expiry on PostgreSQL: expiry.held_expire beside one raw DELETE (the
 limit) and the naive ORM delete, with 10 % of N held messages due, among other hostings' messages.
 
     createdb -h 127.0.0.1 -U postgres bench_portal
@@ -47,11 +47,11 @@ def method(name: str, target: int) -> int:
     from django.db import connection
     from django.utils import timezone
 
-    from mailqueue import maintenance
+    from mailqueue import expiry
     from mailqueue.models import Message
 
     if name == "held_expire":
-        return sum(maintenance.held_expire().values())
+        return sum(expiry.held_expire().values())
     if name == "raw_delete":
         with connection.cursor() as cursor:
             cursor.execute("DELETE FROM mailqueue_message WHERE status = 'held' AND held_until <= now()")

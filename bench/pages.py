@@ -56,11 +56,13 @@ def main() -> None:
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
-    from mailqueue.services import Actor, mail_service_block, mail_service_get
 
     from api.services import api_credentials_create
     from hosting.models import Customer
-    from hosting.services import hosting_create, membership_add
+    from hosting.services import membership_add
+    from mailqueue.blocking import mail_service_block
+    from mailqueue.provisioning import hosting_provision
+    from mailqueue.state import Actor
 
     call_command("migrate", verbosity=0)
     from django.contrib.auth import get_user_model
@@ -68,8 +70,7 @@ def main() -> None:
     user = get_user_model().objects.create_user("bench", password="bench-password-123")
     customer = Customer.objects.create(slug="bench", name="Bench", contact_email="bench@example.com")
     membership_add(customer=customer, user=user)
-    hosting, _password = hosting_create(service_name="big.example", customer=customer)
-    mail_service_get(hosting=hosting)
+    hosting, _password = hosting_provision(service_name="big.example", customer=customer)
     token = api_credentials_create(customer=customer, name="bench").token
     client = Client()
     client.force_login(user)

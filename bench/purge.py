@@ -1,4 +1,4 @@
-"""Benchmark of the purge on PostgreSQL: maintenance.purge_run beside one raw DELETE (the limit)
+"""Benchmark of the purge on PostgreSQL: purge.purge_run beside one raw DELETE (the limit)
 and the naive ORM delete, on N held messages of one hosting among other hostings' messages.
 
     createdb -h 127.0.0.1 -U postgres bench_portal
@@ -97,22 +97,19 @@ def method(name: str, target: int) -> int:
     """Run one way of deleting the target hosting's held messages; return how many went."""
     from django.db import connection
 
-    from mailqueue import maintenance
+    from mailqueue import purge
     from mailqueue.models import Event, Message
 
     if name == "purge_run":
-        maintenance.purge_run(hosting_id=target)
+        purge.purge_run(hosting_id=target)
         return Event.objects.get(hosting_id=target, action="complete_purge").message_count
     if name == "purge_run_one_statement_batches":
-        # The proposed mailqueue.services._delete_held_batch: DELETE … WHERE id IN (SELECT … LIMIT n).
-        from mailqueue import services
-
+        # The portable batch of mailqueue.purge: DELETE … WHERE id IN (SELECT … LIMIT n).
         def delete_held_batch(*, hosting_id: int, batch_size: int) -> int:
-            held = Message.objects.filter(hosting_id=hosting_id, status="held")
-            return maintenance._delete_batch(held, batch_size)
+            return Message.objects.filter(hosting_id=hosting_id).held().delete_batch(batch_size)
 
-        services._delete_held_batch = delete_held_batch
-        maintenance.purge_run(hosting_id=target)
+        purge._held_delete_batch = delete_held_batch
+        purge.purge_run(hosting_id=target)
         return Event.objects.get(hosting_id=target, action="complete_purge").message_count
     if name == "raw_delete":
         with connection.cursor() as cursor:

@@ -6,10 +6,10 @@ import logging
 import pytest
 from django.core.cache import cache
 
+from mailqueue import metrics as mail_metrics
 from mailqueue.counters import submitted_today
 from mailqueue.models import MessageStatus
 from mailqueue.submission import message_accept
-from portal import metrics
 from portal.logging import JsonFormatter
 from tests.factories import HostingFactory, MessageFactory
 
@@ -41,7 +41,7 @@ def test_healthz_is_503_when_the_broker_is_unreachable(client, settings):
 
 @pytest.mark.django_db(transaction=True)
 def test_metrics_show_queue_depth_and_todays_counts(client, monkeypatch):
-    monkeypatch.setattr(metrics, "CACHE_SECONDS", 0)
+    monkeypatch.setattr(mail_metrics, "CACHE_SECONDS", 0)
     hosting = HostingFactory()
     MessageFactory.create_batch(3, hosting=hosting, status=MessageStatus.HELD)
     MessageFactory.create_batch(2, hosting=hosting, status=MessageStatus.DEFERRED)
