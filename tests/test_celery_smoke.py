@@ -1,7 +1,5 @@
 """A real worker on the configured broker (filesystem or Redis) runs a task that reads the database."""
 
-import time
-
 import pytest
 
 from mailqueue import tasks
@@ -10,6 +8,7 @@ from mailqueue.models import Event, MailService, Message, MessageStatus, State
 from mailqueue.purge import mail_service_purge_request
 from mailqueue.state import Actor
 from tests.factories import HostingFactory, MessageFactory
+from tests.support import wait_until
 
 
 @pytest.mark.django_db(transaction=True)
@@ -22,12 +21,7 @@ def test_worker_runs_purge_watchdog_against_the_database(celery_worker_live, set
 
     tasks.purge_watchdog.delay()
 
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if MailService.objects.get(hosting=hosting).state == State.ACTIVE:
-            break
-        time.sleep(0.2)
-    assert MailService.objects.get(hosting=hosting).state == State.ACTIVE
+    assert wait_until(lambda: MailService.objects.get(hosting=hosting).state == State.ACTIVE, timeout=20)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -42,11 +36,6 @@ def test_purge_request_enqueues_after_commit_and_worker_completes_it(celery_work
 
     mail_service_purge_request(hosting=hosting, actor=Actor.api("test"))
 
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if MailService.objects.get(hosting=hosting).state == State.ACTIVE:
-            break
-        time.sleep(0.2)
-    assert MailService.objects.get(hosting=hosting).state == State.ACTIVE
+    assert wait_until(lambda: MailService.objects.get(hosting=hosting).state == State.ACTIVE, timeout=20)
     assert list(Message.objects.filter(hosting=hosting)) == [sent]
     assert Event.objects.get(hosting=hosting, action="complete_purge").message_count == 1

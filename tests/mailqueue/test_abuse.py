@@ -14,6 +14,7 @@ from mailqueue.models import Action, Event, MailService, Message, MessageStatus,
 from mailqueue.state import Actor
 from portal.celery import app as celery_app
 from tests.factories import CustomerFactory, HostingFactory, MessageFactory
+from tests.support import wait_until
 
 
 def _hosting(**fields):
@@ -66,9 +67,7 @@ def test_rate_abuse_blocks_and_notifies_the_contact_once_through_the_worker(cele
     service = _service(hosting)
     assert (service.state, service.block_reason) == (State.BLOCKED, "rate")
     assert _service(calm).state == State.ACTIVE
-    deadline = time.monotonic() + 20
-    while not mail.outbox and time.monotonic() < deadline:
-        time.sleep(0.1)
+    assert wait_until(lambda: mail.outbox, timeout=20)
     [notice] = mail.outbox
     assert notice.to == ["owner@acme.example"]
     assert notice.subject == f"[{hosting.service_name}] Envoi des e-mails bloqué automatiquement"
