@@ -10,7 +10,6 @@ from collections import defaultdict
 
 from django.db import transaction
 from django.db.models import Count, Min
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from hosting.models import Hosting
@@ -83,6 +82,3 @@ def handoffs_return(messages) -> None:
         ids = list(RelayHandoff.objects.filter(hosting_id=hosting_id, at=at).values_list("id", flat=True)[:count])
         RelayHandoff.objects.filter(id__in=ids).delete()
 
-
-def hourly_window_start(*, now: datetime.datetime | None = None) -> datetime.datetime:
-    return (now or timezone.now()) - HOUR
