@@ -6,16 +6,20 @@ services that are active at claim time: once a block commits, no later claim tak
 """
 
 import datetime
+import logging
+import threading
 import uuid
 from collections import defaultdict
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from mailqueue.hourly_limit import HOUR, handoffs_record, hourly_limits_of, hourly_usage, hourly_usage_lock
 from mailqueue.models import Message, MessageStatus, State
+
+logger = logging.getLogger(__name__)
 
 # Rounds of candidates one claim looks at when every candidate so far was over its hourly limit.
 CLAIM_ROUNDS = 10
@@ -75,5 +79,36 @@ def _claim_round(*, token: uuid.UUID, now: datetime.datetime, limit: int) -> tup
         Message.objects.filter(id__in=taken).update(
             status=MessageStatus.SENDING, claim_token=token, claimed_at=now, attempts=F("attempts") + 1
         )
-        handoffs_record(per_hosting, at=now)
+        handoffs_record(per_hosting, at=now, token=token)
     return taken, sum(len(message_ids) for message_ids in waiting.values())
+
+
+class ClaimHeartbeat:
+    """While a batch runs, renew its claim (`claimed_at`) every DELIVERY_CLAIM_HEARTBEAT seconds
+    from a thread, so that only a dead worker's claim ages past DELIVERY_CLAIM_TIMEOUT and is
+    recovered (`retries.claims_recover`), however long one message takes to send."""
+
+    def __init__(self, token: uuid.UUID):
+        self.token = token
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"claim-heartbeat-{token}", daemon=True)
+
+    def __enter__(self) -> "ClaimHeartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        try:
+            while not self._stop.wait(settings.DELIVERY_CLAIM_HEARTBEAT):
+                try:
+                    Message.objects.filter(claim_token=self.token, status=MessageStatus.SENDING).update(
+                        claimed_at=timezone.now()
+                    )
+                except Exception:  # the next beat tries again; a claim left to age is only recovered
+                    logger.warning("claim heartbeat of %s failed", self.token, exc_info=True)
+        finally:
+            connection.close()  # this thread's own connection

@@ -9,13 +9,13 @@ import datetime
 import logging
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from mailqueue.claims import delivery_claim
+from mailqueue.claims import ClaimHeartbeat, delivery_claim
 from mailqueue.counters import counter_add
 from mailqueue.hourly_limit import handoffs_return
 from mailqueue.locks import mail_service_lock_shared
@@ -105,12 +105,16 @@ def _messages_save(messages: list[Message]) -> None:
 
 
 def _record(token: uuid.UUID, outcomes: list[tuple[Message, list[DeliveryError]]], result: BatchResult) -> None:
-    """Store a batch's results in one transaction, only for messages still claimed by `token`."""
+    """Store these results in one transaction, only for messages still claimed by `token`."""
+    if not outcomes:
+        return
     now = timezone.now()
     with transaction.atomic():
         states = mail_service_lock_shared(hosting_ids={message.hosting_id for message, _ in outcomes})
         still_ours = set(
-            Message.objects.filter(claim_token=token, status=MessageStatus.SENDING).values_list("id", flat=True)
+            Message.objects.filter(
+                id__in=[message.pk for message, _ in outcomes], claim_token=token, status=MessageStatus.SENDING
+            ).values_list("id", flat=True)
         )
         updated: list[Message] = []
         all_errors: list[DeliveryError] = []
@@ -190,8 +194,10 @@ def _send(relay, message: Message, raw: bytes) -> dict[str, tuple[int, str]]:
 def delivery_run_batch(*, limit: int | None = None, relay=None) -> BatchResult:
     """Claim one batch and deliver it over one relay connection. Returns what happened.
 
-    Raw contents are read a few at a time (bounded memory, few queries); results are
-    recorded in one transaction at the end of the batch.
+    Raw contents are read a few at a time (bounded memory, few queries). Each message's outcome
+    is committed right after the relay's reply, so a worker killed mid-batch re-delivers at most
+    the message in flight; a heartbeat renews the claim while the batch runs, so a dead worker's
+    claim is recovered within DELIVERY_CLAIM_TIMEOUT.
     """
     token, message_ids = delivery_claim(limit=limit)
     result = BatchResult(claimed=len(message_ids))
@@ -199,34 +205,11 @@ def delivery_run_batch(*, limit: int | None = None, relay=None) -> BatchResult:
         return result
     relay = relay or relay_from_settings()
     opened_before = relay.connections_opened
-    outcomes: list[tuple[Message, list[DeliveryError]]] = []
     messages = list(Message.objects.filter(id__in=message_ids, claim_token=token).defer("raw").order_by("id"))
     deadline = time.monotonic() + settings.DELIVERY_BATCH_DEADLINE
-    try:
-        relay.open()
-        for chunk in _raw_chunks(messages):
-            raws = dict(Message.objects.filter(id__in=[message.pk for message in chunk]).values_list("id", "raw"))
-            for message in chunk:
-                results = _send(relay, message, bytes(raws.pop(message.pk) or b""))
-                outcomes.append((message, _outcome(message, results, timezone.now())))
-                if time.monotonic() > deadline:
-                    raise RelayUnavailable(f"batch deadline of {settings.DELIVERY_BATCH_DEADLINE} s reached")
-                if getattr(relay, "connection_lost", False):
-                    # A relay that timed out or dropped us would cost every remaining message a
-                    # timeout of its own: the rest of the batch is deferred, the batch stays short.
-                    raise RelayUnavailable(f"connection lost while sending message {message.pk}")
-    except RelayUnavailable as error:
-        logger.warning("relay unavailable: %s", error)
-        reply = (421, f"relay unavailable: {error}")
-        done = {message.pk for message, _ in outcomes}
-        untried = [message for message in messages if message.pk not in done]
-        for message in untried:
-            outcomes.append((message, _outcome(message, dict.fromkeys(_pending(message), reply), timezone.now())))
-        handoffs_return(untried)
-    finally:
-        relay.close()
+    with ClaimHeartbeat(token):
+        _deliver(relay, token, messages, deadline, result)
     result.connections = relay.connections_opened - opened_before
-    _record(token, outcomes, result)
     logger.info(
         "delivery batch: claimed=%s sent=%s deferred=%s failed=%s held=%s",
         result.claimed,
@@ -236,6 +219,38 @@ def delivery_run_batch(*, limit: int | None = None, relay=None) -> BatchResult:
         result.held,
     )
     return result
+
+
+def _deliver(relay, token: uuid.UUID, messages: list[Message], deadline: float, result: BatchResult) -> None:
+    """Send the claimed `messages` over `relay`, recording each; on an outage the rest is deferred."""
+    done: set[int] = set()
+    try:
+        relay.open()
+        for chunk in _raw_chunks(messages):
+            raws = dict(Message.objects.filter(id__in=[message.pk for message in chunk]).values_list("id", "raw"))
+            for message in chunk:
+                results = _send(relay, message, bytes(raws.pop(message.pk) or b""))
+                _record(token, [(message, _outcome(message, results, timezone.now()))], result)
+                done.add(message.pk)
+                if time.monotonic() > deadline:
+                    raise RelayUnavailable(f"batch deadline of {settings.DELIVERY_BATCH_DEADLINE} s reached")
+                if getattr(relay, "connection_lost", False):
+                    # A relay that timed out or dropped us would cost every remaining message a
+                    # timeout of its own: the rest of the batch is deferred, the batch stays short.
+                    raise RelayUnavailable(f"connection lost while sending message {message.pk}")
+    except RelayUnavailable as error:
+        logger.warning("relay unavailable: %s", error)
+        reply = (421, f"relay unavailable: {error}")
+        untried = [message for message in messages if message.pk not in done]
+        now = timezone.now()
+        _record(
+            token,
+            [(message, _outcome(message, dict.fromkeys(_pending(message), reply), now)) for message in untried],
+            result,
+        )
+        handoffs_return(token=token, per_hosting=Counter(message.hosting_id for message in untried))
+    finally:
+        relay.close()
 
 
 # A delivery run stops claiming new batches after this long, leaving room under the task's time limit.

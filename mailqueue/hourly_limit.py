@@ -6,7 +6,7 @@ The effective limit is `MailService.hourly_limit` (Python) and
 """
 
 import datetime
-from collections import defaultdict
+import uuid
 
 from django.db import transaction
 from django.db.models import Count, Min
@@ -66,19 +66,20 @@ def hourly_usage(hosting_ids, *, now: datetime.datetime) -> dict[int, dict]:
     }
 
 
-def handoffs_record(per_hosting: dict[int, int], *, at: datetime.datetime) -> None:
-    """Count `per_hosting[hosting_id]` messages handed to the relay at `at`."""
+def handoffs_record(per_hosting: dict[int, int], *, at: datetime.datetime, token: uuid.UUID) -> None:
+    """Count `per_hosting[hosting_id]` messages of the claim `token` handed to the relay at `at`."""
     RelayHandoff.objects.bulk_create(
-        [RelayHandoff(hosting_id=hosting_id, at=at) for hosting_id, count in per_hosting.items() for _ in range(count)]
+        [
+            RelayHandoff(hosting_id=hosting_id, at=at, claim_token=token)
+            for hosting_id, count in per_hosting.items()
+            for _ in range(count)
+        ]
     )
 
 
-def handoffs_return(messages) -> None:
-    """Messages claimed but never handed to the relay give back their place in the hourly limit."""
-    per_claim: dict[tuple[int, datetime.datetime], int] = defaultdict(int)
-    for message in messages:
-        per_claim[(message.hosting_id, message.claimed_at)] += 1
-    for (hosting_id, at), count in per_claim.items():
-        ids = list(RelayHandoff.objects.filter(hosting_id=hosting_id, at=at).values_list("id", flat=True)[:count])
-        RelayHandoff.objects.filter(id__in=ids).delete()
-
+def handoffs_return(*, token: uuid.UUID, per_hosting: dict[int, int]) -> None:
+    """`per_hosting[hosting_id]` messages of the claim `token` not delivered by it (an outage, a
+    dead worker) give back their place in the hourly limit: they take a new one when claimed again."""
+    for hosting_id, count in per_hosting.items():
+        claimed = RelayHandoff.objects.filter(hosting_id=hosting_id, claim_token=token)
+        RelayHandoff.objects.filter(id__in=list(claimed.values_list("id", flat=True)[:count])).delete()

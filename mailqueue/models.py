@@ -309,6 +309,7 @@ class RelayHandoff(models.Model):
 
     hosting = models.ForeignKey(Hosting, on_delete=models.CASCADE, related_name="+")
     at = models.DateTimeField(default=timezone.now)
+    claim_token = models.UUIDField(null=True, blank=True, db_index=True)  # the claim that took this slot
 
     objects = BatchDeleteQuerySet.as_manager()
 

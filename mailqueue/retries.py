@@ -1,6 +1,7 @@
 """Retries (SPEC §4.2, §4.3): the back-off, deferred messages due again, claims of dead workers."""
 
 import datetime
+from collections import Counter
 
 from django.conf import settings
 from django.db import transaction
@@ -8,6 +9,7 @@ from django.utils import timezone
 
 from mailqueue import dispatch
 from mailqueue.counters import counter_add
+from mailqueue.hourly_limit import handoffs_return
 from mailqueue.locks import mail_service_lock_shared
 from mailqueue.models import Message, MessageStatus, State
 
@@ -31,9 +33,12 @@ def deferred_requeue() -> int:
 
 
 def claims_recover(*, older_than: int | None = None) -> int:
-    """Claims left by dead workers (older than `older_than` seconds, DELIVERY_CLAIM_TIMEOUT by
-    default; 0 when the worker is known dead) go back to the queue, or to the held mail when
-    their service is no longer active."""
+    """Claims left by dead workers go back to the queue, or to the held mail when their service
+    is no longer active, and give back their places in the hourly limit.
+
+    A live worker's heartbeat renews its claim every DELIVERY_CLAIM_HEARTBEAT seconds, so a
+    claim not renewed for `older_than` seconds (DELIVERY_CLAIM_TIMEOUT by default; 0 when the
+    worker is known dead) is a dead worker's."""
     if older_than is None:
         older_than = settings.DELIVERY_CLAIM_TIMEOUT
     cutoff = timezone.now() - datetime.timedelta(seconds=older_than)
@@ -44,6 +49,8 @@ def claims_recover(*, older_than: int | None = None) -> int:
             state = mail_service_lock_shared(hosting_ids=[hosting_id])[hosting_id]
             now = timezone.now()
             mine = stale.filter(hosting_id=hosting_id)
+            for token, count in Counter(mine.values_list("claim_token", flat=True)).items():
+                handoffs_return(token=token, per_hosting={hosting_id: count})
             if state == State.ACTIVE:
                 recovered += mine.release(now)
             else:

@@ -227,7 +227,10 @@ PORTAL_SENDMAIL_URL = env("PORTAL_SENDMAIL_URL", default="")
 DELIVERY_BATCH_SIZE = env.int("DELIVERY_BATCH_SIZE", default=100)
 # A batch sends nothing new after this long (the rest is deferred): tasks stay under their limits.
 DELIVERY_BATCH_DEADLINE = env.int("DELIVERY_BATCH_DEADLINE", default=30)
-DELIVERY_CLAIM_TIMEOUT = env.int("DELIVERY_CLAIM_TIMEOUT", default=600)  # > task time limit
+# A batch's worker renews its claim every DELIVERY_CLAIM_HEARTBEAT seconds; a claim not renewed
+# for DELIVERY_CLAIM_TIMEOUT seconds is a dead worker's and is recovered by the retries sweep.
+DELIVERY_CLAIM_HEARTBEAT = env.int("DELIVERY_CLAIM_HEARTBEAT", default=10)
+DELIVERY_CLAIM_TIMEOUT = env.int("DELIVERY_CLAIM_TIMEOUT", default=45)
 RETRY_BASE_SECONDS = env.int("RETRY_BASE_SECONDS", default=60)  # first back-off, doubled each try
 RETRY_MAX_DELAY_SECONDS = env.int("RETRY_MAX_DELAY_SECONDS", default=4 * 3600)
 RETRY_MAX_AGE_SECONDS = env.int("RETRY_MAX_AGE_SECONDS", default=5 * 24 * 3600)  # then failed
@@ -238,7 +241,7 @@ ABUSE_BOUNCE_MIN_MESSAGES = env.int("ABUSE_BOUNCE_MIN_MESSAGES", default=50)
 _digest_hour, _digest_minute = (int(part) for part in DIGEST_TIME.split(":"))
 CELERY_BEAT_SCHEDULE = {
     "deliver": {"task": "mailqueue.tasks.delivery_run", "schedule": datetime.timedelta(seconds=30)},
-    "retries": {"task": "mailqueue.tasks.retries_sweep", "schedule": datetime.timedelta(minutes=1)},
+    "retries": {"task": "mailqueue.tasks.retries_sweep", "schedule": datetime.timedelta(seconds=30)},
     "purge-watchdog": {"task": "mailqueue.tasks.purge_watchdog", "schedule": datetime.timedelta(minutes=1)},
     "expiry": {"task": "mailqueue.tasks.held_expire", "schedule": datetime.timedelta(minutes=5)},
     "abuse-check": {"task": "mailqueue.tasks.abuse_check", "schedule": datetime.timedelta(minutes=1)},
