@@ -6,7 +6,7 @@ from mailqueue.actions import CUSTOMER_ACTIONS_BY_API_NAME
 from mailqueue.models import MessageStatus
 
 ACTIONS = list(CUSTOMER_ACTIONS_BY_API_NAME)
-STATES = ["ok", "ko", "bounce", "spam", "purging"]
+STATES = ["bounce", "force", "ko", "ok", "purging", "spam"]  # OVH's hosting.web.mail.StateEnum
 
 
 class ErrorSerializer(serializers.Serializer):

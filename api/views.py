@@ -35,8 +35,9 @@ OVH_STATE_BY_REASON = {BlockReason.BOUNCE: "bounce", BlockReason.SPAM: "spam"}
 
 
 def ovh_state(service) -> str:
+    """OVH's hosting.web.mail.StateEnum (SPEC §9.1)."""
     if service.state == State.ACTIVE:
-        return "ok"
+        return "force" if service.forced else "ok"
     if service.state == State.PURGING:
         return "purging"
     return OVH_STATE_BY_REASON.get(service.block_reason, "ko")

@@ -53,14 +53,16 @@ def abuse_check() -> list[tuple[int, str]]:
     finished = (
         Message.objects.finished()
         .filter(active, completed_at__gte=window_start)
-        .values("hosting_id")
+        .values("hosting_id", "hosting__mail_service__forced")
         .annotate(total=Count("id"), failed=Count("id", filter=Q(status=MessageStatus.FAILED)))
         .filter(total__gte=settings.ABUSE_BOUNCE_MIN_MESSAGES)
         .order_by()
     )
     already = {hosting_id for hosting_id, *_rest in blocked}
     for row in finished:
-        if row["hosting_id"] not in already and row["failed"] / row["total"] > settings.ABUSE_BOUNCE_RATIO:
+        # Force (SPEC §9.1) doubles the ratio allowed.
+        allowed = settings.ABUSE_BOUNCE_RATIO * (2 if row["hosting__mail_service__forced"] else 1)
+        if row["hosting_id"] not in already and row["failed"] / row["total"] > allowed:
             blocked.append((row["hosting_id"], BlockReason.BOUNCE, f"{row['failed']}/{row['total']} in error"))
     done = []
     for hosting_id, reason, detail in blocked:

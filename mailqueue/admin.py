@@ -22,7 +22,7 @@ from hosting.admin_paging import CappedCountPaginator
 from hosting.models import Hosting
 from mailqueue.actions import CUSTOMER_ACTIONS
 from mailqueue.addresses import EMAIL_MAX_LENGTH, email_address_valid
-from mailqueue.blocking import mail_service_block
+from mailqueue.blocking import mail_service_block, mail_service_force_reset
 from mailqueue.hourly_limit import LIMIT_MAX, mail_service_limit_set
 from mailqueue.models import (
     BlockReason,
@@ -47,11 +47,13 @@ class MailServiceInline(admin.StackedInline):
     fields = readonly_fields = [
         "state",
         "block_reason",
+        "forced",
         "report_recipient",
         "hourly_limit_override",
         "state_changed_at",
         "purge_due_at",
         "purge_started_at",
+        "spam_purged_at",
     ]
 
     def has_add_permission(self, request, obj=None):
@@ -145,7 +147,16 @@ class HostingAdmin(admin.ModelAdmin):
     paginator = CappedCountPaginator
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER  # facets count the whole table once per choice
-    actions = ["block", "block_spam", "unblock", "purge", "cancel_purge", "change_recipient", "set_limit"]
+    actions = [
+        "block",
+        "block_spam",
+        "unblock",
+        "purge",
+        "cancel_purge",
+        "reset_force",
+        "change_recipient",
+        "set_limit",
+    ]
 
     def has_act_permission(self, request):
         return request.user.has_perm(ACT_PERMISSION)
@@ -163,7 +174,7 @@ class HostingAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("état"), ordering="mail_service__state")
     def state(self, hosting):
-        return hosting.mail_service.get_state_display()
+        return hosting.mail_service.state_label
 
     @admin.display(description=_("raison du blocage"))
     def block_reason(self, hosting):
@@ -246,6 +257,16 @@ class HostingAdmin(admin.ModelAdmin):
     @admin.action(description=CUSTOMER_ACTIONS["cancel-purge"].label, permissions=["act"])
     def cancel_purge(self, request, queryset):
         self._customer_action(request, queryset, "cancel-purge")
+
+    @admin.action(description=_("Rétablir la tolérance d'erreurs normale"), permissions=["act"])
+    def reset_force(self, request, queryset):
+        _run_for_each(
+            self,
+            request,
+            queryset,
+            lambda hosting, actor: mail_service_force_reset(hosting=hosting, actor=actor),
+            _("Tolérance d'erreurs normale rétablie pour %(count)d hébergement(s)."),
+        )
 
     @admin.action(description=_("Changer le destinataire des rapports"), permissions=["act"])
     def change_recipient(self, request, queryset):

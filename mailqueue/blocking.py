@@ -1,4 +1,5 @@
-"""Block and unblock sending (SPEC §3): by people, and by the platform on abuse thresholds."""
+"""Block and unblock sending (SPEC §3, §9.1): by people, and by the platform on abuse
+thresholds; Force, the active state with a doubled error tolerance after a `bounce` block."""
 
 from django.db import transaction
 from django.utils import timezone
@@ -42,7 +43,7 @@ def _block(*, hosting: Hosting, actor: Actor, action: Action, reason: BlockReaso
         # Queued and deferred messages become held for HOLD_HOURS, in the block's transaction.
         held = Message.objects.filter(hosting_id=hosting.pk).pending().hold(now)
         counter_add(hosting_id=hosting.pk, held=held)
-        event_record(
+        event = event_record(
             service=service,
             action=action,
             actor=actor,
@@ -51,6 +52,8 @@ def _block(*, hosting: Hosting, actor: Actor, action: Action, reason: BlockReaso
             message_count=held,
             detail=detail[:300],
         )
+        if reason == BlockReason.SPAM:
+            dispatch.abuse_notify(event_id=event.pk)  # « Abus avec votre hébergement … », once
     return service
 
 
@@ -71,12 +74,17 @@ def mail_service_auto_block(*, hosting: Hosting, reason: BlockReason | str, deta
     _reason_check(reason, actor)
     with transaction.atomic():
         service = _block(hosting=hosting, actor=actor, action=Action.AUTO_BLOCK, reason=reason, detail=detail)
-        dispatch.auto_block_notify(hosting_id=hosting.pk, reason=reason)
+        if reason != BlockReason.SPAM:  # a spam block sends the abuse notice instead
+            dispatch.auto_block_notify(hosting_id=hosting.pk, reason=reason)
     return service
 
 
+FORCED = "force"  # the detail of an Event that turned Force on
+
+
 def mail_service_unblock(*, hosting: Hosting, actor: Actor) -> MailService:
-    """Blocked → active. Every held message goes back to delivery at once."""
+    """Blocked → active. Every held message goes back to delivery at once. Unblocking a
+    `bounce` block gives Force: the error ratio allowed before the next block is doubled."""
     with transaction.atomic():
         service = mail_service_lock(hosting_id=hosting.pk)
         mail_service_check(service, Action.UNBLOCK, actor)
@@ -84,7 +92,8 @@ def mail_service_unblock(*, hosting: Hosting, actor: Actor) -> MailService:
         from_state, reason = service.state, service.block_reason
         state_set(service, State.ACTIVE, now)
         service.block_reason = ""
-        service.save(update_fields=["state", "state_changed_at", "block_reason"])
+        service.forced = service.forced or reason == BlockReason.BOUNCE
+        service.save(update_fields=["state", "state_changed_at", "block_reason", "forced"])
         released = Message.objects.filter(hosting_id=hosting.pk).held().release(now)
         event_record(
             service=service,
@@ -93,7 +102,19 @@ def mail_service_unblock(*, hosting: Hosting, actor: Actor) -> MailService:
             from_state=from_state,
             reason=reason,
             message_count=released,
+            detail=FORCED if reason == BlockReason.BOUNCE else "",
         )
         if released:
             dispatch.delivery_now()  # the delivery sweep picks them up if the broker is down
+    return service
+
+
+def mail_service_force_reset(*, hosting: Hosting, actor: Actor) -> MailService:
+    """Force → the normal error tolerance (operators; a completed purge does it too)."""
+    with transaction.atomic():
+        service = mail_service_lock(hosting_id=hosting.pk)
+        mail_service_check(service, Action.RESET_FORCE, actor)
+        service.forced = False
+        service.save(update_fields=["forced"])
+        event_record(service=service, action=Action.RESET_FORCE, actor=actor, from_state=service.state)
     return service

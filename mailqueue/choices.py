@@ -35,6 +35,7 @@ class Action(models.TextChoices):
     CHANGE_RECIPIENT = "change_recipient", _("changement du destinataire des rapports")
     SET_LIMIT = "set_limit", _("changement de la limite horaire")
     EXPIRE = "expire", _("expiration des e-mails en attente")
+    RESET_FORCE = "reset_force", _("retour à la tolérance d'erreurs normale")
 
 
 class MessageStatus(models.TextChoices):

@@ -16,6 +16,7 @@ logger = logging.getLogger(__name__)
 DELIVERY_RUN = "mailqueue.tasks.delivery_run"
 PURGE_RUN = "mailqueue.tasks.purge_run"
 AUTO_BLOCK_NOTIFY = "mailqueue.tasks.auto_block_notify"
+ABUSE_NOTIFY = "mailqueue.tasks.abuse_notify"
 
 # Submissions within this many seconds share one delivery run.
 DELIVERY_KICK_WINDOW_SECONDS = 1
@@ -59,3 +60,8 @@ def purge_run_now(*, hosting_id: int) -> None:
 def auto_block_notify(*, hosting_id: int, reason: str) -> None:
     """After commit, tell the customer's contact that the platform blocked sending."""
     _on_commit(AUTO_BLOCK_NOTIFY, hosting_id, str(reason))
+
+
+def abuse_notify(*, event_id: int) -> None:
+    """After commit, send the abuse notice of the spam block recorded by Event `event_id`."""
+    _on_commit(ABUSE_NOTIFY, event_id)

@@ -54,6 +54,10 @@ class MailService(models.Model):
     purge_due_at = models.DateTimeField(_("purge prévue à"), null=True, blank=True)
     purge_started_at = models.DateTimeField(_("purge commencée à"), null=True, blank=True)
     purge_deleted = models.PositiveBigIntegerField(default=0)  # deleted so far by the running purge
+    # Force (SPEC §9.1): active after unblocking a `bounce` block, with the error ratio doubled.
+    forced = models.BooleanField(_("tolérance d'erreurs doublée"), default=False)
+    # When the customer last purged a `spam` block: a second one within SPAM_REPEAT_DAYS is support's.
+    spam_purged_at = models.DateTimeField(_("blocage pour spam purgé par le client le"), null=True, blank=True)
 
     objects = MailServiceQuerySet.as_manager()
 
@@ -73,6 +77,22 @@ class MailService(models.Model):
         if self.hourly_limit_override is not None:
             return self.hourly_limit_override
         return PLAN_HOURLY_LIMITS[Plan(self.hosting.plan)]
+
+    @property
+    def state_label(self) -> str:
+        """The badge's word: Force is shown apart from Actif (SPEC §9.1)."""
+        if self.state == State.ACTIVE and self.forced:
+            return _("Force")
+        return self.get_state_display()
+
+    @property
+    def spam_repeated(self) -> bool:
+        """Blocked for spam again within SPAM_REPEAT_DAYS of a spam block the customer purged."""
+        return (
+            self.block_reason == BlockReason.SPAM
+            and self.spam_purged_at is not None
+            and self.state_changed_at - self.spam_purged_at <= datetime.timedelta(days=settings.SPAM_REPEAT_DAYS)
+        )
 
     @property
     def effective_report_recipient(self) -> str:

@@ -1,8 +1,9 @@
-"""Notices to the customer about their mail service: the platform's automatic block (SPEC §3)."""
+"""Notices to the customer about their mail service: the platform's automatic block (SPEC §3)
+and the abuse notice of a spam block (SPEC §9.1)."""
 
 from django.conf import settings
 from django.core.cache import cache
-from django.core.mail import send_mail
+from django.core.mail import EmailMultiAlternatives, send_mail
 from django.template.loader import render_to_string
 from django.utils import translation
 
@@ -45,6 +46,41 @@ def auto_block_notify(*, hosting_id: int, reason: str) -> bool:
             subject = " ".join(render_to_string("mailqueue/email/auto_block_subject.txt", context).split())
             body = render_to_string("mailqueue/email/auto_block.txt", context)
         send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [customer.contact_email])
+    except Exception:
+        cache.delete(key)
+        raise
+    return True
+
+
+def abuse_notify(*, event_id: int) -> bool:
+    """Send « Abus avec votre hébergement {service} » (text and HTML, the customer's language)
+    to the customer's contact for the spam block recorded by Event `event_id`: what happened, the
+    three usual causes and what to do. At most once per block; a failed send is retried."""
+    event = Event.objects.select_related("hosting__customer").filter(pk=event_id).first()
+    if event is None or event.reason != BlockReason.SPAM:
+        return False
+    key = f"mailqueue:abuse-notice:{event.pk}:{event.created_at.timestamp()}"
+    if not cache.add(key, True, timeout=AUTO_BLOCK_NOTICE_KEY_TIMEOUT):
+        return False
+    hosting = event.hosting
+    try:
+        with translation.override(hosting.customer.language):
+            context = {
+                "hosting": hosting,
+                "customer": hosting.customer,
+                "by_platform": event.action == Action.AUTO_BLOCK,
+                "hold_hours": settings.HOLD_HOURS,
+                "spam_repeat_days": settings.SPAM_REPEAT_DAYS,
+            }
+            subject = " ".join(render_to_string("mailqueue/email/abuse_subject.txt", context).split())
+            message = EmailMultiAlternatives(
+                subject,
+                render_to_string("mailqueue/email/abuse.txt", context),
+                settings.DEFAULT_FROM_EMAIL,
+                [hosting.customer.contact_email],
+            )
+            message.attach_alternative(render_to_string("mailqueue/email/abuse.html", context), "text/html")
+        message.send()
     except Exception:
         cache.delete(key)
         raise

@@ -18,7 +18,7 @@ from hosting.models import Hosting
 from mailqueue import dispatch
 from mailqueue.counters import counter_add
 from mailqueue.locks import mail_service_lock
-from mailqueue.models import Action, MailService, Message, MessageStatus, State
+from mailqueue.models import Action, ActorKind, BlockReason, Event, MailService, Message, MessageStatus, State
 from mailqueue.state import Actor, event_record, mail_service_check, state_set
 
 logger = logging.getLogger(__name__)
@@ -134,11 +134,17 @@ def mail_service_purge_complete(*, hosting: Hosting) -> MailService | None:
         counter_add(hosting_id=hosting.pk, purged=remaining)
         from_state, reason = service.state, service.block_reason
         total = service.purge_deleted + remaining
-        state_set(service, State.ACTIVE, timezone.now())
+        now = timezone.now()
+        if reason == BlockReason.SPAM and _requested_by_the_customer(hosting_id=hosting.pk):
+            service.spam_purged_at = now  # a second spam block soon after is support's (SPEC §9.1)
+        state_set(service, State.ACTIVE, now)
         service.block_reason = ""
+        service.forced = False  # back to the normal error tolerance
         service.purge_requested_at = service.purge_due_at = service.purge_started_at = None
         service.purge_deleted = 0
-        service.save(update_fields=["state", "state_changed_at", "block_reason", *_PURGE_FIELDS])
+        service.save(
+            update_fields=["state", "state_changed_at", "block_reason", "forced", "spam_purged_at", *_PURGE_FIELDS]
+        )
         event_record(
             service=service,
             action=Action.COMPLETE_PURGE,
@@ -148,6 +154,12 @@ def mail_service_purge_complete(*, hosting: Hosting) -> MailService | None:
             message_count=total,
         )
     return service
+
+
+def _requested_by_the_customer(*, hosting_id: int) -> bool:
+    """Whether the purge being completed was asked for by the customer (portal or API)."""
+    request = Event.objects.filter(hosting_id=hosting_id, action=Action.PURGE).order_by("-created_at", "-id").first()
+    return request is not None and request.actor_kind in (ActorKind.CUSTOMER, ActorKind.API)
 
 
 def purge_run(*, hosting_id: int) -> MailService | None:

@@ -72,14 +72,19 @@ TRANSITIONS: dict[Action, Transition] = {
     Action.AUTO_BLOCK: Transition(frozenset({State.ACTIVE}), State.BLOCKED, frozenset({ActorKind.SYSTEM})),
     Action.CHANGE_RECIPIENT: Transition(_ANY_STATE, None, PEOPLE),
     Action.SET_LIMIT: Transition(_ANY_STATE, None, frozenset({ActorKind.OPERATOR})),
+    # Force ends when a purge completes, or when an operator resets it (SPEC §9.1).
+    Action.RESET_FORCE: Transition(frozenset({State.ACTIVE}), None, frozenset({ActorKind.OPERATOR})),
 }
 
-# Only operators and the platform may lift a block for spam.
-_SPAM_UNBLOCKERS = frozenset({ActorKind.OPERATOR})
+# A spam block is lifted by a purge (SPEC §9.1); only support may unblock it, or act at all
+# on a spam block repeated within SPAM_REPEAT_DAYS of one the customer purged.
+_SUPPORT = frozenset({ActorKind.OPERATOR, ActorKind.SYSTEM})
+_LIFTING_ACTIONS = frozenset({Action.UNBLOCK, Action.PURGE, Action.CANCEL_PURGE})
 
 ALREADY_BLOCKED = _("L'envoi des e-mails est déjà bloqué.")
 PURGING_ALREADY_BLOCKED = _("Une purge est en cours : l'envoi est déjà bloqué.")
 NO_PURGE = _("Aucune purge n'est en cours.")
+NOT_FORCED = _("La tolérance d'erreurs n'est pas doublée.")
 
 _STATE_REFUSALS = {
     (Action.BLOCK, State.BLOCKED): ALREADY_BLOCKED,
@@ -94,6 +99,8 @@ _STATE_REFUSALS = {
     (Action.COMPLETE_PURGE, State.BLOCKED): NO_PURGE,
     (Action.AUTO_BLOCK, State.BLOCKED): ALREADY_BLOCKED,
     (Action.AUTO_BLOCK, State.PURGING): PURGING_ALREADY_BLOCKED,
+    (Action.RESET_FORCE, State.BLOCKED): NOT_FORCED,
+    (Action.RESET_FORCE, State.PURGING): NOT_FORCED,
 }
 
 
@@ -104,13 +111,16 @@ def transition_refusal(*, service: MailService, action: Action, actor: Actor):
         return _("Vous n'êtes pas autorisé à effectuer cette action.")
     if service.state not in transition.sources:
         return _STATE_REFUSALS[(action, State(service.state))]
-    # A purge ends in `active`, so purging a spam block would lift it: the same people only.
-    if (
-        action in (Action.UNBLOCK, Action.PURGE)
-        and service.block_reason == BlockReason.SPAM
-        and actor.kind not in _SPAM_UNBLOCKERS
-    ):
-        return _("Ce blocage pour envoi abusif ne peut être levé que par notre support.")
+    if action in _LIFTING_ACTIONS and actor.kind not in _SUPPORT and service.block_reason == BlockReason.SPAM:
+        if service.spam_repeated:
+            return _(
+                "Ce blocage pour envoi abusif ne peut être levé que par notre support. Répondez à l'e-mail "
+                "« Abus avec votre hébergement %(service)s » que vous avez reçu."
+            ) % {"service": service.hosting.service_name}
+        if action == Action.UNBLOCK:
+            return _("Un blocage pour envoi abusif se lève en purgeant les e-mails en attente.")
+    if action == Action.RESET_FORCE and not service.forced:
+        return NOT_FORCED
     if action == Action.CANCEL_PURGE and service.purge_started_at is not None:
         return _("La suppression des e-mails a déjà commencé : la purge ne peut plus être annulée.")
     return None

@@ -52,3 +52,9 @@ def abuse_check() -> list:
 def auto_block_notify(hosting_id: int, reason: str) -> bool:
     """Tell the customer's contact that the platform blocked sending (once per block)."""
     return notifications.auto_block_notify(hosting_id=hosting_id, reason=reason)
+
+
+@shared_task(acks_late=True)
+def abuse_notify(event_id: int) -> bool:
+    """Send the abuse notice of a spam block (once per block)."""
+    return notifications.abuse_notify(event_id=event_id)

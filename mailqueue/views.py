@@ -155,7 +155,7 @@ def status(request, hosting):
     return JsonResponse(
         {
             "state": service.state,
-            "label": str(service.get_state_display()),
+            "label": str(service.state_label),
             "purge_started": bool(purge and purge["started"]),
             "purge_deleted": purge["deleted"] if purge else 0,
         }

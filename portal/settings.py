@@ -237,6 +237,8 @@ RETRY_MAX_AGE_SECONDS = env.int("RETRY_MAX_AGE_SECONDS", default=5 * 24 * 3600) 
 ABUSE_RATE_FACTOR = env.int("ABUSE_RATE_FACTOR", default=5)  # × hourly limit submitted in 1 h
 ABUSE_BOUNCE_RATIO = env.float("ABUSE_BOUNCE_RATIO", default=0.5)
 ABUSE_BOUNCE_MIN_MESSAGES = env.int("ABUSE_BOUNCE_MIN_MESSAGES", default=50)
+# A spam block within this many days of one the customer purged can be lifted by support only.
+SPAM_REPEAT_DAYS = env.int("SPAM_REPEAT_DAYS", default=30)
 
 _digest_hour, _digest_minute = (int(part) for part in DIGEST_TIME.split(":"))
 CELERY_BEAT_SCHEDULE = {

@@ -192,7 +192,7 @@ def test_block_holds_queued_messages(api, hosting):
         ("UNBLOCK", "active", "L'envoi des e-mails n'est pas bloqué."),
         ("PURGE", "active", "Pour purger les e-mails, vous devez d'abord en demander le blocage."),
         ("CANCEL_PURGE", "blocked", "Aucune purge n'est en cours."),
-        ("UNBLOCK", "spam", "Ce blocage pour envoi abusif ne peut être levé que par notre support."),
+        ("UNBLOCK", "spam", "Un blocage pour envoi abusif se lève en purgeant les e-mails en attente."),
         ("UNBLOCK", "purging", "Une purge est en cours : annulez-la avant de débloquer l'envoi."),
     ],
 )

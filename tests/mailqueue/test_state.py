@@ -1,7 +1,7 @@
-"""The mail service's state machine against SPEC §3: every action × state × actor.
+"""The mail service's state machine against SPEC §3 and §9.1: every action × state × actor.
 
-The expected outcomes are written here by hand from the SPEC's table, not read from
-`mailqueue.services.TRANSITIONS`, so that a wrong entry in the product's table fails a test.
+The expected outcomes are written here by hand from the SPEC's tables, not read from
+`mailqueue.state.TRANSITIONS`, so that a wrong entry in the product's table fails a test.
 """
 
 import dataclasses
@@ -10,7 +10,12 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from mailqueue.blocking import mail_service_auto_block, mail_service_block, mail_service_unblock
+from mailqueue.blocking import (
+    mail_service_auto_block,
+    mail_service_block,
+    mail_service_force_reset,
+    mail_service_unblock,
+)
 from mailqueue.hourly_limit import mail_service_limit_set
 from mailqueue.models import Event, MailService, Message, MessageStatus
 from mailqueue.purge import (
@@ -18,6 +23,7 @@ from mailqueue.purge import (
     mail_service_purge_complete,
     mail_service_purge_request,
     mail_service_purge_start,
+    purge_run,
 )
 from mailqueue.report_recipient import mail_service_recipient_change
 from mailqueue.state import Actor, MailServiceError
@@ -41,6 +47,7 @@ SPEC_TABLE = {
     "cancel_purge": ({"purging"}, "blocked", PEOPLE),
     "change_recipient": (ALL_STATES, None, PEOPLE),
     "set_limit": (ALL_STATES, None, {OPERATOR}),
+    "reset_force": ({"active"}, None, {OPERATOR}),  # only while forced
 }
 
 # The reason a block records when the actor gives none.
@@ -52,10 +59,14 @@ class Situation:
     state: str
     reason: str = ""
     purge_started: bool = False
+    forced: bool = False
+    spam_repeated: bool = False  # a spam block within SPAM_REPEAT_DAYS of one the customer purged
 
 
 SITUATIONS = {
     "active": Situation("active"),
+    "active-forced": Situation("active", forced=True),
+    "blocked-spam-repeated": Situation("blocked", "spam", spam_repeated=True),
     "blocked-customer": Situation("blocked", "customer"),
     "blocked-operator": Situation("blocked", "operator"),
     "blocked-rate": Situation("blocked", "rate"),
@@ -72,9 +83,12 @@ def expected_state(action: str, actor_kind: str, situation: Situation) -> str | 
     sources, target, who = SPEC_TABLE[action]
     if actor_kind not in who or situation.state not in sources:
         return None
-    if action in ("unblock", "purge") and situation.reason == "spam" and actor_kind != OPERATOR:
-        # "customer (not when reason is spam)"; API acts for the customer. A purge ends in
-        # `active`, so purging a spam block would lift it: refused to the customer as well.
+    lifting = action in ("unblock", "purge", "cancel_purge")
+    if situation.spam_repeated and lifting and actor_kind in (CUSTOMER, API):
+        return None  # §9.1: a repeated spam block is lifted by support only
+    if action == "unblock" and situation.reason == "spam" and actor_kind != OPERATOR:
+        return None  # §9.1: a spam block is lifted by a purge, which the customer may do
+    if action == "reset_force" and not situation.forced:
         return None
     if action == "cancel_purge" and situation.purge_started:
         return None  # "allowed until the deletion has started"
@@ -118,7 +132,17 @@ def make_actor(kind: str, *, customer_user, operator) -> Actor:
 
 def bring_to(hosting, situation: Situation, *, operator, time_machine, settings) -> None:
     """Drive the hosting's service into `situation` through the services themselves."""
+    if situation.forced:
+        mail_service_auto_block(hosting=hosting, reason="bounce")
+        mail_service_unblock(hosting=hosting, actor=Actor.api("setup"))
+    if situation.spam_repeated:  # a first spam block, purged by the customer
+        mail_service_auto_block(hosting=hosting, reason="spam")
+        mail_service_purge_request(hosting=hosting, actor=Actor.api("setup"))
+        time_machine.shift(datetime.timedelta(seconds=settings.PURGE_GRACE_SECONDS + 1))
+        assert purge_run(hosting_id=hosting.pk) is not None
+        time_machine.shift(datetime.timedelta(days=settings.SPAM_REPEAT_DAYS - 1))
     if situation.state == "active":
+        assert MailService.objects.get(hosting=hosting).forced == situation.forced
         return
     if situation.reason == "customer":
         mail_service_block(hosting=hosting, actor=Actor.api("setup"))
@@ -167,6 +191,8 @@ def do_action(action: str, *, hosting, actor: Actor):
         return mail_service_recipient_change(hosting=hosting, actor=actor, email="reports@example.net")
     if action == "set_limit":
         return mail_service_limit_set(hosting=hosting, actor=actor, limit=42)
+    if action == "reset_force":
+        return mail_service_force_reset(hosting=hosting, actor=actor)
     raise AssertionError(action)
 
 
@@ -324,11 +350,9 @@ def test_only_an_operator_lifts_a_spam_block(actor_kind, allowed, people):
 
 @pytest.mark.django_db
 def test_cancelling_a_spam_purge_keeps_the_spam_block(people):
-    hosting, customer_user, operator = people
+    hosting, customer_user, _operator = people
     mail_service_auto_block(hosting=hosting, reason="spam")
-    with pytest.raises(MailServiceError):
-        mail_service_purge_request(hosting=hosting, actor=Actor.customer(customer_user))
-    mail_service_purge_request(hosting=hosting, actor=Actor.operator(operator))
+    mail_service_purge_request(hosting=hosting, actor=Actor.customer(customer_user))  # §9.1: the way out
     mail_service_purge_cancel(hosting=hosting, actor=Actor.customer(customer_user))
     service = MailService.objects.get(hosting=hosting)
     assert (service.state, service.block_reason) == ("blocked", "spam")

@@ -37,7 +37,7 @@ CONFIRMATIONS = {
     ),
 }
 PURGE_NEEDS_BLOCK = "Pour purger les e-mails, vous devez d'abord en demander le blocage."
-SPAM_REFUSAL = "Ce blocage pour envoi abusif ne peut être levé que par notre support."
+SPAM_REFUSAL = "Un blocage pour envoi abusif se lève en purgeant les e-mails en attente."
 STARTED_REFUSAL = "La suppression des e-mails a déjà commencé : la purge ne peut plus être annulée."
 
 
@@ -104,15 +104,15 @@ def test_a_blocked_service_offers_unblock_and_purge(tenant):
     }
 
 
-def test_a_spam_block_cannot_be_lifted_by_the_customer(tenant):
+def test_a_spam_block_is_lifted_by_a_purge_not_by_unblocking(tenant):
     put_in_state(tenant, "spam")
 
     shown = buttons(tenant.client.get(emails_url(tenant.hosting)))
 
-    # nor by a purge, which would end in `active`
+    # SPEC §9.1: the purge is mandatory, and the customer may do it.
     assert shown == {
         "Débloquer l'envoi": {"enabled": False, "href": None, "hint": SPAM_REFUSAL},
-        "Purger les e-mails": {"enabled": False, "href": None, "hint": SPAM_REFUSAL},
+        "Purger les e-mails": {"enabled": True, "href": action_url(tenant.hosting, "purge"), "hint": None},
     }
 
 
@@ -257,7 +257,6 @@ def test_blocking_holds_the_queued_mail_and_unblocking_releases_it(tenant):
     ("slug", "state", "refusal"),
     [
         ("unblock", "spam", SPAM_REFUSAL),
-        ("purge", "spam", SPAM_REFUSAL),
         ("purge", "active", PURGE_NEEDS_BLOCK),
         ("cancel-purge", "purge-started", STARTED_REFUSAL),
         ("block", "blocked", "L'envoi des e-mails est déjà bloqué."),
