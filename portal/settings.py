@@ -225,6 +225,8 @@ SMTP_TLS_KEY = env("SMTP_TLS_KEY", default="")
 SMTP_AUTH_MAX_FAILURES = env.int("SMTP_AUTH_MAX_FAILURES", default=5)  # per client address
 SMTP_AUTH_FAILURE_WINDOW = env.int("SMTP_AUTH_FAILURE_WINDOW", default=300)  # seconds
 PORTAL_SENDMAIL_URL = env("PORTAL_SENDMAIL_URL", default="")
+# Where `manage.py sendmail` keeps mail while the door is unreachable (sendmail_flush submits it).
+SENDMAIL_SPOOL_DIR = Path(env("SENDMAIL_SPOOL_DIR", default=str(VAR_DIR / "sendmail-spool")))
 DELIVERY_BATCH_SIZE = env.int("DELIVERY_BATCH_SIZE", default=100)
 # A batch sends nothing new after this long (the rest is deferred): tasks stay under their limits.
 DELIVERY_BATCH_DEADLINE = env.int("DELIVERY_BATCH_DEADLINE", default=30)
