@@ -151,9 +151,12 @@ EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Hosting portal <no-reply@portal.localhost>")
 
-# --- Security: production sets HTTPS=true behind TLS; `check --deploy` then passes.
-HTTPS = env.bool("HTTPS", default=False)
+# --- Security: secure by default. Without DEBUG, HTTPS is on unless HTTPS=false is set explicitly
+# (`make run` sets DEBUG=true, the test suite HTTPS=false); `check --deploy` then passes.
+HTTPS = env.bool("HTTPS", default=not DEBUG)
 SECURE_SSL_REDIRECT = HTTPS
+# Probes and Prometheus on the host speak plain HTTP to the web process: never redirected.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_HSTS_SECONDS = 31536000 if HTTPS else 0
