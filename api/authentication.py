@@ -18,10 +18,10 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.throttling import BaseThrottle
 
 from api import keys
 from api.models import ApiApplication, ApiToken, ConsumerKey
+from api.throttling import client_address
 
 
 class ApiPrincipal:
@@ -46,14 +46,9 @@ class ApiPrincipal:
         return self.label
 
 
-def _client_address(request) -> str:
-    """The client's address: behind PROXY_COUNT trusted proxies, from X-Forwarded-For (as DRF's
-    throttles see it), so one client's failures never lock out everyone behind the proxy."""
-    return BaseThrottle().get_ident(request)
-
-
 def _failure_key(request) -> str:
-    return f"api-auth-failures:{_client_address(request)}"
+    # Behind the proxy, the client's own address: one client's failures never lock out everyone.
+    return f"api-auth-failures:{client_address(request)}"
 
 
 def _check_not_throttled(request) -> None:

@@ -50,6 +50,10 @@ class ConsumerKey(models.Model):
 
 class ApiToken(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="api_tokens")
+    # The application created with it: revoking the application revokes the token too.
+    application = models.ForeignKey(
+        ApiApplication, on_delete=models.CASCADE, null=True, blank=True, related_name="tokens", editable=False
+    )
     name = models.CharField(_("nom"), max_length=100)
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     token_prefix = models.CharField(_("début du jeton"), max_length=8)

@@ -34,17 +34,24 @@ def api_credentials_create(*, customer: Customer, name: str = "default", user=No
     )
     ConsumerKey.objects.create(application=application, key_hash=keys.digest(consumer_key), key_prefix=consumer_key[:6])
     ApiToken.objects.create(
-        customer=customer, name=name[:100], token_hash=keys.digest(token), token_prefix=token[:6], created_by=user
+        customer=customer,
+        application=application,
+        name=name[:100],
+        token_hash=keys.digest(token),
+        token_prefix=token[:6],
+        created_by=user,
     )
     return NewCredentials(application_key, application_secret, consumer_key, token)
 
 
 def api_application_revoke(*, application: ApiApplication) -> None:
-    """Revoke the application and its consumer keys: signed requests stop at once."""
+    """Revoke the application, its consumer keys and the bearer tokens created with it: signed
+    and bearer requests stop at once, in one transaction. Idempotent."""
     now = timezone.now()
     with transaction.atomic():
         ApiApplication.objects.filter(pk=application.pk, revoked_at__isnull=True).update(revoked_at=now)
         ConsumerKey.objects.filter(application=application, revoked_at__isnull=True).update(revoked_at=now)
+        ApiToken.objects.filter(application=application, revoked_at__isnull=True).update(revoked_at=now)
 
 
 def api_token_revoke(*, token: ApiToken) -> None:

@@ -1,6 +1,14 @@
-"""Rate throttles of the API: one bucket per customer for API callers, per user for sessions."""
+"""Rate throttles of the API: one bucket per customer for API callers, per user for sessions; and
+the client's address, as the throttles see it, for everything that counts or allows by address."""
 
-from rest_framework.throttling import UserRateThrottle
+from rest_framework.throttling import BaseThrottle, UserRateThrottle
+
+
+def client_address(request) -> str:
+    """REMOTE_ADDR, or behind PROXY_COUNT trusted reverse proxies the address they saw, from
+    X-Forwarded-For (DRF's own rule, NUM_PROXIES = PROXY_COUNT): the API throttles, the API
+    authentication failures, password-reset limits and /metrics all agree on who is asking."""
+    return BaseThrottle().get_ident(request)
 
 
 class CustomerRateThrottle(UserRateThrottle):

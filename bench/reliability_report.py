@@ -4,7 +4,9 @@
 
 Without DATABASE_URL/REDIS_URL it runs on SQLite and the filesystem broker (PostgreSQL-only tests
 are then reported as skipped). The table lists each fault, load or input class, the test that
-proves it and its result; the header says when, on which database and broker it ran.
+proves it and its result; the header says when, on which database and broker it ran. Everything from
+HAND_WRITTEN_MARKER on (the hardening section: attacks and faults with their figures) is written by
+hand and kept as it is when the report is regenerated.
 """
 
 import argparse
@@ -18,6 +20,7 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 JUNIT_XML = BASE_DIR / "var" / "reliability.xml"
 REPORT = BASE_DIR / "docs" / "RELIABILITY.md"
+HAND_WRITTEN_MARKER = "<!-- Written by hand from here on: bench/reliability_report.py keeps it. -->"
 COMMAND = (
     "DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/0 "
     ".venv/bin/python bench/reliability_report.py"
@@ -157,6 +160,9 @@ def report_write(xml_path: Path, report: Path, returncode: int) -> None:
         shown = shown.replace("|", "\\|")
         lines.append(f"| {kind} | {label} | `{path}` | {shown} | {seconds:.1f} s |")
     lines.append("")
+    kept = report.read_text(encoding="utf-8").partition(HAND_WRITTEN_MARKER) if report.exists() else ("", "", "")
+    if kept[1]:
+        lines.append(kept[1] + kept[2].rstrip("\n") + "\n")
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text("\n".join(lines), encoding="utf-8")
     print(f"wrote {report.relative_to(BASE_DIR)}: {len(cases)} tests, {summary}")

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from hosting.admin_lookups import DeclaredLookupsOnly
 from hosting.admin_paging import CappedCountPaginator
 from hosting.models import Customer, Membership
 
@@ -11,7 +12,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = ["slug", "name", "contact_email", "language", "created_at"]
     search_fields = ["slug", "name", "contact_email"]
     list_filter = ["language"]

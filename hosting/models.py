@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
 
@@ -73,6 +74,14 @@ class Hosting(models.Model):
 
     class Meta:
         ordering = ["service_name"]
+        constraints = [
+            # One name, one hosting, whatever its case: hosting.names stores the lower-case form.
+            models.UniqueConstraint(
+                Lower("service_name"),
+                name="hosting_service_name_ci_unique",
+                violation_error_message=_("Ce nom de service est déjà pris."),
+            ),
+        ]
         verbose_name = _("hébergement")
         verbose_name_plural = _("hébergements")
 

@@ -5,9 +5,12 @@ import hmac
 import secrets
 
 from django.db import transaction
+from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from hosting.models import Customer, Hosting, Membership, Plan
+from hosting.names import ServiceNameError, service_name_normalize
 
 
 def _smtp_password_digest(password: str) -> str:
@@ -30,10 +33,23 @@ def hosting_smtp_password_rotate(*, hosting: Hosting) -> str:
     return password
 
 
+def hosting_service_name_clean(*, service_name: str, exclude_pk: int | None = None) -> str:
+    """`service_name` in canonical form (hosting.names), free for a new hosting (or for the hosting
+    `exclude_pk`, being renamed); ServiceNameError saying why not otherwise."""
+    name = service_name_normalize(service_name)
+    taken = Hosting.objects.alias(name_lower=Lower("service_name")).filter(name_lower=name)
+    if taken.exclude(pk=exclude_pk).exists():
+        raise ServiceNameError(_("Le nom de service %(name)s est déjà pris.") % {"name": name})
+    return name
+
+
 @transaction.atomic
 def hosting_create(*, service_name: str, customer: Customer, plan: str = Plan.PERSO) -> tuple[Hosting, str]:
-    """Create a hosting; return it and its first SMTP password (mailqueue adds the mail service)."""
-    hosting = Hosting.objects.create(service_name=service_name, customer=customer, plan=Plan(plan))
+    """Create a hosting under the canonical form of `service_name`; return it and its first SMTP
+    password (mailqueue adds the mail service). ServiceNameError, nothing created, when the name
+    is not a host name or is taken in any case ("ACME-SHOP.FR" for "acme-shop.fr")."""
+    name = hosting_service_name_clean(service_name=service_name)
+    hosting = Hosting.objects.create(service_name=name, customer=customer, plan=Plan(plan))
     return hosting, hosting_smtp_password_rotate(hosting=hosting)
 
 

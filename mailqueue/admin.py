@@ -18,7 +18,9 @@ from django.utils import timezone
 from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from hosting.admin_lookups import DeclaredLookupsOnly
 from hosting.admin_paging import CappedCountPaginator
+from hosting.forms import HostingForm
 from hosting.models import Hosting
 from mailqueue.actions import CUSTOMER_ACTIONS
 from mailqueue.addresses import EMAIL_MAX_LENGTH, email_address_valid
@@ -136,7 +138,8 @@ class MailServiceStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(Hosting)
-class HostingAdmin(admin.ModelAdmin):
+class HostingAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
+    form = HostingForm
     list_display = ["service_name", "customer", "plan", "state", "block_reason", "report_recipient", "hourly_limit"]
     list_select_related = ["customer", "mail_service"]
     list_filter = [MailServiceStateFilter, "mail_service__block_reason", "plan"]
@@ -293,7 +296,7 @@ class HostingAdmin(admin.ModelAdmin):
         )
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     """Rows written only by the product's services: nobody edits or deletes them here."""
 
     paginator = CappedCountPaginator

@@ -2,6 +2,7 @@
 
 from prometheus_client.core import REGISTRY
 
+from api.throttling import client_address
 from mailqueue.metrics import MailQueueCollector
 
 
@@ -17,6 +18,7 @@ def metrics_view(request):
     from django.http import Http404
     from django_prometheus.exports import ExportToDjangoView
 
-    if request.META.get("REMOTE_ADDR") not in settings.METRICS_ALLOWED_ADDRESSES:
+    # Behind PROXY_COUNT proxies, REMOTE_ADDR is the proxy's (127.0.0.1): the client's address counts.
+    if client_address(request) not in settings.METRICS_ALLOWED_ADDRESSES:
         raise Http404("Not found")
     return ExportToDjangoView(request)

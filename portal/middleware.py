@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.http import Http404
 
 
 class ContentSecurityPolicyMiddleware:
@@ -11,3 +12,22 @@ class ContentSecurityPolicyMiddleware:
         response = self.get_response(request)
         response.headers.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
         return response
+
+
+class NulInUrlNotFoundMiddleware:
+    """A NUL byte anywhere in the URL (path or query string) is a 404.
+
+    No name, filter or search term of the product contains one, and PostgreSQL refuses it in
+    any text parameter ("text fields cannot contain NUL"): without this, every view that looks
+    the value up would answer 500.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if "\x00" in request.path or any(
+            "\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists()
+        ):
+            raise Http404("NUL in the URL")
+        return self.get_response(request)

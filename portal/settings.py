@@ -45,6 +45,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "portal.middleware.NulInUrlNotFoundMiddleware",  # before anything looks a value up
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -112,6 +113,9 @@ AXES_COOLOFF_TIME = datetime.timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", d
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Password-reset e-mails per client address and per e-mail address, per window (seconds).
+PASSWORD_RESET_LIMIT = env.int("PASSWORD_RESET_LIMIT", default=5)
+PASSWORD_RESET_WINDOW = env.int("PASSWORD_RESET_WINDOW", default=3600)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
@@ -150,9 +154,12 @@ EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Hosting portal <no-reply@portal.localhost>")
 
-# --- Security: production sets HTTPS=true behind TLS; `check --deploy` then passes.
-HTTPS = env.bool("HTTPS", default=False)
+# --- Security: secure by default. Without DEBUG, HTTPS is on unless HTTPS=false is set explicitly
+# (`make run` sets DEBUG=true, the test suite HTTPS=false); `check --deploy` then passes.
+HTTPS = env.bool("HTTPS", default=not DEBUG)
 SECURE_SSL_REDIRECT = HTTPS
+# Probes and Prometheus on the host speak plain HTTP to the web process: never redirected.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_HSTS_SECONDS = 31536000 if HTTPS else 0
@@ -224,6 +231,8 @@ SMTP_TLS_KEY = env("SMTP_TLS_KEY", default="")
 SMTP_AUTH_MAX_FAILURES = env.int("SMTP_AUTH_MAX_FAILURES", default=5)  # per client address
 SMTP_AUTH_FAILURE_WINDOW = env.int("SMTP_AUTH_FAILURE_WINDOW", default=300)  # seconds
 PORTAL_SENDMAIL_URL = env("PORTAL_SENDMAIL_URL", default="")
+# Where `manage.py sendmail` keeps mail while the door is unreachable (sendmail_flush submits it).
+SENDMAIL_SPOOL_DIR = Path(env("SENDMAIL_SPOOL_DIR", default=str(VAR_DIR / "sendmail-spool")))
 DELIVERY_BATCH_SIZE = env.int("DELIVERY_BATCH_SIZE", default=100)
 # A batch sends nothing new after this long (the rest is deferred): tasks stay under their limits.
 DELIVERY_BATCH_DEADLINE = env.int("DELIVERY_BATCH_DEADLINE", default=30)

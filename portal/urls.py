@@ -3,6 +3,7 @@ from django.urls import include, path
 
 from portal import metrics
 from portal.health import healthz
+from portal.password_reset import LimitedPasswordResetView
 
 metrics.register()
 
@@ -10,6 +11,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics.metrics_view, name="prometheus-django-metrics"),
+    # Before Django's own: the same page and e-mail, with a limit on how many are sent.
+    path("accounts/password_reset/", LimitedPasswordResetView.as_view(), name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("1.0/", include("api.urls")),

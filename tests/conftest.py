@@ -13,6 +13,7 @@ from django.core.cache import cache
 from django.db import connection
 
 from mailqueue.dispatch import DELIVERY_KICK_KEY
+from portal import password_reset
 from portal.celery import app as celery_app
 from tests.factories import CustomerFactory, HostingFactory, MembershipFactory, UserFactory
 
@@ -93,6 +94,12 @@ def _login_throttling_only_where_tested(request, settings):
     throttling opt in with @pytest.mark.axes, the others log in freely."""
     if request.node.get_closest_marker("axes") is None:
         settings.AXES_ENABLED = False
+
+
+@pytest.fixture(autouse=True)
+def _fresh_password_reset_counters(monkeypatch):
+    """The cache outlives test sessions: each test counts password resets under keys of its own."""
+    monkeypatch.setattr(password_reset, "KEY_PREFIX", f"password-reset-test-{uuid.uuid4().hex}")
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Helpers shared by tests that run real servers and processes."""
 
 import contextlib
+import http.client
 import os
 import socket
 import subprocess
@@ -12,6 +13,7 @@ from django.conf import settings
 from django.db import connection
 
 CELERY = Path(sys.executable).with_name("celery")
+GUNICORN = Path(sys.executable).with_name("gunicorn")
 
 
 def wait_until(condition, *, timeout: float, interval: float = 0.05) -> bool:
@@ -57,3 +59,41 @@ def worker_process(*, queue: str, log: Path, **environment: str):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(worker.pid, 9)
         worker.wait(timeout=30)
+
+
+def bare_environment(**environment: str) -> dict[str, str]:
+    """Only what a deployment sets, plus `environment`: none of the test session's settings
+    (HTTPS=false, DATABASE_URL…); VAR_DIR keeps the run's files in this checkout's var/."""
+    kept = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+    return kept | {"VAR_DIR": str(settings.VAR_DIR)} | environment
+
+
+@contextlib.contextmanager
+def web_server(*, log: Path, **environment: str):
+    """The Procfile's gunicorn on a free port, on the test database, with only `environment` set
+    (so without DEBUG=true or HTTPS=false it redirects plain HTTP to https); yields its port."""
+    port = free_port()
+    env = bare_environment(ALLOWED_HOSTS="127.0.0.1", DATABASE_URL=shared_database_url(), **environment)
+    command = [str(GUNICORN), "portal.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "1"]
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, cwd=settings.BASE_DIR, env=env, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        assert wait_until(lambda: http_get(port, "/healthz") is not None, timeout=60), log.read_text()
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def http_get(port: int, path: str, **headers: str) -> http.client.HTTPResponse | None:
+    """GET http://127.0.0.1:port/path, redirects not followed; None when nothing answers."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response
+    except OSError:
+        return None
+    finally:
+        connection.close()

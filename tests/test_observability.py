@@ -2,6 +2,7 @@
 
 import json
 import logging
+import secrets
 
 import pytest
 from django.core.cache import cache
@@ -12,6 +13,7 @@ from mailqueue.models import MessageStatus
 from mailqueue.submission import message_accept
 from portal.logging import JsonFormatter
 from tests.factories import HostingFactory, MessageFactory
+from tests.support import http_get, web_server
 
 RAW = b"From: a@site.example\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
 
@@ -76,3 +78,32 @@ def test_metrics_are_served_to_the_monitoring_addresses_only(client, settings):
     assert client.get("/metrics", REMOTE_ADDR="203.0.113.9").status_code == 404
     settings.METRICS_ALLOWED_ADDRESSES = ["203.0.113.9"]
     assert client.get("/metrics", REMOTE_ADDR="203.0.113.9").status_code == 200
+
+
+@pytest.mark.django_db
+def test_without_a_trusted_proxy_x_forwarded_for_is_ignored(client):
+    assert client.get("/metrics", REMOTE_ADDR="203.0.113.9", HTTP_X_FORWARDED_FOR="127.0.0.1").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_behind_the_proxy_metrics_go_by_the_clients_address(tmp_path):
+    """PROXY_COUNT=1: the proxy connects from 127.0.0.1 and appends the client's address to
+    X-Forwarded-For. Before, everyone coming through it was 127.0.0.1, allowed to scrape."""
+    environment = {"DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(50), "PROXY_COUNT": "1"}
+    with web_server(log=tmp_path / "web.log", **environment) as port:
+        statuses = {
+            name: http_get(port, "/metrics", **headers).status
+            for name, headers in {
+                "outside": {"X-Forwarded-For": "203.0.113.9"},
+                "outside, spoofing": {"X-Forwarded-For": "127.0.0.1, 203.0.113.9"},
+                "monitoring through the proxy": {"X-Forwarded-For": "127.0.0.1"},
+                "monitoring on the host": {},
+            }.items()
+        }
+
+    assert statuses == {
+        "outside": 404,
+        "outside, spoofing": 404,
+        "monitoring through the proxy": 200,
+        "monitoring on the host": 200,
+    }

@@ -77,19 +77,38 @@ def test_customer_choice_is_limited_to_the_users_customers(logged_in, other_host
     assert not ApiApplication.objects.exists()
 
 
-def test_revoke_application_and_token(logged_in, owner):
+def created_on_the_page(client, owner, name: str):
+    """The credentials as the page shows them once, with attribute access as ApiClient wants."""
+    shown = secrets_in(client.post(URL, {"name": name, "customer": owner[1].pk}).content.decode())
+    return type("Shown", (), shown)
+
+
+def test_revoking_an_application_revokes_its_consumer_keys_and_its_token(logged_in, owner):
+    """Before, the bearer token created with a revoked application kept working."""
+    revoked = ApiClient(logged_in, created_on_the_page(logged_in, owner, "leaked"))
+    kept = ApiClient(logged_in, created_on_the_page(logged_in, owner, "other"))
+    assert revoked.get("/hosting/web", auth="bearer").status_code == 200
+    application = ApiApplication.objects.get(name="leaked")
+
+    response = logged_in.post(f"/api-credentials/applications/{application.pk}/revoke/")
+
+    assert response.status_code == 302
+    assert revoked.get("/hosting/web").status_code == 401
+    assert revoked.get("/hosting/web", auth="bearer").status_code == 401
+    assert kept.get("/hosting/web").status_code == 200, "another application's credentials are untouched"
+    assert kept.get("/hosting/web", auth="bearer").status_code == 200
+    assert ApiToken.objects.get(name="leaked").revoked_at == ApiApplication.objects.get(name="leaked").revoked_at
+
+
+def test_revoke_a_token_alone(logged_in, owner):
     created = api_credentials_create(customer=owner[1])
     api = ApiClient(logged_in, created)
-    application = ApiApplication.objects.get()
     token = ApiToken.objects.get()
-    response = logged_in.post(f"/api-credentials/applications/{application.pk}/revoke/")
-    assert response.status_code == 302
-    assert api.get("/hosting/web").status_code == 401
-    assert api.get("/hosting/web", auth="bearer").status_code == 200
     logged_in.post(f"/api-credentials/tokens/{token.pk}/revoke/")
     assert api.get("/hosting/web", auth="bearer").status_code == 401
+    assert api.get("/hosting/web").status_code == 200, "the application's signed requests go on"
     page = logged_in.get(URL).content.decode()
-    assert "révoquée" in page and "révoqué" in page
+    assert "révoqué" in page
 
 
 def test_another_customers_credentials_cannot_be_revoked(logged_in, other_hosting):

@@ -2,8 +2,10 @@
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.db.models.functions import Lower
 
 from hosting.models import Customer, Hosting, Plan
+from hosting.names import ServiceNameError, service_name_normalize
 from hosting.services import hosting_smtp_password_rotate
 from mailqueue.provisioning import hosting_provision
 
@@ -22,12 +24,21 @@ class Command(BaseCommand):
         owner = Customer.objects.filter(slug=customer).first()
         if owner is None:
             raise CommandError(f"No customer with slug {customer!r}.")
+        try:
+            service_name = service_name_normalize(service_name)  # "ACME-SHOP.FR." is acme-shop.fr
+        except ServiceNameError as error:
+            raise CommandError(str(error.message)) from None
         with transaction.atomic():
-            hosting = Hosting.objects.select_for_update().filter(service_name=service_name).first()
+            hosting = (
+                Hosting.objects.select_for_update()
+                .alias(name_lower=Lower("service_name"))
+                .filter(name_lower=service_name)
+                .first()
+            )
             if hosting is None:
                 hosting, password = hosting_provision(service_name=service_name, customer=owner, plan=plan)
             elif hosting.customer_id != owner.pk:
-                raise CommandError(f"{service_name} belongs to another customer.")
+                raise CommandError(f"{hosting.service_name} belongs to another customer.")
             else:
                 password = hosting_smtp_password_rotate(hosting=hosting)
         self.stdout.write(f"smtp_user={hosting.service_name}")

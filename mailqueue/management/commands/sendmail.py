@@ -4,6 +4,9 @@ to the SMTP door with the credentials of PORTAL_SENDMAIL_URL, so PHP's `mail()` 
     python manage.py sendmail [-t] [-i] [-oi] [-f sender] [-F name] [-o…] [--] [recipient…]
 
 Exit codes are sendmail's (sysexits.h); errors go to stderr as `sendmail: <reason>` lines.
+When the door cannot take the message for now (unreachable, timeout, 4xx), it is written to the
+local spool (mailqueue.spool) and the exit code is 0, as Postfix's postdrop does; `manage.py
+sendmail_flush` submits it later. Bad input and permanent refusals (5xx) still fail at once.
 """
 
 import email.policy
@@ -18,6 +21,8 @@ from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+
+from mailqueue import spool
 
 EX_OK = 0
 EX_USAGE = 64
@@ -75,13 +80,32 @@ def sendmail_main(argv: list[str], *, stdin, stderr) -> int:
         else:
             sender = _from_header_sender(raw) or f"www-data@{url['user']}"
         raw = _missing_headers_add(raw, sender=sender, full_name=options["full_name"])
-        _submit(url=url, sender=sender, recipients=recipients, raw=raw)
+        _submit_or_spool(url=url, sender=sender, recipients=recipients, raw=raw, stderr=stderr)
     except SendmailError as error:
         for line in error.reason.splitlines() or [""]:
             stderr.write(f"sendmail: {line}\n")
         stderr.flush()
         return error.exit_code
     return EX_OK
+
+
+def _submit_or_spool(*, url: dict, sender: str, recipients: list[str], raw: bytes, stderr) -> None:
+    """Submit to the door; if it cannot take the message for now (EX_TEMPFAIL: unreachable,
+    timeout, 4xx), write it durably to the local spool instead. EX_TEMPFAIL only when the spool
+    cannot be written either."""
+    try:
+        _submit(url=url, sender=sender, recipients=recipients, raw=raw)
+    except SendmailError as error:
+        if error.exit_code != EX_TEMPFAIL:
+            raise
+        try:
+            path = spool.message_spool(service=url["user"], sender=sender, recipients=recipients, raw=raw)
+        except OSError as spool_error:
+            raise SendmailError(
+                f"{error.reason}\ncannot write to the spool either: {spool_error}", EX_TEMPFAIL
+            ) from None
+        stderr.write(f"sendmail: {error.reason}\nsendmail: spooled as {path}; `manage.py sendmail_flush` submits it\n")
+        stderr.flush()
 
 
 def _options_parse(argv: list[str]) -> tuple[dict, list[str]]:

@@ -1,0 +1,49 @@
+"""Migration api 0002 links the tokens made before it to the application created with them, so
+that revoking one of those applications from now on revokes its token too."""
+
+import datetime
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
+
+from api.models import ApiApplication, ApiToken
+from api.services import api_application_revoke
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BEFORE, AFTER = ("api", "0001_initial"), ("api", "0002_token_application")
+
+
+def migrate_to(target):
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate([target])
+    return executor.loader.project_state([target]).apps
+
+
+def test_existing_tokens_are_linked_to_the_application_made_with_them():
+    old = migrate_to(BEFORE)
+    try:
+        Customer = old.get_model("hosting", "Customer")
+        Application, Token = old.get_model("api", "ApiApplication"), old.get_model("api", "ApiToken")
+        customer = Customer.objects.create(slug="acme", name="ACME", contact_email="it@acme.example")
+        made_at = timezone.now() - datetime.timedelta(days=30)
+        for number, name in enumerate(["deploy", "backup"]):
+            application = Application.objects.create(
+                customer=customer, name=name, application_key=f"app-{number}", secret_encrypted="x"
+            )
+            token = Token.objects.create(customer=customer, name=name, token_hash=f"hash-{number}", token_prefix="t")
+            Application.objects.filter(pk=application.pk).update(created_at=made_at)
+            Token.objects.filter(pk=token.pk).update(created_at=made_at + datetime.timedelta(milliseconds=3))
+        lone = Token.objects.create(customer=customer, name="deploy", token_hash="hash-lone", token_prefix="t")
+    finally:
+        migrate_to(AFTER)
+
+    linked = dict(ApiToken.objects.values_list("token_hash", "application__application_key"))
+    assert linked == {"hash-0": "app-0", "hash-1": "app-1", "hash-lone": None}, "a token made later is its own"
+    api_application_revoke(application=ApiApplication.objects.get(application_key="app-0"))
+    revoked = set(ApiToken.objects.filter(revoked_at__isnull=False).values_list("token_hash", flat=True))
+    assert revoked == {"hash-0"}
+    assert ApiToken.objects.get(pk=lone.pk).revoked_at is None
