@@ -1,19 +1,12 @@
-"""Operators' admin: hostings with their mail service, messages, errors, events.
+"""Operators' list and page of hostings with their mail service, and the actions on them.
 
-Every action calls the same service functions as the portal and the API, as the operator;
-refused transitions are reported per hosting while the others proceed. Support staff (view
-permissions only) see everything and can change nothing.
-"""
+Every action calls the same service functions as the portal and the API, as the operator."""
 
 import functools
 
-from django import forms
-from django.contrib import admin, messages
-from django.core.validators import EmailValidator
-from django.db import connection, transaction
-from django.db.models import Q, Sum, TextField
-from django.db.models.functions import Cast
-from django.template.response import TemplateResponse
+from django.contrib import admin
+from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
@@ -23,13 +16,12 @@ from hosting.admin_paging import CappedCountPaginator
 from hosting.forms import HostingForm
 from hosting.models import Hosting
 from mailqueue.actions import CUSTOMER_ACTIONS
-from mailqueue.addresses import EMAIL_MAX_LENGTH, email_address_valid
+from mailqueue.admin.bulk import LimitForm, RecipientForm, form_action, run_for_each
 from mailqueue.blocking import mail_service_block, mail_service_force_reset
-from mailqueue.hourly_limit import LIMIT_MAX, mail_service_limit_set
+from mailqueue.hourly_limit import mail_service_limit_set
 from mailqueue.models import (
     BlockReason,
     DailyCounter,
-    DeliveryError,
     Event,
     MailService,
     Message,
@@ -37,7 +29,6 @@ from mailqueue.models import (
 )
 from mailqueue.provisioning import mail_service_create
 from mailqueue.report_recipient import mail_service_recipient_change
-from mailqueue.state import Actor, MailServiceError
 
 ACT_PERMISSION = "mailqueue.act_on_mailservice"
 RECENT_EVENTS = 20
@@ -63,65 +54,6 @@ class MailServiceInline(admin.StackedInline):
 
     def has_change_permission(self, request, obj=None):
         return False
-
-
-class RecipientForm(forms.Form):
-    email = forms.CharField(label=_("Rapport d'erreurs à"), required=False, max_length=EMAIL_MAX_LENGTH)
-
-    def clean_email(self):
-        email = self.cleaned_data["email"].strip()
-        if email and not email_address_valid(email):
-            raise forms.ValidationError(EmailValidator.message, code="invalid")  # Django's own wording
-        return email
-
-
-class LimitForm(forms.Form):
-    limit = forms.IntegerField(
-        label=_("Limite horaire (vide : celle de l'offre)"), required=False, min_value=1, max_value=LIMIT_MAX
-    )
-
-
-def _run_for_each(modeladmin, request, queryset, service_call, done_message):
-    """Apply `service_call(hosting, actor)` to each hosting; report refusals one by one."""
-    actor = Actor.operator(request.user)
-    done = 0
-    for hosting in queryset.order_by("service_name"):
-        try:
-            service_call(hosting, actor)
-        except MailServiceError as error:
-            # Not starting with the service name: the admin capitalises messages ("Site.fr").
-            refusal = _("Hébergement %(service_name)s : %(message)s")
-            modeladmin.message_user(
-                request, refusal % {"service_name": hosting.service_name, "message": error.message}, messages.ERROR
-            )
-        else:
-            done += 1
-    if done:
-        modeladmin.message_user(request, done_message % {"count": done}, messages.SUCCESS)
-
-
-def _form_action(modeladmin, request, queryset, form_class, title, apply):
-    """An action that asks for one value first (intermediate page), then applies it."""
-    form = form_class(request.POST if "apply" in request.POST else None)
-    if "apply" in request.POST and form.is_valid():
-        _run_for_each(
-            modeladmin,
-            request,
-            queryset,
-            lambda hosting, actor: apply(hosting, actor, form.cleaned_data),
-            _("%(count)d hébergement(s) modifié(s)."),
-        )
-        return None
-    context = {
-        **modeladmin.admin_site.each_context(request),
-        "title": title,
-        "form": form,
-        "hostings": queryset,
-        "action": request.POST.get("action"),
-        "opts": modeladmin.model._meta,
-        "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-    }
-    return TemplateResponse(request, "admin/mailqueue/action_form.html", context)
 
 
 class MailServiceStateFilter(admin.SimpleListFilter):
@@ -231,7 +163,7 @@ class HostingAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
         call = action.call
         if slug == "block":  # an operator's block says so (SPEC §3 reasons)
             call = functools.partial(mail_service_block, reason=BlockReason.OPERATOR)
-        _run_for_each(
+        run_for_each(
             self, request, queryset, lambda hosting, actor: call(hosting=hosting, actor=actor), action.admin_done_text
         )
 
@@ -241,7 +173,7 @@ class HostingAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
 
     @admin.action(description=_("Bloquer l'envoi pour spam"), permissions=["act"])
     def block_spam(self, request, queryset):
-        _run_for_each(
+        run_for_each(
             self,
             request,
             queryset,
@@ -263,7 +195,7 @@ class HostingAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
 
     @admin.action(description=_("Rétablir la tolérance d'erreurs normale"), permissions=["act"])
     def reset_force(self, request, queryset):
-        _run_for_each(
+        run_for_each(
             self,
             request,
             queryset,
@@ -273,7 +205,7 @@ class HostingAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
 
     @admin.action(description=_("Changer le destinataire des rapports"), permissions=["act"])
     def change_recipient(self, request, queryset):
-        return _form_action(
+        return form_action(
             self,
             request,
             queryset,
@@ -286,7 +218,7 @@ class HostingAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
 
     @admin.action(description=_("Imposer une limite horaire"), permissions=["act"])
     def set_limit(self, request, queryset):
-        return _form_action(
+        return form_action(
             self,
             request,
             queryset,
@@ -294,89 +226,3 @@ class HostingAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
             _("Imposer une limite horaire"),
             lambda hosting, actor, data: mail_service_limit_set(hosting=hosting, actor=actor, limit=data["limit"]),
         )
-
-
-class ReadOnlyAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
-    """Rows written only by the product's services: nobody edits or deletes them here."""
-
-    paginator = CappedCountPaginator
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER  # facets count the whole table once per choice
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-@admin.register(Message)
-class MessageAdmin(ReadOnlyAdmin):
-    list_display = ["id", "hosting", "status", "sender", "subject", "recipient_count", "created_at", "attempts"]
-    list_select_related = ["hosting"]
-    list_filter = ["status", ("created_at", admin.DateFieldListFilter)]
-    # Searched by get_search_results below; search_fields only makes Django show the box.
-    search_fields = ["=message_id"]
-    search_help_text = _(
-        "Nom du service, message-id exact, ou adresse exacte de l'expéditeur ou d'un destinataire (contenant @)."
-    )
-    exclude = ["raw"]  # never the content
-    raw_id_fields = ["hosting"]
-    date_hierarchy = None
-
-    def get_queryset(self, request):
-        # The content is never shown: never read it either (up to MAX_MESSAGE_BYTES a row).
-        return super().get_queryset(request).defer("raw")
-
-    def get_search_results(self, request, queryset, search_term):
-        """One exact term: a service name, a message-id, or a sender or recipient address.
-
-        Exact lookups on indexed columns (the service resolved first, on the small hostings
-        table) keep a search on millions of messages an index scan; addresses (terms with
-        "@") also look at sender and recipients, which no index covers.
-        """
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        hosting_ids = list(Hosting.objects.filter(service_name__iexact=term).values_list("pk", flat=True)[:1])
-        condition = Q(hosting_id__in=hosting_ids) | Q(message_id=term)
-        is_message_id = term.startswith("<") and term.endswith(">")  # no address has brackets
-        if "@" in term and " " not in term and not is_message_id:
-            condition |= Q(sender=term)
-            condition |= Q(message_id=f"<{term}>")
-            if connection.vendor == "postgresql":
-                condition |= Q(recipients__contains=[{"address": term}])
-            else:  # SQLite has no JSON containment: match the stored JSON text
-                queryset = queryset.alias(recipients_text=Cast("recipients", TextField()))
-                condition |= Q(recipients_text__icontains=f'"{term}"')
-        return queryset.filter(condition), False
-
-
-@admin.register(DeliveryError)
-class DeliveryErrorAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "hosting", "recipient", "reply", "subject"]
-    list_select_related = ["hosting"]
-    search_fields = ["=hosting__service_name", "=recipient"]
-    raw_id_fields = ["hosting", "message"]
-
-
-@admin.register(Event)
-class EventAdmin(ReadOnlyAdmin):
-    list_display = [
-        "created_at",
-        "hosting",
-        "action",
-        "from_state",
-        "to_state",
-        "reason",
-        "actor_kind",
-        "actor_label",
-        "message_count",
-    ]
-    list_select_related = ["hosting"]
-    list_filter = ["action", "actor_kind"]
-    search_fields = ["=hosting__service_name", "actor_label"]
-    raw_id_fields = ["hosting", "actor_user"]

@@ -1,0 +1,71 @@
+"""Admin actions over a selection of hostings: each hosting through the service, refusals
+reported one by one, and the intermediate page of actions that ask for a value."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.validators import EmailValidator
+from django.template.response import TemplateResponse
+from django.utils.translation import gettext_lazy as _
+
+from mailqueue.addresses import EMAIL_MAX_LENGTH, email_address_valid
+from mailqueue.hourly_limit import LIMIT_MAX
+from mailqueue.state import Actor, MailServiceError
+
+
+class RecipientForm(forms.Form):
+    email = forms.CharField(label=_("Rapport d'erreurs à"), required=False, max_length=EMAIL_MAX_LENGTH)
+
+    def clean_email(self):
+        email = self.cleaned_data["email"].strip()
+        if email and not email_address_valid(email):
+            raise forms.ValidationError(EmailValidator.message, code="invalid")  # Django's own wording
+        return email
+
+
+class LimitForm(forms.Form):
+    limit = forms.IntegerField(
+        label=_("Limite horaire (vide : celle de l'offre)"), required=False, min_value=1, max_value=LIMIT_MAX
+    )
+
+
+def run_for_each(modeladmin, request, queryset, service_call, done_message):
+    """Apply `service_call(hosting, actor)` to each hosting; report refusals one by one."""
+    actor = Actor.operator(request.user)
+    done = 0
+    for hosting in queryset.order_by("service_name"):
+        try:
+            service_call(hosting, actor)
+        except MailServiceError as error:
+            # Not starting with the service name: the admin capitalises messages ("Site.fr").
+            refusal = _("Hébergement %(service_name)s : %(message)s")
+            modeladmin.message_user(
+                request, refusal % {"service_name": hosting.service_name, "message": error.message}, messages.ERROR
+            )
+        else:
+            done += 1
+    if done:
+        modeladmin.message_user(request, done_message % {"count": done}, messages.SUCCESS)
+
+
+def form_action(modeladmin, request, queryset, form_class, title, apply):
+    """An action that asks for one value first (intermediate page), then applies it."""
+    form = form_class(request.POST if "apply" in request.POST else None)
+    if "apply" in request.POST and form.is_valid():
+        run_for_each(
+            modeladmin,
+            request,
+            queryset,
+            lambda hosting, actor: apply(hosting, actor, form.cleaned_data),
+            _("%(count)d hébergement(s) modifié(s)."),
+        )
+        return None
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": title,
+        "form": form,
+        "hostings": queryset,
+        "action": request.POST.get("action"),
+        "opts": modeladmin.model._meta,
+        "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+    }
+    return TemplateResponse(request, "admin/mailqueue/action_form.html", context)
