@@ -638,6 +638,19 @@ def message_lines_check(raw: bytes) -> None:
         )
 
 
+def sender_validate(sender) -> str:
+    """The envelope sender, checked (see address_validate). The null sender `<>` is refused
+    (553 5.7.1): it is the reverse-path of bounces and delivery reports (RFC 5321 §4.5.5), which
+    a hosting's scripts have no reason to send and which nobody could answer."""
+    if sender is None or (isinstance(sender, str) and sender.strip() in ("", "<>")):
+        raise SubmissionError(
+            _("L'expéditeur vide (<>) est réservé aux avis de non-remise : indiquez l'adresse de l'expéditeur."),
+            smtp_code=553,
+            enhanced_code="5.7.1",
+        )
+    return address_validate(sender, field="sender")
+
+
 def recipients_validate(recipients) -> list[str]:
     """Checked, deduplicated recipients; SubmissionError for none (501), a bad one (553), too many (452)."""
     first_seen: dict[str, str] = {}  # lower-cased address → the address as first given
@@ -670,7 +683,7 @@ def message_accept(*, hosting: Hosting, sender: str, recipients, raw: bytes) -> 
     raw = rfc5322.line_ends_normalise(bytes(raw))
     message_size_check(len(raw))
     message_lines_check(raw)
-    sender = address_validate(sender, field="sender") if sender else ""
+    sender = sender_validate(sender)
     addresses = recipients_validate(recipients)
     headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
     subject = _clean_text(_decoded_header(headers.get("Subject")), 255)

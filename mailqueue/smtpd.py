@@ -23,7 +23,7 @@ from django.db import DatabaseError, close_old_connections, connections
 
 from hosting.models import Hosting
 from hosting.selectors import hosting_by_smtp_credentials
-from mailqueue.services import SubmissionError, address_validate, message_accept
+from mailqueue.services import SubmissionError, address_validate, message_accept, sender_validate
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ class SubmissionHandler:
 
     async def handle_MAIL(self, server, session, envelope, address: str, mail_options: list[str]) -> str:
         try:
-            envelope.mail_from = address_validate(address, field="sender")
+            envelope.mail_from = sender_validate(address)
         except SubmissionError as error:
             return smtp_text(error.smtp_reply)
         envelope.mail_options.extend(mail_options)
@@ -299,6 +299,10 @@ class SubmissionSMTP(SMTP):
             # The parser dropped spaces, a bare CR or a comment, or a missing ">": the handler
             # judges the address as the client wrote it, never a rewritten one.
             address = _address_as_written(arg)
+        if address == "" and arg.lstrip().startswith("<>"):
+            # The null reverse-path is no syntax error: the submission service's rule refuses it
+            # (sender_validate), so it goes to the handler.
+            address = "<>"
         return address, rest
 
     def _create_session(self) -> Session:

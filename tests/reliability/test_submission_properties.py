@@ -167,8 +167,8 @@ def test_message_accept_stores_faithfully_or_refuses_cleanly(hosting, raw, sende
         violations.add(552)
     if longest_line(raw) > 998:
         violations.add(554)
-    if sender and not address_is_valid(sender):
-        violations.add(553)
+    if not sender or not address_is_valid(sender):
+        violations.add(553)  # the null sender too
     if any(not address_is_valid(recipient) for recipient in recipients):
         violations.add(553)
     elif not recipients:
