@@ -221,7 +221,9 @@ SMTP_INGRESS_ADDR = env("SMTP_INGRESS_ADDR", default="127.0.0.1:2525")
 SMTP_INGRESS_HOSTNAME = env("SMTP_INGRESS_HOSTNAME", default="portal.localhost")
 SMTP_TLS_CERT = env("SMTP_TLS_CERT", default="")  # with SMTP_TLS_KEY: STARTTLS, then AUTH requires it
 SMTP_TLS_KEY = env("SMTP_TLS_KEY", default="")
-SMTP_AUTH_MAX_FAILURES = env.int("SMTP_AUTH_MAX_FAILURES", default=5)  # per client address
+SMTP_AUTH_MAX_FAILURES = env.int("SMTP_AUTH_MAX_FAILURES", default=5)  # per client address and user name
+# Per client address, all user names together: a shared web server's scripts all come from one address.
+SMTP_AUTH_MAX_FAILURES_PER_ADDRESS = env.int("SMTP_AUTH_MAX_FAILURES_PER_ADDRESS", default=100)
 SMTP_AUTH_FAILURE_WINDOW = env.int("SMTP_AUTH_FAILURE_WINDOW", default=300)  # seconds
 PORTAL_SENDMAIL_URL = env("PORTAL_SENDMAIL_URL", default="")
 DELIVERY_BATCH_SIZE = env.int("DELIVERY_BATCH_SIZE", default=100)
