@@ -261,7 +261,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
+        "api.throttling.AddressRateThrottle",  # counted atomically (DRF's own lose counts under load)
         "api.throttling.CustomerRateThrottle",  # one bucket per customer, whatever the credential
     ],
     "DEFAULT_THROTTLE_RATES": {

@@ -3,12 +3,12 @@
 import time
 
 import pytest
-from django.core.cache import cache
 from rest_framework.throttling import SimpleRateThrottle
 
 from api.models import ApiApplication, ApiToken
 from api.services import api_application_revoke, api_credentials_create, api_token_revoke
 from mailqueue.models import Event, MailService, Message
+from portal.window_counters import window_counter_clear
 from tests.api.conftest import ApiClient, email_path
 from tests.api.test_tenancy import ENDPOINT_IDS, HOSTING_ENDPOINTS
 
@@ -165,7 +165,8 @@ def low_rates(monkeypatch):
 
 
 def clear_throttle(*idents):
-    cache.delete_many([f"throttle_{scope}_{ident}" for scope, ident in idents])
+    for scope, ident in idents:
+        window_counter_clear(f"throttle-window:{scope}:{ident}")
 
 
 def test_rate_throttle_for_anonymous_callers(client, low_rates):
