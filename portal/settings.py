@@ -284,7 +284,9 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 API_SIGNATURE_WINDOW = env.int("API_SIGNATURE_WINDOW", default=180)  # seconds either side of server time
-API_AUTH_MAX_FAILURES = env.int("API_AUTH_MAX_FAILURES", default=20)  # per client address and window
+API_AUTH_MAX_FAILURES = env.int("API_AUTH_MAX_FAILURES", default=20)  # per client address and credential
+# Per client address, all credentials together: many customers' scripts may share one address.
+API_AUTH_MAX_FAILURES_PER_ADDRESS = env.int("API_AUTH_MAX_FAILURES_PER_ADDRESS", default=400)
 API_AUTH_FAILURE_WINDOW = env.int("API_AUTH_FAILURE_WINDOW", default=300)
 # Encrypts API application secrets at rest (a Fernet key); derived from SECRET_KEY when empty.
 CREDENTIALS_ENCRYPTION_KEY = env("CREDENTIALS_ENCRYPTION_KEY", default="")
