@@ -12,6 +12,7 @@ from prometheus_client.core import REGISTRY, GaugeMetricFamily
 
 from mailqueue.counters import COUNTER_FIELDS, submitted_today
 from mailqueue.models import DailyCounter, MailService, Message, MessageStatus
+from portal.window_counters import CACHE_ERRORS, cache_unavailable
 
 # Scrapes within this many seconds reuse the previous figures.
 CACHE_SECONDS = 10
@@ -29,7 +30,10 @@ class MailQueueCollector:
             today = DailyCounter.objects.filter(day=timezone.localdate()).aggregate(
                 **{name: Sum(name) for name in COUNTER_FIELDS}
             )
-            today["submitted"] = submitted_today()
+            try:
+                today["submitted"] = submitted_today()
+            except CACHE_ERRORS:  # the cache is down: the database's figures are still worth showing
+                cache_unavailable.labels(use="metrics").inc()
             self._figures = {
                 "depth": {status: Message.objects.filter(status=status).count() for status in QUEUE_STATUSES},
                 "today": {name: value or 0 for name, value in today.items()},
