@@ -129,12 +129,15 @@ STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise expects it, even before collectst
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
 REDIS_URL = env("REDIS_URL", default="")
+# A Redis that hangs must not hang requests: cache calls give up after a second (and fail open).
+REDIS_CACHE_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 1}
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "portal",  # the broker shares the database: never call cache.clear()
+            "OPTIONS": REDIS_CACHE_OPTIONS,
         }
     }
 else:

@@ -11,6 +11,8 @@ increment: there the steps run under a file lock shared by the processes of the 
 Failing open: when the cache cannot be reached, a counter answers None, logs a warning (at most
 once a minute per use) and counts the failure in `portal_cache_unavailable_total{use=…}`; the
 caller lets the request through. A rate limit is protection, not a reason to refuse every client.
+After a failure the cache is left alone for a few seconds, so a hung Redis costs one socket
+timeout (CACHES' OPTIONS in settings), not one per counter and request.
 """
 
 import contextlib
@@ -40,18 +42,36 @@ cache_unavailable = Counter(
 for _use in USES:
     cache_unavailable.labels(use=_use)  # exported at 0 from the start
 
+# After a failure the cache is not tried again for this long: a Redis that hangs would otherwise
+# cost every request its socket timeout, several times over.
+RETRY_AFTER_FAILURE_SECONDS = 5
+
 _last_warning: dict[str, float] = {}
-_warning_lock = threading.Lock()
+_down_until: dict[str, float] = {}  # per cache location
+_lock = threading.Lock()
+
+
+def _location() -> str:
+    return str(settings.CACHES["default"].get("LOCATION", ""))
 
 
 def _unavailable(use: str, error: Exception) -> None:
     cache_unavailable.labels(use=use).inc()
     now = time.monotonic()
-    with _warning_lock:
+    with _lock:
+        _down_until[_location()] = now + RETRY_AFTER_FAILURE_SECONDS
         if now - _last_warning.get(use, -WARNING_INTERVAL_SECONDS) < WARNING_INTERVAL_SECONDS:
             return
         _last_warning[use] = now
     log.warning("cache unavailable for %s, letting requests through: %s: %s", use, type(error).__name__, error)
+
+
+def _known_down(use: str) -> bool:
+    """Whether the cache failed moments ago (then it is not tried: the call is let through)."""
+    if time.monotonic() < _down_until.get(_location(), 0.0):
+        cache_unavailable.labels(use=use).inc()
+        return True
+    return False
 
 
 @contextlib.contextmanager
@@ -68,6 +88,8 @@ def _atomic(cache):
 def window_counter_incr(key: str, *, window: int, use: str) -> int | None:
     """Count one event in the current window of `key` (opened now if there is none): the count so
     far, this one included, or None when the cache is unreachable (fail open)."""
+    if _known_down(use):
+        return None
     cache = caches["default"]
     try:
         with _atomic(cache):
@@ -90,6 +112,8 @@ def window_counter_incr(key: str, *, window: int, use: str) -> int | None:
 
 def window_counter_get(key: str, *, use: str) -> int | None:
     """The events counted in the current window of `key` (0 without one), or None (cache unreachable)."""
+    if _known_down(use):
+        return None
     try:
         return caches["default"].get(key, 0)
     except CACHE_ERRORS as error:
@@ -99,11 +123,12 @@ def window_counter_get(key: str, *, use: str) -> int | None:
 
 def window_counter_seconds_left(key: str, *, window: int, use: str) -> float:
     """Seconds until the current window of `key` closes (the whole window when unknown)."""
-    try:
-        opened = caches["default"].get(f"{key}:opened")
-    except CACHE_ERRORS as error:
-        _unavailable(use, error)
-        opened = None
+    opened = None
+    if not _known_down(use):
+        try:
+            opened = caches["default"].get(f"{key}:opened")
+        except CACHE_ERRORS as error:
+            _unavailable(use, error)
     if opened is None:
         return float(window)
     return max(0.0, opened + window - time.time())

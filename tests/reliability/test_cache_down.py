@@ -9,8 +9,11 @@ The shared Redis of the machine is never touched: the cache and the broker are p
 where nothing listens.
 """
 
+import contextlib
 import logging
 import re
+import socket
+import threading
 
 import pytest
 from django.test import Client
@@ -20,7 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from api import exceptions as api_exceptions
 from api.services import api_credentials_create
 from mailqueue.models import Message, MessageStatus, State
-from portal import metrics
+from portal import metrics, window_counters
 from portal.celery import app as celery_app
 from tests.api.conftest import ApiClient
 from tests.factories import HostingFactory
@@ -30,6 +33,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 NOWHERE = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 RAW = "From: app@shop.example\r\nTo: buyer@example.org\r\nSubject: outage\r\n\r\nHello\r\n"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_failure_memory(monkeypatch):
+    """What earlier tests' outages left: warnings already given, caches known to be down."""
+    monkeypatch.setattr(window_counters, "_last_warning", {})
+    monkeypatch.setattr(window_counters, "_down_until", {})
 
 
 @pytest.fixture
@@ -84,6 +94,62 @@ def test_the_api_answers_in_json_with_the_cache_and_broker_down(redis_down, capl
     assert "cache unavailable for api_throttle, letting requests through" in caplog.text
     # The queue's figures come from the database: /metrics still shows them.
     assert 'portal_mail_queue_depth{status="queued"}' in anonymous.get("/metrics").content.decode()
+
+
+class HungRedis:
+    """A "Redis" that takes connections and never answers (a network partition, a frozen host);
+    it counts the connections it was offered."""
+
+    def __init__(self):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.connections: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.listener.getsockname()[1]}/0"
+
+    def _accept(self):
+        with contextlib.suppress(OSError):
+            while True:
+                self.connections.append(self.listener.accept()[0])  # held open, never answered
+
+    def close(self):
+        self.listener.close()
+        for connection in self.connections:
+            connection.close()
+
+
+@pytest.fixture
+def hung_redis(settings, monkeypatch):
+    monkeypatch.setattr(window_counters, "RETRY_AFTER_FAILURE_SECONDS", 3600)  # the whole test
+    original = celery_app.conf.broker_url
+    hung = HungRedis()
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": hung.url,
+            "OPTIONS": settings.REDIS_CACHE_OPTIONS,
+        }
+    }
+    broker_use(NOWHERE)
+    try:
+        yield hung
+    finally:
+        broker_use(original)
+        hung.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_hung_cache_costs_one_timeout_not_one_per_request(hung_redis):
+    hosting = HostingFactory()
+    api = ApiClient(Client(), api_credentials_create(customer=hosting.customer))
+    assert Client().get("/1.0/auth/time").status_code == 200
+    for auth in ("bearer", "sign", "bearer", "sign"):
+        assert api.get("/hosting/web", auth=auth).json() == [hosting.service_name]
+    # 5 requests make 14 cache calls: the first waited its timeout, the others were let through
+    # without trying (each try is one connection: 14 of them, a timeout each, before).
+    assert len(hung_redis.connections) == 1
 
 
 @pytest.mark.parametrize(
