@@ -4,7 +4,8 @@ A signed request carries X-Ovh-Application, X-Ovh-Consumer, X-Ovh-Timestamp and
 X-Ovh-Signature = "$1$" + sha1(secret + "+" + consumer key + "+" + METHOD + "+" + full URL +
 "+" + body + "+" + timestamp), exactly as the official `ovh` client computes it. Timestamps
 outside API_SIGNATURE_WINDOW seconds are refused, so a captured request cannot be replayed later.
-Failures are counted per client address; past API_AUTH_MAX_FAILURES the client gets 429.
+Failures are counted per client address and credential (api/auth_failures.py): past
+API_AUTH_MAX_FAILURES that pair gets 429, the other credentials of the address keep working.
 """
 
 import hashlib
@@ -13,15 +14,14 @@ import time
 
 from cryptography.fernet import InvalidToken
 from django.conf import settings
-from django.core.cache import cache
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 
 from api import keys
+from api.auth_failures import auth_failure_record, auth_lockout_check
 from api.models import ApiApplication, ApiToken, ConsumerKey
-from api.throttling import client_address
 
 
 class ApiPrincipal:
@@ -46,27 +46,8 @@ class ApiPrincipal:
         return self.label
 
 
-def _failure_key(request) -> str:
-    # Behind the proxy, the client's own address: one client's failures never lock out everyone.
-    return f"api-auth-failures:{client_address(request)}"
-
-
-def _check_not_throttled(request) -> None:
-    if (cache.get(_failure_key(request)) or 0) >= settings.API_AUTH_MAX_FAILURES:
-        raise exceptions.Throttled(
-            # Throttled joins its detail with plain strings: a lazy translation would be a server error.
-            wait=settings.API_AUTH_FAILURE_WINDOW,
-            detail=str(_("Trop d'échecs d'authentification. Réessayez plus tard.")),
-        )
-
-
-def _fail(request, message):
-    key = _failure_key(request)
-    cache.add(key, 0, timeout=settings.API_AUTH_FAILURE_WINDOW)
-    try:
-        cache.incr(key)
-    except ValueError:
-        cache.set(key, 1, timeout=settings.API_AUTH_FAILURE_WINDOW)
+def _fail(request, message, *, credential: str):
+    auth_failure_record(request, credential=credential)
     raise exceptions.AuthenticationFailed(message)
 
 
@@ -83,18 +64,27 @@ class OvhSignatureAuthentication(BaseAuthentication):
         application_key = request.headers.get("X-Ovh-Application")
         if not application_key:
             return None
-        _check_not_throttled(request)
+        credential = f"application:{application_key}"
+        auth_lockout_check(request, credential=credential)
         consumer_key = request.headers.get("X-Ovh-Consumer", "")
         timestamp = request.headers.get("X-Ovh-Timestamp", "")
         given = request.headers.get("X-Ovh-Signature", "")
         if not (consumer_key and timestamp and given):
-            _fail(request, _("Requête non signée : X-Ovh-Consumer, X-Ovh-Timestamp et X-Ovh-Signature sont requis."))
+            _fail(
+                request,
+                _("Requête non signée : X-Ovh-Consumer, X-Ovh-Timestamp et X-Ovh-Signature sont requis."),
+                credential=credential,
+            )
         try:
             age = abs(time.time() - int(timestamp))
         except ValueError:
-            _fail(request, _("X-Ovh-Timestamp invalide."))
+            _fail(request, _("X-Ovh-Timestamp invalide."), credential=credential)
         if age > settings.API_SIGNATURE_WINDOW:
-            _fail(request, _("Horodatage hors de la fenêtre autorisée : vérifiez l'heure (GET /auth/time)."))
+            _fail(
+                request,
+                _("Horodatage hors de la fenêtre autorisée : vérifiez l'heure (GET /auth/time)."),
+                credential=credential,
+            )
         consumer = (
             ConsumerKey.objects.select_related("application__customer")
             .filter(
@@ -106,12 +96,12 @@ class OvhSignatureAuthentication(BaseAuthentication):
             .first()
         )
         if consumer is None:
-            _fail(request, _("Clé d'application ou clé consommateur invalide."))
+            _fail(request, _("Clé d'application ou clé consommateur invalide."), credential=credential)
         application: ApiApplication = consumer.application
         try:
             secret = keys.decrypt(application.secret_encrypted)
         except InvalidToken:
-            _fail(request, _("Clé d'application ou clé consommateur invalide."))
+            _fail(request, _("Clé d'application ou clé consommateur invalide."), credential=credential)
         body = request._request.body.decode("utf-8", "replace")
         expected = signature(
             secret=secret,
@@ -122,7 +112,7 @@ class OvhSignatureAuthentication(BaseAuthentication):
             timestamp=timestamp,
         )
         if not hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogateescape")):
-            _fail(request, _("Signature invalide."))
+            _fail(request, _("Signature invalide."), credential=credential)
         ConsumerKey.objects.filter(pk=consumer.pk).update(last_used_at=timezone.now())
         return ApiPrincipal(customer=application.customer, label=f"api:{application.application_key}"), consumer
 
@@ -135,8 +125,9 @@ class BearerTokenAuthentication(BaseAuthentication):
         header = request.headers.get("Authorization", "")
         if not header.lower().startswith("bearer "):
             return None
-        _check_not_throttled(request)
         value = header[7:].strip()
+        credential = f"token:{value}"
+        auth_lockout_check(request, credential=credential)
         token = (
             ApiToken.objects.select_related("customer")
             .filter(token_hash=keys.digest(value), revoked_at__isnull=True)
@@ -145,6 +136,6 @@ class BearerTokenAuthentication(BaseAuthentication):
             else None
         )
         if token is None:
-            _fail(request, _("Jeton invalide ou révoqué."))
+            _fail(request, _("Jeton invalide ou révoqué."), credential=credential)
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
         return ApiPrincipal(customer=token.customer, label=f"token:{token.token_prefix}"), token

@@ -1,13 +1,23 @@
 """Every API error is {"message": …} with the HTTP status of SPEC §7."""
 
+import logging
+
 from django.core.exceptions import PermissionDenied, SuspiciousOperation
 from django.http import Http404
+from django.utils.translation import gettext as _
+from kombu.exceptions import OperationalError as BrokerUnavailable
+from redis.exceptions import RedisError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from mailqueue.state import MailServiceError
 from mailqueue.submission import SubmissionError
+
+log = logging.getLogger(__name__)
+
+# Seconds a client is asked to wait when the broker or the cache is unreachable.
+UNAVAILABLE_RETRY_AFTER = 30
 
 
 def _flatten(detail) -> str:
@@ -22,6 +32,14 @@ def _flatten(detail) -> str:
 
 
 def handler(exc, context):
+    if isinstance(exc, BrokerUnavailable | RedisError):
+        # What needs the broker or the cache and cannot fail open: a JSON 503, never an HTML 500.
+        log.warning("API %s: broker or cache unavailable: %s: %s", context["request"].path, type(exc).__name__, exc)
+        return Response(
+            {"message": _("Service momentanément indisponible : réessayez dans quelques instants.")},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
+        )
     if isinstance(exc, MailServiceError):
         code = status.HTTP_400_BAD_REQUEST if exc.code == "invalid" else status.HTTP_409_CONFLICT
         return Response({"message": str(exc.message)}, status=code)

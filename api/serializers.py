@@ -58,7 +58,15 @@ class VolumeSerializer(serializers.Serializer):
 
 
 class MessageSubmitSerializer(serializers.Serializer):
-    sender = serializers.CharField(max_length=320, allow_blank=True, required=False, default="")
+    # Blank is let through to the submission service, whose refusal of the null sender (553 5.7.1)
+    # is the same at every door.
+    sender = serializers.CharField(
+        max_length=320,
+        allow_blank=True,
+        required=False,
+        default="",
+        help_text="The envelope sender; the null sender (empty or <>) is refused (smtpCode 553)",
+    )
     recipients = serializers.ListField(child=serializers.CharField(max_length=320), min_length=1, max_length=1000)
     message = serializers.CharField(help_text="The raw RFC 5322 message (headers and body)", trim_whitespace=False)
 

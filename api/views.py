@@ -16,12 +16,11 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from api import serializers
 from api.parsers import JSONParser
-from api.throttling import CustomerRateThrottle
+from api.throttling import AddressRateThrottle, CustomerRateThrottle
 from hosting.models import Hosting
 from hosting.selectors import hostings_visible_to
 from mailqueue.actions import CUSTOMER_ACTIONS_BY_API_NAME
@@ -67,7 +66,7 @@ AUTHENTICATED_ERRORS = (401, 403, 429)
 class ApiView(APIView):
     """Base of the API's views: throttled per customer (API callers) or per user (session)."""
 
-    throttle_classes = [AnonRateThrottle, CustomerRateThrottle]
+    throttle_classes = [AddressRateThrottle, CustomerRateThrottle]
     parser_classes = [JSONParser, FormParser, MultiPartParser]
 
 

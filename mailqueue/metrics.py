@@ -20,16 +20,23 @@ QUEUE_STATUSES = [MessageStatus.QUEUED, MessageStatus.HELD, MessageStatus.DEFERR
 
 
 class MailQueueCollector:
-    def __init__(self):
+    def __init__(self, *, cache_errors: tuple = (), on_cache_error=None):
+        """`cache_errors`: what a cache outage raises; `on_cache_error()` is told of each one."""
         self._cached_at = 0.0
         self._figures = None
+        self._cache_errors = cache_errors
+        self._on_cache_error = on_cache_error
 
     def _read(self) -> dict:
         if self._figures is None or time.monotonic() - self._cached_at > CACHE_SECONDS:
             today = DailyCounter.objects.filter(day=timezone.localdate()).aggregate(
                 **{name: Sum(name) for name in COUNTER_FIELDS}
             )
-            today["submitted"] = submitted_today()
+            try:
+                today["submitted"] = submitted_today()
+            except self._cache_errors:  # the cache is down: the database's figures are still worth showing
+                if self._on_cache_error:
+                    self._on_cache_error()
             self._figures = {
                 "depth": {status: Message.objects.filter(status=status).count() for status in QUEUE_STATUSES},
                 "today": {name: value or 0 for name, value in today.items()},

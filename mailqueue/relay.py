@@ -4,7 +4,6 @@ A relay session is opened once per delivery batch and reused for every message i
 `send` returns, per recipient, the SMTP code and reply text the relay gave.
 """
 
-import re
 import smtplib
 import ssl
 import uuid
@@ -15,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 from django.conf import settings
 from django.utils import timezone
 
-_BARE_LF = re.compile(rb"(?<!\r)\n")
+from mailqueue.rfc5322 import line_ends_normalise
 
 # Code used for a recipient when the relay could not be reached or dropped the connection.
 CONNECTION_FAILURE_CODE = 421
@@ -157,8 +156,9 @@ class FileRelay:
 
 
 def _crlf(raw: bytes) -> bytes:
-    """SMTP wants CRLF line ends; scripts often write bare LF (stored as submitted, fixed here)."""
-    return _BARE_LF.sub(b"\r\n", raw)
+    """SMTP has CRLF line ends only: messages are stored so, and those stored before that rule
+    (with bare LF or bare CR) are sent with the same rule (mailqueue.rfc5322)."""
+    return line_ends_normalise(raw)
 
 
 def _text(reply) -> str:

@@ -1,7 +1,7 @@
 """The SMTP submission door (SPEC §4.1): aiosmtpd in front of `message_accept`.
 
 Hosted scripts authenticate with their hosting's service name and SMTP password (AUTH PLAIN
-or LOGIN), then submit; every message goes through `mailqueue.services.message_accept`, the
+or LOGIN), then submit; every message goes through `mailqueue.submission.message_accept`, the
 one submission service, run in a thread pool so the event loop never waits on the database.
 `runsmtpd` serves it in the foreground; `SubmissionDoor` runs it in a background thread.
 """
@@ -23,7 +23,7 @@ from django.db import DatabaseError, close_old_connections, connections
 
 from hosting.models import Hosting
 from hosting.selectors import hosting_by_smtp_credentials
-from mailqueue.submission import SubmissionError, address_validate, message_accept
+from mailqueue.submission import SubmissionError, address_validate, message_accept, sender_validate
 
 log = logging.getLogger(__name__)
 
@@ -49,45 +49,74 @@ def addr_parse(addr: str) -> tuple[str, int]:
 
 
 class AuthFailureThrottle:
-    """Failed AUTH attempts per client address over a sliding window, in process memory.
+    """Failed AUTH attempts over a sliding window, in process memory, counted per (client address,
+    user name) and per client address.
 
-    Thread-safe; remembers at most `max_clients` addresses (the least recently failing
-    are forgotten first), so a flood of addresses cannot grow it without bound.
+    On shared hosting every script of a web server connects from one address: one tenant's wrong
+    password must not lock out the others. A (address, user) pair is refused after `max_failures`;
+    the address as a whole only after `max_failures_per_address` (default 20 × max_failures), which
+    bounds guessing across many user names. Thread-safe; remembers at most `max_clients` keys of
+    each kind (the least recently failing are forgotten first), so a flood cannot grow it without bound.
     """
 
-    def __init__(self, *, max_failures: int, window: float, max_clients: int = 10_000, clock=time.monotonic):
+    def __init__(
+        self,
+        *,
+        max_failures: int,
+        window: float,
+        max_failures_per_address: int | None = None,
+        max_clients: int = 10_000,
+        clock=time.monotonic,
+    ):
         self.max_failures = max_failures
+        self.max_failures_per_address = (
+            max_failures_per_address if max_failures_per_address is not None else 20 * max_failures
+        )
         self.window = window
         self.max_clients = max_clients
         self._clock = clock
         self._lock = threading.Lock()
-        self._failures: collections.OrderedDict[str, collections.deque] = collections.OrderedDict()
+        self._failures: collections.OrderedDict[tuple, collections.deque] = collections.OrderedDict()
 
-    def _recent(self, client: str, now: float) -> collections.deque | None:
-        times = self._failures.get(client)
+    @staticmethod
+    def _user_key(user: str) -> str:
+        return user.strip().casefold()[:255]
+
+    def _recent(self, key: tuple, now: float) -> collections.deque | None:
+        times = self._failures.get(key)
         if times is None:
             return None
         while times and times[0] <= now - self.window:
             times.popleft()
         if not times:
-            del self._failures[client]
+            del self._failures[key]
             return None
         return times
 
-    def is_blocked(self, client: str) -> bool:
-        with self._lock:
-            times = self._recent(client, self._clock())
-            return times is not None and len(times) >= self.max_failures
+    def _over(self, key: tuple, limit: int, now: float) -> bool:
+        times = self._recent(key, now)
+        return times is not None and len(times) >= limit
 
-    def failure_record(self, client: str) -> None:
+    def is_blocked(self, client: str, user: str | None = None) -> bool:
+        """Whether the address has used up its failures, or (with `user`) the pair has."""
         with self._lock:
             now = self._clock()
-            times = self._recent(client, now)
-            if times is None:
-                times = self._failures[client] = collections.deque(maxlen=max(1, self.max_failures))
-            times.append(now)
-            self._failures.move_to_end(client)
-            while len(self._failures) > self.max_clients:
+            if self._over(("address", client), self.max_failures_per_address, now):
+                return True
+            return user is not None and self._over(("user", client, self._user_key(user)), self.max_failures, now)
+
+    def failure_record(self, client: str, user: str = "") -> None:
+        with self._lock:
+            now = self._clock()
+            keys = {("address", client): self.max_failures_per_address}
+            keys[("user", client, self._user_key(user))] = self.max_failures
+            for key, limit in keys.items():
+                times = self._recent(key, now)
+                if times is None:
+                    times = self._failures[key] = collections.deque(maxlen=max(1, limit))
+                times.append(now)
+                self._failures.move_to_end(key)
+            while len(self._failures) > 2 * self.max_clients:
                 self._failures.popitem(last=False)
 
 
@@ -99,7 +128,9 @@ class SubmissionHandler:
 
     def __init__(self, *, throttle: AuthFailureThrottle | None = None, db_threads: int = 8):
         self.throttle = throttle or AuthFailureThrottle(
-            max_failures=settings.SMTP_AUTH_MAX_FAILURES, window=settings.SMTP_AUTH_FAILURE_WINDOW
+            max_failures=settings.SMTP_AUTH_MAX_FAILURES,
+            max_failures_per_address=settings.SMTP_AUTH_MAX_FAILURES_PER_ADDRESS,
+            window=settings.SMTP_AUTH_FAILURE_WINDOW,
         )
         self.db_threads = db_threads
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="smtpd-db")
@@ -129,10 +160,14 @@ class SubmissionHandler:
             self._executor.submit(close_connection)
         self._executor.shutdown(wait=True)
 
-    # --- AUTH: PLAIN and LOGIN, checked off the event loop, throttled per client address
+    # --- AUTH: PLAIN and LOGIN, checked off the event loop, throttled per client address and user
 
     async def _authenticate(self, server: SMTP, login: bytes, password: bytes) -> AuthResult:
         client = server.session.peer[0] if server.session.peer else "?"
+        user = login.decode(errors="replace")
+        if await self._refuse_if_throttled(server, user=user):
+            # Refused before the password is checked: a locked pair learns nothing more.
+            return AuthResult(success=False, handled=True)
         try:
             service_name, clear = login.decode(), password.decode()
         except UnicodeDecodeError:
@@ -145,16 +180,17 @@ class SubmissionHandler:
                 log.exception("SMTP AUTH from %s: credentials lookup failed", client)
                 return AuthResult(success=False, handled=False, message=REPLY_AUTH_TEMPORARY)
         if hosting is None:
-            self.throttle.failure_record(client)
-            log.warning("SMTP AUTH refused from %s for user %r", client, login.decode(errors="replace")[:100])
+            self.throttle.failure_record(client, user)
+            log.warning("SMTP AUTH refused from %s for user %r", client, user[:100])
             return AuthResult(success=False, handled=False, message=REPLY_AUTH_INVALID)
         return AuthResult(success=True, auth_data=hosting)
 
-    async def _refuse_if_throttled(self, server: SMTP) -> bool:
+    async def _refuse_if_throttled(self, server: SMTP, *, user: str | None = None) -> bool:
+        """421 and close when the address, or (with `user`) this address and user, failed too often."""
         client = server.session.peer[0] if server.session.peer else "?"
-        if not self.throttle.is_blocked(client):
+        if not self.throttle.is_blocked(client, user):
             return False
-        log.warning("SMTP AUTH from %s refused: too many failures", client)
+        log.warning("SMTP AUTH from %s for user %r refused: too many failures", client, (user or "")[:100])
         await server.push(REPLY_AUTH_THROTTLED)
         server.transport.close()
         return True
@@ -198,7 +234,7 @@ class SubmissionHandler:
 
     async def handle_MAIL(self, server, session, envelope, address: str, mail_options: list[str]) -> str:
         try:
-            envelope.mail_from = address_validate(address, field="sender")
+            envelope.mail_from = sender_validate(address)
         except SubmissionError as error:
             return smtp_text(error.smtp_reply)
         envelope.mail_options.extend(mail_options)
@@ -272,7 +308,7 @@ class _Session(Session):
 class SubmissionSMTP(SMTP):
     """aiosmtpd's SMTP with the door's policy."""
 
-    # Scripts write long HTML lines; refuse only absurd ones rather than RFC 5321's 1000.
+    # Lines over 998 octets get message_accept's clear 554 5.6.0; this bound only guards memory.
     line_length_limit = 64 * 1024
 
     def __init__(self, handler, *, tls_context: ssl.SSLContext | None, **kwargs):
@@ -299,6 +335,10 @@ class SubmissionSMTP(SMTP):
             # The parser dropped spaces, a bare CR or a comment, or a missing ">": the handler
             # judges the address as the client wrote it, never a rewritten one.
             address = _address_as_written(arg)
+        if address == "" and arg.lstrip().startswith("<>"):
+            # The null reverse-path is no syntax error: the submission service's rule refuses it
+            # (sender_validate), so it goes to the handler.
+            address = "<>"
         return address, rest
 
     def _create_session(self) -> Session:

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from hosting.models import Hosting
-from mailqueue import dispatch
+from mailqueue import dispatch, rfc5322
 from mailqueue.addresses import email_address_valid
 from mailqueue.counters import counter_add, submitted_today_incr
 from mailqueue.locks import mail_service_lock_shared
@@ -91,6 +91,35 @@ def message_size_check(size: int) -> None:
         )
 
 
+def message_lines_check(raw: bytes) -> None:
+    """SubmissionError (554 5.6.0) when a line of the CRLF-normalised message is over 998 octets."""
+    overlong = rfc5322.overlong_line(raw)
+    if overlong is not None:
+        line, length = overlong
+        raise SubmissionError(
+            _(
+                "Ligne %(line)d trop longue : %(length)d octets, %(limit)d au plus (RFC 5322). "
+                "Encodez le corps en quoted-printable ou en base64."
+            )
+            % {"line": line, "length": length, "limit": rfc5322.MAX_LINE_OCTETS},
+            smtp_code=554,
+            enhanced_code="5.6.0",
+        )
+
+
+def sender_validate(sender) -> str:
+    """The envelope sender, checked (see address_validate). The null sender `<>` is refused
+    (553 5.7.1): it is the reverse-path of bounces and delivery reports (RFC 5321 §4.5.5), which
+    a hosting's scripts have no reason to send and which nobody could answer."""
+    if sender is None or (isinstance(sender, str) and sender.strip() in ("", "<>")):
+        raise SubmissionError(
+            _("L'expéditeur vide (<>) est réservé aux avis de non-remise : indiquez l'adresse de l'expéditeur."),
+            smtp_code=553,
+            enhanced_code="5.7.1",
+        )
+    return address_validate(sender, field="sender")
+
+
 def recipients_validate(recipients) -> list[str]:
     """Checked, deduplicated recipients; SubmissionError for none (501), a bad one (553), too many (452)."""
     first_seen: dict[str, str] = {}  # lower-cased address → the address as first given
@@ -113,15 +142,17 @@ def message_accept(*, hosting: Hosting, sender: str, recipients, raw: bytes) -> 
     """Store one submitted message, queued (service active) or held (blocked or purging).
 
     The one submission path of every door (SMTP, sendmail, API). Bad input raises
-    SubmissionError and stores nothing. The service's state is read under a share lock, so a
+    SubmissionError and stores nothing; the message is stored with CRLF line ends only
+    (`rfc5322.line_ends_normalise`). The service's state is read under a share lock, so a
     block either sees this message (and holds it) or commits first (and this message is held).
     Delivery is enqueued after commit.
     """
     if not isinstance(raw, bytes | bytearray | memoryview):
         raise SubmissionError(_("Le message doit être fourni en octets."), smtp_code=554, enhanced_code="5.6.0")
-    raw = bytes(raw)
+    raw = rfc5322.line_ends_normalise(bytes(raw))
     message_size_check(len(raw))
-    sender = address_validate(sender, field="sender") if sender else ""
+    message_lines_check(raw)
+    sender = sender_validate(sender)
     addresses = recipients_validate(recipients)
     headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
     subject = _clean_text(_decoded_header(headers.get("Subject")), 255)

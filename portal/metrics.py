@@ -3,12 +3,17 @@
 from prometheus_client.core import REGISTRY
 
 from api.throttling import client_address
+from api.window_counters import CACHE_ERRORS, cache_unavailable
 from mailqueue.metrics import MailQueueCollector
 
 
 def register() -> None:
     if not getattr(register, "done", False):
-        REGISTRY.register(MailQueueCollector())
+        REGISTRY.register(
+            MailQueueCollector(
+                cache_errors=CACHE_ERRORS, on_cache_error=lambda: cache_unavailable.labels(use="metrics").inc()
+            )
+        )
         register.done = True
 
 

@@ -133,12 +133,15 @@ STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise expects it, even before collectst
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
 REDIS_URL = env("REDIS_URL", default="")
+# A Redis that hangs must not hang requests: cache calls give up after a second (and fail open).
+REDIS_CACHE_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 1}
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "portal",  # the broker shares the database: never call cache.clear()
+            "OPTIONS": REDIS_CACHE_OPTIONS,
         }
     }
 else:
@@ -228,7 +231,9 @@ SMTP_INGRESS_ADDR = env("SMTP_INGRESS_ADDR", default="127.0.0.1:2525")
 SMTP_INGRESS_HOSTNAME = env("SMTP_INGRESS_HOSTNAME", default="portal.localhost")
 SMTP_TLS_CERT = env("SMTP_TLS_CERT", default="")  # with SMTP_TLS_KEY: STARTTLS, then AUTH requires it
 SMTP_TLS_KEY = env("SMTP_TLS_KEY", default="")
-SMTP_AUTH_MAX_FAILURES = env.int("SMTP_AUTH_MAX_FAILURES", default=5)  # per client address
+SMTP_AUTH_MAX_FAILURES = env.int("SMTP_AUTH_MAX_FAILURES", default=5)  # per client address and user name
+# Per client address, all user names together: a shared web server's scripts all come from one address.
+SMTP_AUTH_MAX_FAILURES_PER_ADDRESS = env.int("SMTP_AUTH_MAX_FAILURES_PER_ADDRESS", default=100)
 SMTP_AUTH_FAILURE_WINDOW = env.int("SMTP_AUTH_FAILURE_WINDOW", default=300)  # seconds
 PORTAL_SENDMAIL_URL = env("PORTAL_SENDMAIL_URL", default="")
 # Where `manage.py sendmail` keeps mail while the door is unreachable (sendmail_flush submits it).
@@ -273,7 +278,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
+        "api.throttling.AddressRateThrottle",  # counted atomically (DRF's own lose counts under load)
         "api.throttling.CustomerRateThrottle",  # one bucket per customer, whatever the credential
     ],
     "DEFAULT_THROTTLE_RATES": {
@@ -296,7 +301,9 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 API_SIGNATURE_WINDOW = env.int("API_SIGNATURE_WINDOW", default=180)  # seconds either side of server time
-API_AUTH_MAX_FAILURES = env.int("API_AUTH_MAX_FAILURES", default=20)  # per client address and window
+API_AUTH_MAX_FAILURES = env.int("API_AUTH_MAX_FAILURES", default=20)  # per client address and credential
+# Per client address, all credentials together: many customers' scripts may share one address.
+API_AUTH_MAX_FAILURES_PER_ADDRESS = env.int("API_AUTH_MAX_FAILURES_PER_ADDRESS", default=400)
 API_AUTH_FAILURE_WINDOW = env.int("API_AUTH_FAILURE_WINDOW", default=300)
 # Encrypts API application secrets at rest (a Fernet key); derived from SECRET_KEY when empty.
 CREDENTIALS_ENCRYPTION_KEY = env("CREDENTIALS_ENCRYPTION_KEY", default="")

@@ -3,11 +3,11 @@
 import time
 
 import pytest
-from django.core.cache import cache
 from rest_framework.throttling import SimpleRateThrottle
 
 from api.models import ApiApplication, ApiToken
 from api.services import api_application_revoke, api_credentials_create, api_token_revoke
+from api.window_counters import window_counter_clear
 from mailqueue.models import Event, MailService, Message
 from tests.api.conftest import ApiClient, email_path
 from tests.api.test_tenancy import ENDPOINT_IDS, HOSTING_ENDPOINTS
@@ -139,24 +139,57 @@ def test_session_writes_need_csrf(owner):
     assert (event.actor_kind, event.actor_user) == ("api", user)
 
 
-def test_repeated_auth_failures_from_one_address_are_429(api, settings):
+def test_repeated_auth_failures_lock_that_credential_from_that_address(api, settings):
     settings.API_AUTH_MAX_FAILURES = 5
     for _ in range(5):
         assert api.get("/hosting/web", signature="$1$bad").status_code == 401
     throttled = api.get("/hosting/web", signature="$1$bad")
     assert throttled.status_code == 429
     assert set(throttled.json()) == {"message"}
-    # even good credentials from that address wait; another address is not affected
+    assert 0 < int(throttled["Retry-After"]) <= settings.API_AUTH_FAILURE_WINDOW
+    # even the good signature of that application waits; its token, or another address, does not
     assert api.get("/hosting/web").status_code == 429
-    assert api.get("/hosting/web", auth="bearer").status_code == 429
+    assert api.get("/hosting/web", auth="bearer").status_code == 200
     assert ApiClient(api.client, api.credentials).get("/hosting/web").status_code == 200
 
 
 def test_failures_of_bearer_tokens_count_too(api, settings):
     settings.API_AUTH_MAX_FAILURES = 3
     for _ in range(3):
-        assert api.get("/hosting/web", auth="bearer", token="guess").status_code == 401
-    assert api.get("/hosting/web", auth="bearer").status_code == 429
+        assert api.get("/hosting/web", auth="bearer", token="revoked-long-ago").status_code == 401
+    assert api.get("/hosting/web", auth="bearer", token="revoked-long-ago").status_code == 429
+    assert api.get("/hosting/web", auth="bearer").status_code == 200
+
+
+def neighbour_of(api, customer) -> ApiClient:
+    """Another customer's client calling from the same address (a shared web server, a NAT)."""
+    neighbour = ApiClient(api.client, api_credentials_create(customer=customer))
+    neighbour.address = api.address
+    return neighbour
+
+
+@pytest.mark.parametrize("auth", ["bearer", "sign"])
+def test_one_customers_failures_do_not_lock_out_another_customer_on_the_same_address(
+    api, other_hosting, settings, auth
+):
+    assert settings.API_AUTH_MAX_FAILURES == 20
+    for _ in range(20):
+        bad = {"bearer": {"token": "a-revoked-token"}, "sign": {"signature": "$1$" + "0" * 40}}[auth]
+        assert api.get("/hosting/web", auth=auth, **bad).status_code == 401
+    assert api.get("/hosting/web", auth=auth, **bad).status_code == 429
+    neighbour = neighbour_of(api, other_hosting.customer)
+    response = neighbour.get("/hosting/web", auth=auth)
+    assert response.status_code == 200
+    assert response.json() == [other_hosting.service_name]
+
+
+def test_failures_across_credentials_lock_the_address_at_its_own_cap(api, other_hosting, settings):
+    settings.API_AUTH_MAX_FAILURES_PER_ADDRESS = 10
+    for n in range(10):
+        assert api.get("/hosting/web", auth="bearer", token=f"guess-{n}").status_code == 401
+    locked = neighbour_of(api, other_hosting.customer).get("/hosting/web", auth="bearer")
+    assert (locked.status_code, set(locked.json())) == (429, {"message"})
+    assert ApiClient(api.client, api.credentials).get("/hosting/web", auth="bearer").status_code == 200
 
 
 @pytest.fixture
@@ -165,7 +198,8 @@ def low_rates(monkeypatch):
 
 
 def clear_throttle(*idents):
-    cache.delete_many([f"throttle_{scope}_{ident}" for scope, ident in idents])
+    for scope, ident in idents:
+        window_counter_clear(f"throttle-window:{scope}:{ident}")
 
 
 def test_rate_throttle_for_anonymous_callers(client, low_rates):

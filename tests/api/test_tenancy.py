@@ -16,7 +16,7 @@ HOSTING_ENDPOINTS = [
     ("POST", "/email/request", {"action": "BLOCK"}),
     ("GET", "/email/bounces", None),
     ("GET", "/email/volumes", None),
-    ("POST", "/email/messages", {"recipients": ["victim@example.org"], "message": RAW}),
+    ("POST", "/email/messages", {"sender": "app@example.net", "recipients": ["victim@example.org"], "message": RAW}),
     ("GET", "/email/messages", None),
     ("GET", "/email/events", None),
 ]

@@ -123,7 +123,9 @@ def test_no_message_is_queued_after_a_block_commits():
             if block_committed.is_set():
                 started_after_block += 1
             started_at = time.monotonic()
-            message = message_accept(hosting=hosting, sender="", recipients=["to@example.org"], raw=raw)
+            message = message_accept(
+                hosting=hosting, sender="www-data@test.example", recipients=["to@example.org"], raw=raw
+            )
             with accepted_lock:
                 accepted.append((started_at, message.status))
                 if len(accepted) >= 20:

@@ -185,7 +185,7 @@ def auth_plain(client: smtplib.SMTP, user: str, password: str) -> tuple[int, byt
     return client.docmd("AUTH", f"PLAIN {token}")
 
 
-def test_failed_auth_is_throttled_per_client_address(door, hosting):
+def test_failed_auth_is_throttled_per_client_address_and_user(door, hosting):
     client = connect(door)
     for _ in range(MAX_FAILURES):
         assert auth_plain(client, hosting.service_name, "wrong")[0] == 535
@@ -205,6 +205,46 @@ def test_failed_auth_is_throttled_per_client_address(door, hosting):
     # Another client address is not affected.
     with connect(door, source_address=("127.0.0.2", 0)) as other:
         assert auth_plain(other, hosting.service_name, hosting.smtp_password)[0] == 235
+
+
+@pytest.fixture
+def default_door():
+    """The door as `runsmtpd` builds it, with the settings' limits (5 per address and user)."""
+    with SubmissionDoor(addr="127.0.0.1:0", handler=SubmissionHandler(db_threads=2)) as running:
+        yield running
+
+
+def test_one_tenants_failed_logins_do_not_lock_out_another_tenant_on_the_same_address(default_door, settings):
+    """Shared hosting: every script of a web server comes from one address (here 127.0.0.1)."""
+    careless, neighbour = HostingFactory(), HostingFactory()
+    assert settings.SMTP_AUTH_MAX_FAILURES == 5
+    with connect(default_door) as client:
+        for _ in range(5):
+            assert auth_plain(client, careless.service_name, "an-old-password")[0] == 535
+        # The careless tenant's pair is locked, even with its right password…
+        assert auth_plain(client, careless.service_name, careless.smtp_password) == (
+            421,
+            b"4.7.0 Too many authentication failures",
+        )
+    # …while the neighbour's valid credentials, from the same address, keep working.
+    with authenticated(default_door, neighbour) as client:
+        assert client.sendmail("shop@example.net", ["client@example.org"], raw_message()) == {}
+    assert Message.objects.filter(hosting=neighbour).count() == 1
+    with connect(default_door) as client:
+        assert auth_plain(client, careless.service_name.upper(), careless.smtp_password)[0] == 421, "case-blind"
+        client.close()
+
+
+def test_failures_across_user_names_lock_the_address_at_its_own_cap(hosting):
+    throttle = AuthFailureThrottle(max_failures=3, max_failures_per_address=6, window=60)
+    with SubmissionDoor(addr="127.0.0.1:0", handler=SubmissionHandler(throttle=throttle, db_threads=1)) as door:
+        with connect(door) as client:
+            for n in range(6):
+                assert auth_plain(client, f"guess-{n}.example", "wrong")[0] == 535
+            assert auth_plain(client, hosting.service_name, hosting.smtp_password)[0] == 421
+            client.close()
+        with connect(door, source_address=("127.0.0.2", 0)) as other:
+            assert auth_plain(other, hosting.service_name, hosting.smtp_password)[0] == 235
 
 
 def test_database_error_is_a_temporary_451_and_stores_nothing(door, hosting):

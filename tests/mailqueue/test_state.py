@@ -405,7 +405,9 @@ def test_block_holds_queued_and_deferred_messages_for_hold_hours(hold_hours, peo
 
     # A message submitted while blocked is held too, for the same duration from its arrival.
     time_machine.move_to(blocked_at + datetime.timedelta(minutes=3), tick=False)
-    late = message_accept(hosting=hosting, sender="", recipients=["x@example.org"], raw=b"Subject: hi\r\n\r\nhi\r\n")
+    late = message_accept(
+        hosting=hosting, sender="www-data@test.example", recipients=["x@example.org"], raw=b"Subject: hi\r\n\r\nhi\r\n"
+    )
     assert late.status == MessageStatus.HELD
     assert late.held_until == timezone.now() + datetime.timedelta(hours=hold_hours)
     assert not Message.objects.filter(hosting=hosting, status=MessageStatus.QUEUED).exists()
@@ -418,7 +420,9 @@ def test_unblock_puts_every_held_message_back_to_delivery_at_once(people, time_m
     queued = MessageFactory(hosting=hosting, status=MessageStatus.QUEUED)
     deferred = MessageFactory(hosting=hosting, status=MessageStatus.DEFERRED, attempts=1)
     mail_service_block(hosting=hosting, actor=Actor.customer(customer_user))
-    arrived_blocked = message_accept(hosting=hosting, sender="", recipients=["y@example.org"], raw=b"\r\nbody\r\n")
+    arrived_blocked = message_accept(
+        hosting=hosting, sender="www-data@test.example", recipients=["y@example.org"], raw=b"\r\nbody\r\n"
+    )
     untouched = [
         MessageFactory(hosting=hosting, status=MessageStatus.SENDING, claimed_at=T0),
         MessageFactory(hosting=hosting, status=MessageStatus.SENT, completed_at=T0, next_attempt_at=None),
@@ -438,7 +442,9 @@ def test_unblock_puts_every_held_message_back_to_delivery_at_once(people, time_m
     assert message_rows(*untouched) == untouched_before
     assert Event.objects.get(hosting=hosting, action="unblock").message_count == 3
     # Nothing is held any more: a new message is queued.
-    fresh = message_accept(hosting=hosting, sender="", recipients=["z@example.org"], raw=b"\r\nbody\r\n")
+    fresh = message_accept(
+        hosting=hosting, sender="www-data@test.example", recipients=["z@example.org"], raw=b"\r\nbody\r\n"
+    )
     assert fresh.status == MessageStatus.QUEUED
 
 
@@ -524,7 +530,9 @@ def test_purge_deletes_messages_that_arrived_while_purging(people, time_machine,
     MessageFactory(hosting=hosting, status=MessageStatus.QUEUED)
     mail_service_block(hosting=hosting, actor=Actor.customer(customer_user))
     mail_service_purge_request(hosting=hosting, actor=Actor.customer(customer_user))
-    during = message_accept(hosting=hosting, sender="", recipients=["a@example.org"], raw=b"\r\nx\r\n")
+    during = message_accept(
+        hosting=hosting, sender="www-data@test.example", recipients=["a@example.org"], raw=b"\r\nx\r\n"
+    )
     assert during.status == MessageStatus.HELD
     time_machine.shift(datetime.timedelta(seconds=settings.PURGE_GRACE_SECONDS))
     assert mail_service_purge_start(hosting=hosting) is not None
