@@ -1,5 +1,8 @@
 """Request and response shapes of the API, named as OVH's hosting.web.email types."""
 
+import datetime
+
+from django.utils import timezone
 from rest_framework import serializers
 
 from mailqueue.actions import CUSTOMER_ACTIONS_BY_API_NAME
@@ -14,14 +17,20 @@ class ErrorSerializer(serializers.Serializer):
 
 
 class HostingSerializer(serializers.Serializer):
+    """OVH's hosting.web.Service, for the fields the platform has (docs/API.md)."""
+
     serviceName = serializers.CharField()
-    plan = serializers.CharField()
-    customer = serializers.CharField()
+    displayName = serializers.CharField(help_text="The service name: hostings have no other display name here")
+    offer = serializers.CharField(help_text="The plan: starter, perso, pro or performance")
+    state = serializers.ChoiceField(choices=["active"], help_text="A hosting served by the platform is active")
+    primaryLogin = serializers.CharField(help_text="The hosting's login: its SMTP user, the service name")
 
 
 class EmailSerializer(serializers.Serializer):
     bounce = serializers.IntegerField(help_text="Delivery errors in total")
-    email = serializers.EmailField(allow_null=True, help_text="Recipient of the error reports")
+    email = serializers.EmailField(
+        allow_null=True, help_text="The configured recipient of the error reports; null: the customer's contact"
+    )
     maxPerDay = serializers.IntegerField(help_text="Messages per day the hourly limit allows")
     sent = serializers.IntegerField(help_text="Messages sent in total")
     sentToday = serializers.IntegerField()
@@ -29,12 +38,27 @@ class EmailSerializer(serializers.Serializer):
 
 
 class EmailUpdateSerializer(serializers.Serializer):
-    email = serializers.CharField(max_length=254, allow_blank=True, help_text="Empty: the customer's contact e-mail")
+    """A PUT takes the whole object read back by GET (SPEC §9.2): `email` is the only writable
+    field; the read-only ones may come along unchanged, and a changed one is a 400."""
+
+    READ_ONLY = ("bounce", "maxPerDay", "sent", "sentToday", "state")
+
+    email = serializers.CharField(
+        max_length=254, allow_blank=True, allow_null=True, help_text="Empty or null: the customer's contact e-mail"
+    )
+
+    def __init__(self, *args, current: dict | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.current = current or {}
 
     def validate(self, attrs):
-        unknown = set(self.initial_data) - {"email"} if isinstance(self.initial_data, dict) else set()
+        data = self.initial_data if isinstance(self.initial_data, dict) else {}
+        unknown = set(data) - {"email", *self.READ_ONLY}
         if unknown:
-            raise serializers.ValidationError(f"Read-only or unknown fields: {', '.join(sorted(unknown))}")
+            raise serializers.ValidationError(f"Unknown fields: {', '.join(sorted(unknown))}")
+        changed = sorted(name for name in self.READ_ONLY if name in data and data[name] != self.current[name])
+        if changed:
+            raise serializers.ValidationError(f"Read-only fields cannot be changed: {', '.join(changed)}")
         return attrs
 
 
@@ -49,12 +73,18 @@ class BounceSerializer(serializers.Serializer):
 
 
 class BounceQuerySerializer(serializers.Serializer):
-    limit = serializers.IntegerField(min_value=1, max_value=100, default=20, required=False)
+    limit = serializers.IntegerField(min_value=0, max_value=100, default=20, required=False)  # 0: the manager's
 
 
 class VolumeSerializer(serializers.Serializer):
-    date = serializers.DateField(source="day")
+    """OVH's VolumeHistory: the date is a datetime, the local midnight of the day."""
+
+    date = serializers.SerializerMethodField()
     volume = serializers.IntegerField(source="sent")
+
+    def get_date(self, volume) -> datetime.datetime:
+        midnight = datetime.datetime.combine(volume["day"], datetime.time())
+        return timezone.make_aware(midnight).isoformat()
 
 
 class MessageSubmitSerializer(serializers.Serializer):

@@ -112,7 +112,15 @@ class HostingDetailView(HostingView):
     )
     def get(self, request, service_name):
         hosting = self.hosting(request, service_name)
-        return Response({"serviceName": hosting.service_name, "plan": hosting.plan, "customer": hosting.customer.slug})
+        return Response(
+            {
+                "serviceName": hosting.service_name,
+                "displayName": hosting.service_name,
+                "offer": hosting.plan,
+                "state": "active",
+                "primaryLogin": hosting.service_name,
+            }
+        )
 
 
 class EmailView(HostingView):
@@ -121,28 +129,30 @@ class EmailView(HostingView):
         summary="The hosting's outgoing mail service",
     )
     def get(self, request, service_name):
-        summary = mail_service_summary(hosting=self.hosting(request, service_name))
+        return Response(self.email(self.hosting(request, service_name)))
+
+    @staticmethod
+    def email(hosting) -> dict:
+        summary = mail_service_summary(hosting=hosting)
         service = summary.service
-        return Response(
-            {
-                "bounce": summary.error_total,
-                # The effective recipient: empty means the customer's contact e-mail (SPEC §3).
-                "email": service.effective_report_recipient or None,
-                "maxPerDay": summary.hourly_limit * 24,
-                "sent": summary.sent_total,
-                "sentToday": summary.sent_today,
-                "state": ovh_state(service),
-            }
-        )
+        return {
+            "bounce": summary.error_total,
+            # What is configured, as OVH: null when reports go to the customer's contact (SPEC §9.2).
+            "email": service.report_recipient or None,
+            "maxPerDay": summary.hourly_limit * 24,
+            "sent": summary.sent_total,
+            "sentToday": summary.sent_today,
+            "state": ovh_state(service),
+        }
 
     @extend_schema(
         request=serializers.EmailUpdateSerializer,
         responses={204: OpenApiResponse(description="Recipient changed"), **errors(400, 404, *AUTHENTICATED_ERRORS)},
-        summary="Change the error-report recipient (the only writable field)",
+        summary="Change the error-report recipient (the only writable field; the object read by GET is accepted)",
     )
     def put(self, request, service_name):
         hosting = self.hosting(request, service_name)
-        payload = serializers.EmailUpdateSerializer(data=request.data)
+        payload = serializers.EmailUpdateSerializer(data=request.data, current=self.email(hosting))
         payload.is_valid(raise_exception=True)
         mail_service_recipient_change(hosting=hosting, actor=api_actor(request), email=payload.validated_data["email"])
         return Response(status=204)

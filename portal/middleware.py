@@ -1,5 +1,5 @@
 from django.conf import settings
-from django.http import Http404
+from django.http import Http404, JsonResponse
 
 
 class ContentSecurityPolicyMiddleware:
@@ -29,5 +29,7 @@ class NulInUrlNotFoundMiddleware:
         if "\x00" in request.path or any(
             "\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists()
         ):
+            if request.path.startswith("/1.0/"):  # the API's errors are all {"message": …}
+                return JsonResponse({"message": "Not found: the URL contains a NUL byte."}, status=404)
             raise Http404("NUL in the URL")
         return self.get_response(request)

@@ -61,14 +61,14 @@ def test_revoked_application_and_token_are_401(client, api, hosting, credentials
     assert_unchanged(hosting)
 
 
-def test_revoking_the_token_leaves_signing_working_and_the_other_way(api, hosting, credentials):
+def test_revoking_the_token_leaves_signing_working_and_revoking_the_application_revokes_both(api, hosting, credentials):
     api_token_revoke(token=ApiToken.objects.get())
     assert api.get("/hosting/web", auth="bearer").status_code == 401
     assert api.get("/hosting/web", auth="sign").status_code == 200
     fresh = ApiClient(api.client, api_credentials_create(customer=hosting.customer))
     api_application_revoke(application=ApiApplication.objects.get(application_key=fresh.credentials.application_key))
     assert fresh.get("/hosting/web", auth="sign").status_code == 401
-    assert fresh.get("/hosting/web", auth="bearer").status_code == 200
+    assert fresh.get("/hosting/web", auth="bearer").status_code == 401  # its token went with it
 
 
 def test_signature_covers_body_method_and_url(api, hosting):

@@ -62,7 +62,8 @@ def test_ovh_client_errors(ovh_setup):
     with pytest.raises(BadParametersError):
         client.put(base, email="not an address")
     with pytest.raises(BadParametersError):
-        client.get(f"{base}/bounces", limit=0)
+        client.get(f"{base}/bounces", limit=101)
+    assert client.get(f"{base}/bounces", limit=0) == []  # the manager allows 0
     assert client.get(base)["state"] == "ok"
     assert MailService.objects.get(hosting=other).state == "active"
     assert not Event.objects.filter(hosting=other).exists()

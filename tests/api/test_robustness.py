@@ -63,8 +63,9 @@ HUGE_QUERIES = [
 @pytest.mark.parametrize("suffix", HUGE_QUERIES)
 def test_odd_query_strings_never_fail_the_server(api, hosting, suffix):
     response = api.get(f"/hosting/web/{hosting.service_name}{suffix}")
-    assert response.status_code in (200, 400), response.content
-    if response.status_code == 400:
+    # A NUL byte anywhere in a URL is a 404 (no name or value of the product holds one).
+    assert response.status_code in ((404,) if "%00" in suffix else (200, 400)), response.content
+    if response.status_code != 200:
         assert set(response.json()) == {"message"}
 
 
