@@ -32,6 +32,10 @@ REPLY_AUTH_THROTTLED = "421 4.7.0 Too many authentication failures"
 REPLY_TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
 REPLY_TEMPORARY = "451 4.3.0 Temporary error, please try again later"
 REPLY_AUTH_TEMPORARY = "454 4.7.0 Temporary authentication failure"  # RFC 4954
+REPLY_TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections from your address"
+REPLY_IDLE_TIMEOUT = "421 4.4.2 Timeout exceeded, closing connection"
+REPLY_SESSION_TOO_LONG = "421 4.4.2 Session time limit exceeded, closing connection"
+REPLY_SHUTTING_DOWN = "421 4.3.2 Service shutting down, try again later"
 
 
 def smtp_text(reply: str) -> str:
@@ -135,7 +139,22 @@ class SubmissionHandler:
         self.db_threads = db_threads
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="smtpd-db")
         self.in_flight = 0  # DATA commands waiting for the database (event-loop thread only)
-        self.open_sessions: set[SMTP] = set()  # live connections, closed when the door stops
+        self.open_sessions: set[SubmissionSMTP] = set()  # live connections, closed when the door stops
+        self.connections_per_address: collections.Counter[str] = collections.Counter()  # event-loop thread only
+        self.draining = False  # set by door_close: no new transaction
+
+    def connection_admit(self, address: str) -> bool:
+        """Count a new connection of `address`; False (not counted) past SMTP_CLIENT_CONNECTION_LIMIT."""
+        limit = settings.SMTP_CLIENT_CONNECTION_LIMIT
+        if limit and self.connections_per_address[address] >= limit:
+            return False
+        self.connections_per_address[address] += 1
+        return True
+
+    def connection_release(self, address: str) -> None:
+        self.connections_per_address[address] -= 1
+        if self.connections_per_address[address] <= 0:
+            del self.connections_per_address[address]
 
     async def _in_db_thread(self, function, *args):
         def run():
@@ -233,6 +252,9 @@ class SubmissionHandler:
     # --- envelope and data
 
     async def handle_MAIL(self, server, session, envelope, address: str, mail_options: list[str]) -> str:
+        if self.draining:
+            server.goodbye_said = True  # door_close closes the session without a second reply
+            return REPLY_SHUTTING_DOWN
         try:
             envelope.mail_from = sender_validate(address)
         except SubmissionError as error:
@@ -256,6 +278,7 @@ class SubmissionHandler:
     async def handle_DATA(self, server, session, envelope) -> str:
         hosting: Hosting = session.auth_data
         self.in_flight += 1
+        server.storing = True
         try:
             message = await self._in_db_thread(
                 _message_accept, hosting, envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content
@@ -268,6 +291,7 @@ class SubmissionHandler:
             return REPLY_TEMPORARY
         finally:
             self.in_flight -= 1
+            server.storing = False
         log.info(
             "SMTP message accepted for %s: id %s %s",
             hosting.service_name,
@@ -306,7 +330,14 @@ class _Session(Session):
 
 
 class SubmissionSMTP(SMTP):
-    """aiosmtpd's SMTP with the door's policy."""
+    """aiosmtpd's SMTP with the door's policy: limits per client address and per session.
+
+    Like Postfix's smtpd: at most SMTP_CLIENT_CONNECTION_LIMIT connections per client address
+    (`smtpd_client_connection_count_limit`; the others get 421 and are closed), each command and
+    each message's data within SMTP_IDLE_TIMEOUT seconds (`smtpd_timeout`, aiosmtpd's `timeout`),
+    and a whole session within SMTP_SESSION_MAX_SECONDS. A session closed by a limit gets its
+    421 first; one whose message is being stored gets that message's reply before the 421.
+    """
 
     # Lines over 998 octets get message_accept's clear 554 5.6.0; this bound only guards memory.
     line_length_limit = 64 * 1024
@@ -322,9 +353,15 @@ class SubmissionSMTP(SMTP):
             tls_context=tls_context,
             auth_require_tls=tls_context is not None,
             auth_required=False,
+            timeout=settings.SMTP_IDLE_TIMEOUT,
             **kwargs,
         )
         self._auth_required = True
+        self.client_address: str | None = None  # set once admitted
+        self.storing = False  # message_accept is running for this session's DATA
+        self.goodbye_said = False  # a 421 went out: close without another reply
+        self._pending_close: str | None = None  # a 421 to send once the message being stored is answered
+        self._session_timer: asyncio.TimerHandle | None = None
 
     def _getaddr(self, arg: str):
         address, rest = super()._getaddr(arg)
@@ -344,13 +381,66 @@ class SubmissionSMTP(SMTP):
     def _create_session(self) -> Session:
         return _Session(self.loop)
 
+    @property
+    def in_transaction(self) -> bool:
+        """Between an accepted MAIL and the reply to its DATA (or RSET)."""
+        return self.storing or (self.envelope is not None and self.envelope.mail_from is not None)
+
+    def close_with(self, reply: str) -> None:
+        """Send `reply` (a 421) and close; while this session's message is being stored, only
+        once its reply has gone (a client told nothing would submit it again)."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self.storing:
+            self._pending_close = reply
+            return
+        if not self.goodbye_said:
+            self.transport.write(reply.encode("ascii") + b"\r\n")
+            self.goodbye_said = True
+        self.transport.close()
+
     def connection_made(self, transport) -> None:
+        if self.transport is None:  # a new connection (STARTTLS calls this again with the TLS transport)
+            peer = transport.get_extra_info("peername")
+            address = peer[0] if peer else "?"
+            if not self.event_handler.connection_admit(address):
+                # Refused before aiosmtpd starts the session: no greeting, no handler coroutine.
+                log.warning("SMTP connection from %s refused: too many connections from that address", address)
+                transport.write(REPLY_TOO_MANY_CONNECTIONS.encode("ascii") + b"\r\n")
+                transport.close()
+                return
+            self.client_address = address
+            self._session_timer = asyncio.get_running_loop().call_later(
+                settings.SMTP_SESSION_MAX_SECONDS, self._session_expired
+            )
+            super().connection_made(transport)
+            self.event_handler.open_sessions.add(self)
+            return
         super().connection_made(transport)
-        self.event_handler.open_sessions.add(self)
 
     def connection_lost(self, error) -> None:
+        if self.client_address is None:  # refused in connection_made: aiosmtpd never started
+            return
+        if self._session_timer is not None:
+            self._session_timer.cancel()
         self.event_handler.open_sessions.discard(self)
+        self.event_handler.connection_release(self.client_address)
+        self.client_address = None
         super().connection_lost(error)
+
+    def _session_expired(self) -> None:
+        log.info("SMTP session of %s closed: longer than %ss", self.client_address, settings.SMTP_SESSION_MAX_SECONDS)
+        self.close_with(REPLY_SESSION_TOO_LONG)
+
+    def _timeout_cb(self) -> None:
+        # aiosmtpd's idle timeout closes without a word; say why first, as Postfix does.
+        log.info("SMTP session of %s closed: idle for %ss", self.client_address, settings.SMTP_IDLE_TIMEOUT)
+        self.close_with(REPLY_IDLE_TIMEOUT)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        await super().smtp_DATA(arg)
+        if self._pending_close is not None:  # a limit or a shutdown came while the message was stored
+            self.close_with(self._pending_close)
 
 
 def tls_context_from_settings() -> ssl.SSLContext | None:
@@ -369,15 +459,31 @@ async def door_listen(*, host: str, port: int, handler: SubmissionHandler) -> as
     return await loop.create_server(lambda: SubmissionSMTP(handler, tls_context=tls_context), host=host, port=port)
 
 
-async def door_close(server: asyncio.Server, handler: SubmissionHandler, *, drain_seconds: float = 10) -> None:
-    """Stop accepting connections, let messages being stored get their reply, release the threads."""
+async def door_close(server: asyncio.Server, handler: SubmissionHandler, *, drain_seconds: float | None = None) -> None:
+    """Stop the door gracefully: stop accepting connections at once; close the sessions between
+    transactions (421 4.3.2) and let those in one finish it (data received, message stored, 250
+    sent) for up to `drain_seconds` (SMTP_DRAIN_SECONDS), then close them too; release the threads.
+
+    A client cut in the middle of its DATA before this existed submitted the message again; now
+    it gets its reply, unless its transaction outlasts the drain (then it gets the 421).
+    """
+    drain_seconds = settings.SMTP_DRAIN_SECONDS if drain_seconds is None else drain_seconds
     server.close()
-    deadline = time.monotonic() + drain_seconds
-    while handler.in_flight and time.monotonic() < deadline:
+    handler.draining = True
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + drain_seconds
+    while True:
+        busy = False
+        for session in list(handler.open_sessions):
+            if session.in_transaction:
+                busy = True
+            else:
+                session.close_with(REPLY_SHUTTING_DOWN)
+        if not busy or loop.time() >= deadline:
+            break
         await asyncio.sleep(0.05)
     for session in list(handler.open_sessions):
-        if session.transport is not None:
-            session.transport.close()
+        session.close_with(REPLY_SHUTTING_DOWN)  # past the drain; a message being stored still gets its reply
     await asyncio.sleep(0)  # let the closed sessions' tasks finish
     handler.close()
 

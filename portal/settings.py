@@ -235,6 +235,13 @@ SMTP_AUTH_MAX_FAILURES = env.int("SMTP_AUTH_MAX_FAILURES", default=5)  # per cli
 # Per client address, all user names together: a shared web server's scripts all come from one address.
 SMTP_AUTH_MAX_FAILURES_PER_ADDRESS = env.int("SMTP_AUTH_MAX_FAILURES_PER_ADDRESS", default=100)
 SMTP_AUTH_FAILURE_WINDOW = env.int("SMTP_AUTH_FAILURE_WINDOW", default=300)  # seconds
+# SMTP door limits, as Postfix's smtpd: connections per client address (0: none; extra ones get 421),
+# seconds for each command or message data (smtpd_timeout), seconds for a whole session.
+SMTP_CLIENT_CONNECTION_LIMIT = env.int("SMTP_CLIENT_CONNECTION_LIMIT", default=50)
+SMTP_IDLE_TIMEOUT = env.int("SMTP_IDLE_TIMEOUT", default=300)
+SMTP_SESSION_MAX_SECONDS = env.int("SMTP_SESSION_MAX_SECONDS", default=600)
+# On SIGTERM the door stops accepting at once and lets transactions in flight finish this long.
+SMTP_DRAIN_SECONDS = env.int("SMTP_DRAIN_SECONDS", default=10)
 PORTAL_SENDMAIL_URL = env("PORTAL_SENDMAIL_URL", default="")
 # Where `manage.py sendmail` keeps mail while the door is unreachable (sendmail_flush submits it).
 SENDMAIL_SPOOL_DIR = Path(env("SENDMAIL_SPOOL_DIR", default=str(VAR_DIR / "sendmail-spool")))
