@@ -46,10 +46,13 @@ def read_line(sock: socket.socket) -> bytes:
 
 
 def until_closed(sock: socket.socket) -> list[bytes]:
-    """Every line the server sends until it closes the connection."""
+    """Every line the server sends until it closes the connection ("reset" when it reset it)."""
     lines = []
-    while line := read_line(sock):
-        lines.append(line)
+    try:
+        while line := read_line(sock):
+            lines.append(line)
+    except ConnectionResetError:
+        lines.append(b"reset")
     return lines
 
 
@@ -78,11 +81,15 @@ def test_400_slow_connections_are_all_closed_after_the_idle_timeout(door, settin
     settings.SMTP_IDLE_TIMEOUT = 1
     sockets = [connected(door, source=f"127.0.0.{1 + n % 8}") for n in range(400)]  # 50 per address
     try:
-        for n, sock in enumerate(sockets):
+        for sock in sockets[1::2]:
+            sock.sendall(b"EHLO never-finish")  # half of them start a command and never end its line
+        for sock in sockets:
             assert read_line(sock).startswith(b"220 ")
-            if n % 2:
-                sock.sendall(b"EHLO never-finish")  # a command dripped without its line end
-        assert [until_closed(sock) for sock in sockets] == [[IDLE]] * 400
+        closed = [until_closed(sock) for sock in sockets]
+        assert closed[::2] == [[IDLE]] * 200
+        # A socket closed with input its server has not read yet ends with a reset, which may
+        # overtake the 421 (the door's loop is slow to read when 400 clients arrive at once).
+        assert all(lines in ([IDLE], [b"reset"], [IDLE, b"reset"]) for lines in closed[1::2]), closed[1::2]
         assert greeted(door), "their places are free again"
     finally:
         for sock in sockets:
