@@ -1,16 +1,21 @@
 """Helpers shared by tests that run real servers and processes."""
 
+import asyncio
 import contextlib
 import http.client
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
+
+from mailqueue.smtpd import SubmissionHandler, addr_parse
+from mailqueue.smtpd_server import door_close, door_listen
 
 CELERY = Path(sys.executable).with_name("celery")
 GUNICORN = Path(sys.executable).with_name("gunicorn")
@@ -97,3 +102,56 @@ def http_get(port: int, path: str, **headers: str) -> http.client.HTTPResponse |
         return None
     finally:
         connection.close()
+
+
+class SubmissionDoor:
+    """The SMTP door served from a background thread: `start()` returns (host, port), `stop()`."""
+
+    def __init__(self, *, addr: str | None = None, handler: SubmissionHandler | None = None):
+        self.host, self.port = addr_parse(addr or settings.SMTP_INGRESS_ADDR)
+        self.handler = handler or SubmissionHandler()
+        self._loop = asyncio.new_event_loop()
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.Server | None = None
+
+    def start(self) -> tuple[str, int]:
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def serve():
+            asyncio.set_event_loop(self._loop)
+            try:
+                self._server = self._loop.run_until_complete(
+                    door_listen(host=self.host, port=self.port, handler=self.handler)
+                )
+            except BaseException as error:
+                failure.append(error)
+                ready.set()
+                return
+            self.port = self._server.sockets[0].getsockname()[1]
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=serve, name="smtp-door", daemon=True)
+        self._thread.start()
+        ready.wait(timeout=30)
+        if failure:
+            raise failure[0]
+        return self.host, self.port
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        if self._server is not None:
+            asyncio.run_coroutine_threadsafe(door_close(self._server, self.handler), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        self._loop.close()
+        self._thread = None
+
+    def __enter__(self) -> "SubmissionDoor":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()

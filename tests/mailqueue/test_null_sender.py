@@ -11,9 +11,10 @@ from django.test import Client
 
 from api.services import api_credentials_create
 from mailqueue.models import Message
-from mailqueue.smtpd import SubmissionDoor, SubmissionHandler, smtp_text
+from mailqueue.smtpd import SubmissionHandler, smtp_text
 from tests.api.conftest import ApiClient
 from tests.factories import HostingFactory
+from tests.support import SubmissionDoor
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

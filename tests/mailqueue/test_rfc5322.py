@@ -17,12 +17,12 @@ from api.services import api_credentials_create
 from mailqueue.delivery import delivery_run_batch
 from mailqueue.models import Message, MessageStatus
 from mailqueue.rfc5322 import line_ends_normalise, overlong_line
-from mailqueue.smtpd import SubmissionDoor, SubmissionHandler
+from mailqueue.smtpd import SubmissionHandler
 from tests.api.conftest import ApiClient
 from tests.factories import HostingFactory, MembershipFactory, MessageFactory
 from tests.mailqueue.test_sendmail import run as sendmail_run
 from tests.mailqueue.test_sendmail import sendmail_url
-from tests.support import wait_until
+from tests.support import SubmissionDoor, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,8 +11,9 @@ import pytest
 from django.db import connection
 
 from mailqueue.models import Message, MessageStatus
-from mailqueue.smtpd import SubmissionDoor, SubmissionHandler
+from mailqueue.smtpd import SubmissionHandler
 from tests.factories import HostingFactory
+from tests.support import SubmissionDoor
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

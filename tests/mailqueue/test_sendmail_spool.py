@@ -19,10 +19,10 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 from mailqueue.models import Message
-from mailqueue.smtpd import REPLY_TEMPORARY, SubmissionDoor, SubmissionHandler
+from mailqueue.smtpd import REPLY_TEMPORARY, SubmissionHandler
 from tests.factories import HostingFactory
 from tests.mailqueue.test_sendmail import MANAGE, SENDMAIL, sendmail_env
-from tests.support import free_port, wait_until
+from tests.support import SubmissionDoor, free_port, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -13,9 +13,9 @@ import time
 import pytest
 
 from mailqueue.models import Message
-from mailqueue.smtpd import SubmissionDoor, SubmissionHandler
+from mailqueue.smtpd import SubmissionHandler
 from tests.factories import HostingFactory
-from tests.support import wait_until
+from tests.support import SubmissionDoor, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

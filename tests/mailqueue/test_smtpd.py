@@ -11,9 +11,10 @@ import pytest
 
 from mailqueue.blocking import mail_service_block
 from mailqueue.models import Message, MessageStatus
-from mailqueue.smtpd import AuthFailureThrottle, SubmissionDoor, SubmissionHandler
+from mailqueue.smtpd import AuthFailureThrottle, SubmissionHandler
 from mailqueue.state import Actor
 from tests.factories import HostingFactory
+from tests.support import SubmissionDoor
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

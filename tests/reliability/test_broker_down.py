@@ -24,14 +24,14 @@ from mailqueue import tasks
 from mailqueue.blocking import mail_service_auto_block, mail_service_block, mail_service_unblock
 from mailqueue.models import Action, DailyCounter, Event, MailService, Message, MessageStatus, State
 from mailqueue.purge import mail_service_purge_cancel, mail_service_purge_request
-from mailqueue.smtpd import AuthFailureThrottle, SubmissionDoor, SubmissionHandler
+from mailqueue.smtpd import AuthFailureThrottle, SubmissionHandler
 from mailqueue.state import Actor
 from mailqueue.submission import message_accept
 from portal.celery import app as celery_app
 from tests.conftest import requires_postgres
 from tests.factories import HostingFactory, MembershipFactory
 from tests.mailqueue.test_delivery import LiveRelay
-from tests.support import free_port, wait_until
+from tests.support import SubmissionDoor, free_port, wait_until
 
 pytestmark = [
     requires_postgres,

@@ -20,12 +20,12 @@ from hosting.models import Plan
 from mailqueue.delivery import delivery_run_batch
 from mailqueue.models import Message, MessageStatus
 from mailqueue.retries import claims_recover
-from mailqueue.smtpd import AuthFailureThrottle, SubmissionDoor, SubmissionHandler
+from mailqueue.smtpd import AuthFailureThrottle, SubmissionHandler
 from portal.celery import app as celery_app
 from tests.conftest import requires_postgres
 from tests.factories import HostingFactory
 from tests.mailqueue.test_delivery import LiveRelay
-from tests.support import wait_until
+from tests.support import SubmissionDoor, wait_until
 
 pytestmark = [requires_postgres, pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

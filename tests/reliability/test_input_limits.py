@@ -15,10 +15,11 @@ from rest_framework.throttling import SimpleRateThrottle
 from api.services import api_credentials_create
 from mailqueue.management.commands.sendmail import EX_DATAERR, EX_USAGE, sendmail_main
 from mailqueue.models import Event, MailService, Message
-from mailqueue.smtpd import SubmissionDoor, SubmissionHandler
+from mailqueue.smtpd import SubmissionHandler
 from tests.api.conftest import ApiClient, email_path
 from tests.factories import HostingFactory, MembershipFactory
 from tests.mailqueue.test_sendmail import run, sendmail_url
+from tests.support import SubmissionDoor
 
 PROPERTY = settings(
     max_examples=60,

@@ -29,10 +29,10 @@ from mailqueue.delivery import delivery_run_batch
 from mailqueue.models import Action, DailyCounter, Event, MailService, Message, MessageStatus, State
 from mailqueue.purge import mail_service_purge_cancel, mail_service_purge_request
 from mailqueue.relay import relay_from_settings
-from mailqueue.smtpd import AuthFailureThrottle, SubmissionDoor, SubmissionHandler
+from mailqueue.smtpd import AuthFailureThrottle, SubmissionHandler
 from mailqueue.state import Actor, MailServiceError
 from tests.factories import HostingFactory
-from tests.support import free_port
+from tests.support import SubmissionDoor, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120), pytest.mark.django_db(transaction=True)]
 

@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 
 from mailqueue.models import Message
 from mailqueue.rfc5322 import line_ends_normalise
-from mailqueue.smtpd import AuthFailureThrottle, SubmissionDoor, SubmissionHandler
+from mailqueue.smtpd import AuthFailureThrottle, SubmissionHandler
 from mailqueue.submission import SubmissionError, message_accept
 from tests.factories import HostingFactory
+from tests.support import SubmissionDoor
 
 MAX_BYTES = 64 * 1024
 MAX_RECIPIENTS = 100

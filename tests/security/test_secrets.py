@@ -11,8 +11,9 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from mailqueue.smtpd import AuthFailureThrottle, SubmissionDoor, SubmissionHandler
+from mailqueue.smtpd import AuthFailureThrottle, SubmissionHandler
 from tests.factories import CustomerFactory, HostingFactory
+from tests.support import SubmissionDoor
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,8 @@ import signal
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from mailqueue.smtpd import SubmissionHandler, addr_parse, door_close, door_listen
+from mailqueue.smtpd import SubmissionHandler, addr_parse
+from mailqueue.smtpd_server import door_close, door_listen
 
 
 class Command(BaseCommand):

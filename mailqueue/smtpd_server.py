@@ -1,0 +1,57 @@
+"""Serving the SMTP door: TLS from the settings, listening, and closing with a drain (SIGTERM)."""
+
+import asyncio
+import logging
+import ssl
+
+from django.conf import settings
+
+from mailqueue.smtpd import REPLY_SHUTTING_DOWN, SubmissionHandler
+from mailqueue.smtpd_protocol import SubmissionSMTP
+
+log = logging.getLogger(__name__)
+
+
+def tls_context_from_settings() -> ssl.SSLContext | None:
+    """The STARTTLS context when SMTP_TLS_CERT and SMTP_TLS_KEY are set, otherwise None."""
+    if not (settings.SMTP_TLS_CERT and settings.SMTP_TLS_KEY):
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.SMTP_TLS_CERT, settings.SMTP_TLS_KEY)
+    return context
+
+
+async def door_listen(*, host: str, port: int, handler: SubmissionHandler) -> asyncio.Server:
+    """Start listening (port 0 picks a free one); the caller closes the returned server."""
+    tls_context = tls_context_from_settings()
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(lambda: SubmissionSMTP(handler, tls_context=tls_context), host=host, port=port)
+
+
+async def door_close(server: asyncio.Server, handler: SubmissionHandler, *, drain_seconds: float | None = None) -> None:
+    """Stop the door gracefully: stop accepting connections at once; close the sessions between
+    transactions (421 4.3.2) and let those in one finish it (data received, message stored, 250
+    sent) for up to `drain_seconds` (SMTP_DRAIN_SECONDS), then close them too; release the threads.
+
+    A client cut in the middle of its DATA before this existed submitted the message again; now
+    it gets its reply, unless its transaction outlasts the drain (then it gets the 421).
+    """
+    drain_seconds = settings.SMTP_DRAIN_SECONDS if drain_seconds is None else drain_seconds
+    server.close()
+    handler.draining = True
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + drain_seconds
+    while True:
+        busy = False
+        for session in list(handler.open_sessions):
+            if session.in_transaction:
+                busy = True
+            else:
+                session.close_with(REPLY_SHUTTING_DOWN)
+        if not busy or loop.time() >= deadline:
+            break
+        await asyncio.sleep(0.05)
+    for session in list(handler.open_sessions):
+        session.close_with(REPLY_SHUTTING_DOWN)  # past the drain; a message being stored still gets its reply
+    await asyncio.sleep(0)  # let the closed sessions' tasks finish
+    handler.close()
