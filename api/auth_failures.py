@@ -38,7 +38,7 @@ def auth_lockout_check(request, *, credential: str) -> None:
             raise exceptions.Throttled(
                 # Throttled joins its detail with plain strings: a lazy translation would be a server error.
                 wait=window_counter_seconds_left(key, window=settings.API_AUTH_FAILURE_WINDOW, use=USE),
-                detail=str(_("Trop d'échecs d'authentification. Réessayez plus tard.")),
+                detail=str(_("Too many failed authentication attempts. Try again later.")),
             )
 
 

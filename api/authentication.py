@@ -72,17 +72,17 @@ class OvhSignatureAuthentication(BaseAuthentication):
         if not (consumer_key and timestamp and given):
             _fail(
                 request,
-                _("Requête non signée : X-Ovh-Consumer, X-Ovh-Timestamp et X-Ovh-Signature sont requis."),
+                _("Unsigned request: X-Ovh-Consumer, X-Ovh-Timestamp and X-Ovh-Signature are required."),
                 credential=credential,
             )
         try:
             age = abs(time.time() - int(timestamp))
         except ValueError:
-            _fail(request, _("X-Ovh-Timestamp invalide."), credential=credential)
+            _fail(request, _("Invalid X-Ovh-Timestamp."), credential=credential)
         if age > settings.API_SIGNATURE_WINDOW:
             _fail(
                 request,
-                _("Horodatage hors de la fenêtre autorisée : vérifiez l'heure (GET /auth/time)."),
+                _("Timestamp outside the allowed window: check your clock (GET /auth/time)."),
                 credential=credential,
             )
         consumer = (
@@ -96,12 +96,12 @@ class OvhSignatureAuthentication(BaseAuthentication):
             .first()
         )
         if consumer is None:
-            _fail(request, _("Clé d'application ou clé consommateur invalide."), credential=credential)
+            _fail(request, _("Invalid application key or consumer key."), credential=credential)
         application: ApiApplication = consumer.application
         try:
             secret = keys.decrypt(application.secret_encrypted)
         except InvalidToken:
-            _fail(request, _("Clé d'application ou clé consommateur invalide."), credential=credential)
+            _fail(request, _("Invalid application key or consumer key."), credential=credential)
         body = request._request.body.decode("utf-8", "replace")
         expected = signature(
             secret=secret,
@@ -112,7 +112,7 @@ class OvhSignatureAuthentication(BaseAuthentication):
             timestamp=timestamp,
         )
         if not hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogateescape")):
-            _fail(request, _("Signature invalide."), credential=credential)
+            _fail(request, _("Invalid signature."), credential=credential)
         ConsumerKey.objects.filter(pk=consumer.pk).update(last_used_at=timezone.now())
         return ApiPrincipal(customer=application.customer, label=f"api:{application.application_key}"), consumer
 
@@ -136,6 +136,6 @@ class BearerTokenAuthentication(BaseAuthentication):
             else None
         )
         if token is None:
-            _fail(request, _("Jeton invalide ou révoqué."), credential=credential)
+            _fail(request, _("Invalid or revoked token."), credential=credential)
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
         return ApiPrincipal(customer=token.customer, label=f"token:{token.token_prefix}"), token

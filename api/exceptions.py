@@ -36,7 +36,7 @@ def handler(exc, context):
         # What needs the broker or the cache and cannot fail open: a JSON 503, never an HTML 500.
         log.warning("API %s: broker or cache unavailable: %s: %s", context["request"].path, type(exc).__name__, exc)
         return Response(
-            {"message": _("Service momentanément indisponible : réessayez dans quelques instants.")},
+            {"message": _("Service temporarily unavailable: try again in a few moments.")},
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
         )

@@ -13,8 +13,8 @@ from hosting.selectors import customers_of
 
 
 class CredentialsForm(forms.Form):
-    name = forms.CharField(label=_("Nom"), max_length=100, initial="script")
-    customer = forms.ModelChoiceField(label=_("Client"), queryset=None, empty_label=None)
+    name = forms.CharField(label=_("Name"), max_length=100, initial="script")
+    customer = forms.ModelChoiceField(label=_("Customer"), queryset=None, empty_label=None)
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -48,7 +48,7 @@ def credentials(request):
 def application_revoke(request, pk):
     application = get_object_or_404(ApiApplication, pk=pk, customer__in=customers_of(request.user))
     api_application_revoke(application=application)
-    messages.success(request, _("L'application a été révoquée."))
+    messages.success(request, _("The application has been revoked."))
     return redirect("api-credentials")
 
 
@@ -57,5 +57,5 @@ def application_revoke(request, pk):
 def token_revoke(request, pk):
     token = get_object_or_404(ApiToken, pk=pk, customer__in=customers_of(request.user))
     api_token_revoke(token=token)
-    messages.success(request, _("Le jeton a été révoqué."))
+    messages.success(request, _("The token has been revoked."))
     return redirect("api-credentials")

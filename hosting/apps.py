@@ -4,4 +4,4 @@ from django.utils.translation import gettext_lazy as _
 
 class HostingConfig(AppConfig):
     name = "hosting"
-    verbose_name = _("Hébergements")
+    verbose_name = _("Hostings")

@@ -28,19 +28,19 @@ class Language(models.TextChoices):
 
 
 class Customer(models.Model):
-    slug = models.SlugField(_("identifiant"), unique=True)
-    name = models.CharField(_("nom"), max_length=200)
-    contact_email = models.EmailField(_("e-mail de contact"))
-    language = models.CharField(_("langue"), max_length=2, choices=Language.choices, default=Language.FR)
+    slug = models.SlugField(_("identifier"), unique=True)
+    name = models.CharField(_("name"), max_length=200)
+    contact_email = models.EmailField(_("contact e-mail"))
+    language = models.CharField(_("language"), max_length=2, choices=Language.choices, default=Language.FR)
     members = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, through="Membership", related_name="customers", verbose_name=_("membres")
+        settings.AUTH_USER_MODEL, through="Membership", related_name="customers", verbose_name=_("members")
     )
-    created_at = models.DateTimeField(_("créé le"), auto_now_add=True)
+    created_at = models.DateTimeField(_("created on"), auto_now_add=True)
 
     class Meta:
         ordering = ["slug"]
-        verbose_name = _("client")
-        verbose_name_plural = _("clients")
+        verbose_name = _("customer")
+        verbose_name_plural = _("customers")
 
     def __str__(self) -> str:
         return self.name
@@ -53,24 +53,26 @@ class Membership(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "customer"], name="membership_unique")]
-        verbose_name = _("membre")
-        verbose_name_plural = _("membres")
+        verbose_name = _("member")
+        verbose_name_plural = _("members")
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.customer}"
 
 
 class Hosting(models.Model):
-    service_name = models.CharField(_("nom du service"), max_length=253, unique=True)
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="hostings", verbose_name=_("client"))
-    plan = models.CharField(_("offre"), max_length=20, choices=Plan.choices, default=Plan.PERSO)
+    service_name = models.CharField(_("service name"), max_length=253, unique=True)
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="hostings", verbose_name=_("customer")
+    )
+    plan = models.CharField(_("plan"), max_length=20, choices=Plan.choices, default=Plan.PERSO)
     # SHA-256 of a generated 192-bit secret: such entropy needs no key stretching, and the
     # SMTP door checks it on every connection (README, "The mail service").
     smtp_password_hash = models.CharField(max_length=100, blank=True, editable=False)
     smtp_password_changed_at = models.DateTimeField(
-        _("mot de passe SMTP changé le"), null=True, blank=True, editable=False
+        _("SMTP password changed on"), null=True, blank=True, editable=False
     )
-    created_at = models.DateTimeField(_("créé le"), auto_now_add=True)
+    created_at = models.DateTimeField(_("created on"), auto_now_add=True)
 
     class Meta:
         ordering = ["service_name"]
@@ -79,11 +81,11 @@ class Hosting(models.Model):
             models.UniqueConstraint(
                 Lower("service_name"),
                 name="hosting_service_name_ci_unique",
-                violation_error_message=_("Ce nom de service est déjà pris."),
+                violation_error_message=_("This service name is already taken."),
             ),
         ]
-        verbose_name = _("hébergement")
-        verbose_name_plural = _("hébergements")
+        verbose_name = _("hosting")
+        verbose_name_plural = _("hostings")
 
     def __str__(self) -> str:
         return self.service_name

@@ -44,13 +44,13 @@ def service_name_normalize(name: str) -> str:
     if name.endswith("."):
         name = name[:-1]
     if not name:
-        raise ServiceNameError(_("Le nom du service est vide."))
+        raise ServiceNameError(_("The service name is empty."))
     if any(char.isspace() or unicodedata.category(char) == "Cc" for char in name):
-        raise ServiceNameError(_("« %(name)s » contient un espace ou un caractère de contrôle.") % {"name": shown})
+        raise ServiceNameError(_("“%(name)s” contains a space or a control character.") % {"name": shown})
     for char in name:
         if char.isascii() and not _ASCII_ALLOWED.match(char):
             raise ServiceNameError(
-                _("« %(name)s » contient « %(char)s », interdit dans un nom d'hôte.") % {"name": shown, "char": char}
+                _("“%(name)s” contains “%(char)s”, which no host name may contain.") % {"name": shown, "char": char}
             )
     try:
         if name.endswith("."):  # idna takes one trailing dot, which was dropped above: a second is an empty label
@@ -60,22 +60,24 @@ def service_name_normalize(name: str) -> str:
     except (idna.IDNAError, UnicodeError):
         raise ServiceNameError(
             _(
-                "« %(name)s » n'est pas un nom d'hôte valide : des labels de 1 à 63 lettres, chiffres ou "
-                "tirets (pas en début ni en fin), séparés par des points."
+                "“%(name)s” is not a valid host name: labels of 1 to 63 letters, digits or hyphens (not at either "
+                "end), separated by dots."
             )
             % {"name": shown}
         ) from None
     if len(canonical) > MAX_NAME_LENGTH:
-        raise ServiceNameError(_("« %(name)s » dépasse %(max)d caractères.") % {"name": shown, "max": MAX_NAME_LENGTH})
+        raise ServiceNameError(
+            _("“%(name)s” is longer than %(max)d characters.") % {"name": shown, "max": MAX_NAME_LENGTH}
+        )
     if len(labels) < 2:
-        raise ServiceNameError(_("« %(name)s » n'a qu'un label : indiquez un domaine (exemple.fr).") % {"name": shown})
+        raise ServiceNameError(_("“%(name)s” has a single label: give a domain (example.com).") % {"name": shown})
     if labels[-1].isdigit():
-        raise ServiceNameError(_("« %(name)s » est une adresse IP, pas un nom d'hôte.") % {"name": shown})
+        raise ServiceNameError(_("“%(name)s” is an IP address, not a host name.") % {"name": shown})
     for label in labels:
         scripts = _scripts(label)
         if len(scripts) > 1 and not any(scripts <= allowed for allowed in _SCRIPT_MIXES_ALLOWED):
             raise ServiceNameError(
-                _("« %(name)s » mélange plusieurs écritures (%(scripts)s) : il pourrait imiter un autre nom.")
+                _("“%(name)s” mixes scripts (%(scripts)s): it could pass for another name.")
                 % {"name": shown, "scripts": ", ".join(sorted(script.lower() for script in scripts))}
             )
     return canonical

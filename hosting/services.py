@@ -39,7 +39,7 @@ def hosting_service_name_clean(*, service_name: str, exclude_pk: int | None = No
     name = service_name_normalize(service_name)
     taken = Hosting.objects.alias(name_lower=Lower("service_name")).filter(name_lower=name)
     if taken.exclude(pk=exclude_pk).exists():
-        raise ServiceNameError(_("Le nom de service %(name)s est déjà pris.") % {"name": name})
+        raise ServiceNameError(_("The service name %(name)s is already taken.") % {"name": name})
     return name
 
 

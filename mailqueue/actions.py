@@ -14,7 +14,7 @@ from mailqueue.models import Action, MailService
 from mailqueue.purge import PURGE_DEADLINE, mail_service_purge_cancel, mail_service_purge_request
 
 # What the portal says after any accepted request (SPEC §5).
-REQUEST_SENT = _("La requête a été envoyée avec succès.")
+REQUEST_SENT = _("Your request has been sent successfully.")
 
 
 def _durations() -> dict:
@@ -50,56 +50,52 @@ CUSTOMER_ACTIONS: dict[str, CustomerAction] = {
             slug="block",
             api_name="BLOCK",
             action=Action.BLOCK,
-            label=_("Bloquer l'envoi"),
+            label=_("Block sending"),
             confirmation_text=_(
-                "Vous êtes sur le point de bloquer la distribution des e-mails envoyés depuis votre hébergement "
-                "WEB. Aucun e-mail ne sera supprimé, ils seront mis en attente pendant %(hold_hours)sH. Vous "
-                "pourrez pendant cette période, soit débloquer l'envoi, soit le purger."
+                "You are about to block the delivery of e-mails sent from your web hosting. No e-mail will be "
+                "deleted: they will be held for %(hold_hours)s hours. During this period, you can either unblock "
+                "sending or purge them."
             ),
-            outcome_text=_("Envoi bloqué : les e-mails sont mis en attente pendant %(hold_hours)s h."),
-            admin_done_text=_("Envoi bloqué pour %(count)d hébergement(s)."),
+            outcome_text=_("Sending blocked: messages are held for %(hold_hours)s h."),
+            admin_done_text=_("Sending blocked for %(count)d hosting(s)."),
             call=mail_service_block,
         ),
         CustomerAction(
             slug="unblock",
             api_name="UNBLOCK",
             action=Action.UNBLOCK,
-            label=_("Débloquer l'envoi"),
+            label=_("Unblock sending"),
             confirmation_text=_(
-                "Vous êtes sur le point de débloquer l'envoi de vos e-mails. La distribution reprendra dès l'envoi "
-                "du prochain e-mail. Les mails qui étaient bloqués seront remis en distribution."
+                "You are about to unblock the sending of your e-mails. Delivery will resume as soon as the next "
+                "e-mail is sent. The e-mails that were blocked will be delivered again."
             ),
-            outcome_text=_("Envoi débloqué : les e-mails en attente sont remis en distribution."),
-            admin_done_text=_("Envoi débloqué pour %(count)d hébergement(s)."),
+            outcome_text=_("Sending unblocked: held messages are delivered again."),
+            admin_done_text=_("Sending unblocked for %(count)d hosting(s)."),
             call=mail_service_unblock,
         ),
         CustomerAction(
             slug="purge",
             api_name="PURGE",
             action=Action.PURGE,
-            label=_("Purger les e-mails"),
+            label=_("Purge e-mails"),
             confirmation_text=_(
-                "Vous êtes sur le point d'effacer l'ensemble des e-mails en attente pour votre compte. Votre "
-                "compte sera ensuite automatiquement débloqué. L'opération prend entre %(grace_minutes)s et "
-                "%(deadline_minutes)s minutes."
+                "You are about to delete all the held e-mails of your account. Your account will then be unblocked "
+                "automatically. The operation takes between %(grace_minutes)s and %(deadline_minutes)s minutes."
             ),
-            outcome_text=_(
-                "Purge demandée : les e-mails en attente seront supprimés dans les %(deadline_minutes)s minutes."
-            ),
-            admin_done_text=_("Purge demandée pour %(count)d hébergement(s)."),
+            outcome_text=_("Purge requested: held messages will be deleted within %(deadline_minutes)s minutes."),
+            admin_done_text=_("Purge requested for %(count)d hosting(s)."),
             call=mail_service_purge_request,
         ),
         CustomerAction(
             slug="cancel-purge",
             api_name="CANCEL_PURGE",
             action=Action.CANCEL_PURGE,
-            label=_("Annuler la purge"),
+            label=_("Cancel the purge"),
             confirmation_text=_(
-                "Vous êtes sur le point d'annuler la purge. Les e-mails en attente seront conservés et l'envoi "
-                "restera bloqué."
+                "You are about to cancel the purge. The held e-mails will be kept and sending will remain blocked."
             ),
-            outcome_text=_("Purge annulée : les e-mails en attente sont conservés, l'envoi reste bloqué."),
-            admin_done_text=_("Purge annulée pour %(count)d hébergement(s)."),
+            outcome_text=_("Purge cancelled: held messages are kept, sending stays blocked."),
+            admin_done_text=_("Purge cancelled for %(count)d hosting(s)."),
             call=mail_service_purge_cancel,
         ),
     )

@@ -28,7 +28,7 @@ _REASONS_BY_ACTOR = {
 
 def _reason_check(reason: BlockReason, actor: Actor) -> None:
     if reason not in _REASONS_BY_ACTOR[actor.kind]:
-        raise MailServiceError(_("Cette raison de blocage n'est pas permise."), code="invalid")
+        raise MailServiceError(_("This block reason is not allowed."), code="invalid")
 
 
 def _block(*, hosting: Hosting, actor: Actor, action: Action, reason: BlockReason, detail: str = "") -> MailService:

@@ -5,49 +5,49 @@ from django.utils.translation import gettext_lazy as _
 
 
 class State(models.TextChoices):
-    ACTIVE = "active", _("Actif")
-    BLOCKED = "blocked", _("Inactif")
-    PURGING = "purging", _("Purge")
+    ACTIVE = "active", _("Active")
+    BLOCKED = "blocked", _("Blocked")
+    PURGING = "purging", _("Purging")
 
 
 class BlockReason(models.TextChoices):
-    CUSTOMER = "customer", _("bloqué par le client")
-    OPERATOR = "operator", _("bloqué par un opérateur")
-    RATE = "rate", _("trop d'e-mails en trop peu de temps")
-    BOUNCE = "bounce", _("trop d'e-mails en erreur")
-    SPAM = "spam", _("envoi abusif (spam)")
+    CUSTOMER = "customer", _("blocked by the customer")
+    OPERATOR = "operator", _("blocked by an operator")
+    RATE = "rate", _("too many e-mails too fast")
+    BOUNCE = "bounce", _("too many e-mails in error")
+    SPAM = "spam", _("abusive sending (spam)")
 
 
 class ActorKind(models.TextChoices):
-    CUSTOMER = "customer", _("client")
-    OPERATOR = "operator", _("opérateur")
+    CUSTOMER = "customer", _("customer")
+    OPERATOR = "operator", _("operator")
     API = "api", _("API")
-    SYSTEM = "system", _("système")
+    SYSTEM = "system", _("system")
 
 
 class Action(models.TextChoices):
-    BLOCK = "block", _("blocage")
-    UNBLOCK = "unblock", _("déblocage")
-    PURGE = "purge", _("demande de purge")
-    CANCEL_PURGE = "cancel_purge", _("annulation de la purge")
-    COMPLETE_PURGE = "complete_purge", _("fin de la purge")
-    AUTO_BLOCK = "auto_block", _("blocage automatique")
-    CHANGE_RECIPIENT = "change_recipient", _("changement du destinataire des rapports")
-    SET_LIMIT = "set_limit", _("changement de la limite horaire")
-    EXPIRE = "expire", _("expiration des e-mails en attente")
-    RESET_FORCE = "reset_force", _("retour à la tolérance d'erreurs normale")
+    BLOCK = "block", _("block")
+    UNBLOCK = "unblock", _("unblock")
+    PURGE = "purge", _("purge request")
+    CANCEL_PURGE = "cancel_purge", _("purge cancellation")
+    COMPLETE_PURGE = "complete_purge", _("purge completion")
+    AUTO_BLOCK = "auto_block", _("automatic block")
+    CHANGE_RECIPIENT = "change_recipient", _("report recipient change")
+    SET_LIMIT = "set_limit", _("hourly limit change")
+    EXPIRE = "expire", _("expiry of held e-mails")
+    RESET_FORCE = "reset_force", _("back to the normal error tolerance")
 
 
 class MessageStatus(models.TextChoices):
-    QUEUED = "queued", _("en file")
-    HELD = "held", _("en attente")
-    DEFERRED = "deferred", _("différé")
-    SENDING = "sending", _("en cours d'envoi")
-    SENT = "sent", _("envoyé")
-    FAILED = "failed", _("en erreur")
+    QUEUED = "queued", _("queued")
+    HELD = "held", _("held")
+    DEFERRED = "deferred", _("deferred")
+    SENDING = "sending", _("sending")
+    SENT = "sent", _("sent")
+    FAILED = "failed", _("failed")
 
 
 class RecipientStatus(models.TextChoices):
-    PENDING = "pending", _("à envoyer")
-    SENT = "sent", _("envoyé")
-    FAILED = "failed", _("en erreur")
+    PENDING = "pending", _("pending")
+    SENT = "sent", _("sent")
+    FAILED = "failed", _("failed")

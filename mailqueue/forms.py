@@ -21,7 +21,7 @@ class RecipientForm(ErrorsDescribeFieldsForm):
     """The error-report recipient; the texts are the reference UI's (SPEC §5)."""
 
     email = forms.CharField(
-        label=_("Adresse e-mail"),
+        label=_("E-mail address"),
         required=False,
         widget=forms.TextInput(attrs={"autocomplete": "email", "inputmode": "email", "maxlength": EMAIL_MAX_LENGTH}),
     )
@@ -29,10 +29,10 @@ class RecipientForm(ErrorsDescribeFieldsForm):
     def clean_email(self):
         email = self.cleaned_data["email"].strip()
         if not email:
-            raise ValidationError(_("Vous devez saisir une adresse e-mail."), code="required")
+            raise ValidationError(_("You must enter an e-mail address."), code="required")
         if len(email) > EMAIL_MAX_LENGTH:
             raise ValidationError(
-                _("L'adresse e-mail ne doit pas dépasser %(max)d caractères."),
+                _("The e-mail address must not be longer than %(max)d characters."),
                 code="max_length",
                 params={"max": EMAIL_MAX_LENGTH},
             )
@@ -41,7 +41,7 @@ class RecipientForm(ErrorsDescribeFieldsForm):
         return email
 
 
-LIMIT_ERROR = _("Le nombre d'e-mails doit être un entier entre 1 et 100.")
+LIMIT_ERROR = _("The number of e-mails must be a whole number between 1 and 100.")
 
 
 class ErrorLimitForm(ErrorsDescribeFieldsForm):
@@ -50,7 +50,7 @@ class ErrorLimitForm(ErrorsDescribeFieldsForm):
     DEFAULT = 20
 
     limit = forms.IntegerField(
-        label=_("Nombre d'e-mails (max 100) :"),
+        label=_("Number of e-mails (max 100):"),
         min_value=1,
         max_value=100,
         initial=DEFAULT,

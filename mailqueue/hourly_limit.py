@@ -24,7 +24,7 @@ LIMIT_MAX = 1_000_000
 def mail_service_limit_set(*, hosting: Hosting, actor: Actor, limit: int | None) -> MailService:
     """Override the plan's hourly limit (None: back to the plan's); operators only."""
     if limit is not None and (not isinstance(limit, int) or limit < 1 or limit > LIMIT_MAX):
-        raise MailServiceError(_("La limite doit être un entier entre 1 et 1 000 000."), code="invalid")
+        raise MailServiceError(_("The limit must be a whole number between 1 and 1,000,000."), code="invalid")
     with transaction.atomic():
         service = mail_service_lock(hosting_id=hosting.pk)
         mail_service_check(service, Action.SET_LIMIT, actor)

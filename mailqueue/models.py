@@ -45,26 +45,26 @@ class MailServiceQuerySet(models.QuerySet):
 
 class MailService(models.Model):
     hosting = models.OneToOneField(Hosting, on_delete=models.CASCADE, primary_key=True, related_name="mail_service")
-    state = models.CharField(_("état"), max_length=10, choices=State.choices, default=State.ACTIVE)
-    block_reason = models.CharField(_("raison du blocage"), max_length=10, choices=BlockReason.choices, blank=True)
-    report_recipient = models.EmailField(_("rapport d'erreurs à"), blank=True)
-    hourly_limit_override = models.PositiveIntegerField(_("limite horaire imposée"), null=True, blank=True)
-    state_changed_at = models.DateTimeField(_("état depuis"), default=timezone.now)
-    purge_requested_at = models.DateTimeField(_("purge demandée à"), null=True, blank=True)
-    purge_due_at = models.DateTimeField(_("purge prévue à"), null=True, blank=True)
-    purge_started_at = models.DateTimeField(_("purge commencée à"), null=True, blank=True)
+    state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.ACTIVE)
+    block_reason = models.CharField(_("block reason"), max_length=10, choices=BlockReason.choices, blank=True)
+    report_recipient = models.EmailField(_("error report to"), blank=True)
+    hourly_limit_override = models.PositiveIntegerField(_("hourly limit override"), null=True, blank=True)
+    state_changed_at = models.DateTimeField(_("state since"), default=timezone.now)
+    purge_requested_at = models.DateTimeField(_("purge requested at"), null=True, blank=True)
+    purge_due_at = models.DateTimeField(_("purge scheduled at"), null=True, blank=True)
+    purge_started_at = models.DateTimeField(_("purge started at"), null=True, blank=True)
     purge_deleted = models.PositiveBigIntegerField(default=0)  # deleted so far by the running purge
     # Force (SPEC §9.1): active after unblocking a `bounce` block, with the error ratio doubled.
-    forced = models.BooleanField(_("tolérance d'erreurs doublée"), default=False)
+    forced = models.BooleanField(_("error tolerance doubled"), default=False)
     # When the customer last purged a `spam` block: a second one within SPAM_REPEAT_DAYS is support's.
-    spam_purged_at = models.DateTimeField(_("blocage pour spam purgé par le client le"), null=True, blank=True)
+    spam_purged_at = models.DateTimeField(_("spam block purged by the customer on"), null=True, blank=True)
 
     objects = MailServiceQuerySet.as_manager()
 
     class Meta:
-        verbose_name = _("service e-mail")
-        verbose_name_plural = _("services e-mail")
-        permissions = [("act_on_mailservice", _("Peut bloquer, débloquer et purger les services e-mail"))]
+        verbose_name = _("e-mail service")
+        verbose_name_plural = _("e-mail services")
+        permissions = [("act_on_mailservice", _("Can block, unblock and purge e-mail services"))]
         indexes = [
             models.Index(fields=["purge_due_at"], condition=Q(state="purging"), name="mailservice_purge_due"),
         ]
@@ -82,7 +82,7 @@ class MailService(models.Model):
     def state_label(self) -> str:
         """The badge's word: Force is shown apart from Actif (SPEC §9.1)."""
         if self.state == State.ACTIVE and self.forced:
-            return _("Force")
+            return _("Forced")
         return self.get_state_display()
 
     @property
@@ -114,27 +114,27 @@ class Event(models.Model):
     """Append-only audit record of every action on a mail service."""
 
     hosting = models.ForeignKey(
-        Hosting, on_delete=models.CASCADE, related_name="mail_events", verbose_name=_("hébergement")
+        Hosting, on_delete=models.CASCADE, related_name="mail_events", verbose_name=_("hosting")
     )
     created_at = models.DateTimeField(_("date"), default=timezone.now)
     action = models.CharField(_("action"), max_length=20, choices=Action.choices)
-    from_state = models.CharField(_("état avant"), max_length=10, choices=State.choices, blank=True)
-    to_state = models.CharField(_("état après"), max_length=10, choices=State.choices, blank=True)
-    reason = models.CharField(_("raison"), max_length=10, choices=BlockReason.choices, blank=True)
-    actor_kind = models.CharField(_("auteur"), max_length=10, choices=ActorKind.choices)
+    from_state = models.CharField(_("state before"), max_length=10, choices=State.choices, blank=True)
+    to_state = models.CharField(_("state after"), max_length=10, choices=State.choices, blank=True)
+    reason = models.CharField(_("reason"), max_length=10, choices=BlockReason.choices, blank=True)
+    actor_kind = models.CharField(_("actor"), max_length=10, choices=ActorKind.choices)
     actor_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    actor_label = models.CharField(_("identité de l'auteur"), max_length=150, blank=True)
-    message_count = models.PositiveBigIntegerField(_("nombre d'e-mails"), null=True, blank=True)
-    detail = models.CharField(_("détail"), max_length=300, blank=True)
+    actor_label = models.CharField(_("actor identity"), max_length=150, blank=True)
+    message_count = models.PositiveBigIntegerField(_("number of e-mails"), null=True, blank=True)
+    detail = models.CharField(_("details"), max_length=300, blank=True)
 
     objects = AppendOnlyQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        verbose_name = _("événement")
-        verbose_name_plural = _("événements")
+        verbose_name = _("event")
+        verbose_name_plural = _("events")
         indexes = [
             models.Index(fields=["hosting", "-created_at", "-id"], name="event_hosting_recent"),
             models.Index(fields=["-created_at", "-id"], name="event_recent"),  # the admin's list order
@@ -218,27 +218,25 @@ class MessageQuerySet(BatchDeleteQuerySet):
 
 
 class Message(models.Model):
-    hosting = models.ForeignKey(
-        Hosting, on_delete=models.CASCADE, related_name="messages", verbose_name=_("hébergement")
-    )
+    hosting = models.ForeignKey(Hosting, on_delete=models.CASCADE, related_name="messages", verbose_name=_("hosting"))
     message_id = models.CharField(_("message-id"), max_length=255, db_index=True)
-    sender = models.CharField(_("expéditeur"), max_length=320, blank=True)
+    sender = models.CharField(_("sender"), max_length=320, blank=True)
     # [{"address": str, "status": RecipientStatus, "code": int | None, "reply": str}]
-    recipients = models.JSONField(_("destinataires"))
-    recipient_count = models.PositiveSmallIntegerField(_("nombre de destinataires"), default=0)
-    subject = models.CharField(_("objet"), max_length=255, blank=True)
-    size = models.PositiveIntegerField(_("taille"))
+    recipients = models.JSONField(_("recipients"))
+    recipient_count = models.PositiveSmallIntegerField(_("number of recipients"), default=0)
+    subject = models.CharField(_("subject"), max_length=255, blank=True)
+    size = models.PositiveIntegerField(_("size"))
     raw = models.BinaryField(null=True, editable=False)  # dropped once delivered or failed
-    status = models.CharField(_("statut"), max_length=10, choices=MessageStatus.choices)
-    created_at = models.DateTimeField(_("reçu le"), default=timezone.now)
+    status = models.CharField(_("status"), max_length=10, choices=MessageStatus.choices)
+    created_at = models.DateTimeField(_("received on"), default=timezone.now)
     held_at = models.DateTimeField(null=True, blank=True)
-    held_until = models.DateTimeField(_("en attente jusqu'au"), null=True, blank=True)
+    held_until = models.DateTimeField(_("held until"), null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(_("tentatives"), default=0)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     claim_token = models.UUIDField(null=True, blank=True, editable=False)
     claimed_at = models.DateTimeField(null=True, blank=True)
-    completed_at = models.DateTimeField(_("terminé le"), null=True, blank=True)
-    last_reply = models.CharField(_("dernière réponse"), max_length=500, blank=True)
+    completed_at = models.DateTimeField(_("finished on"), null=True, blank=True)
+    last_reply = models.CharField(_("last reply"), max_length=500, blank=True)
 
     objects = MessageQuerySet.as_manager()
 
@@ -275,7 +273,7 @@ class DeliveryError(models.Model):
     """A recipient refused for good (OVH's "bounce"): kept after its message is gone."""
 
     hosting = models.ForeignKey(
-        Hosting, on_delete=models.CASCADE, related_name="delivery_errors", verbose_name=_("hébergement")
+        Hosting, on_delete=models.CASCADE, related_name="delivery_errors", verbose_name=_("hosting")
     )
     # No database constraint: purge and retention delete messages in bulk, errors stay.
     message = models.ForeignKey(
@@ -284,14 +282,14 @@ class DeliveryError(models.Model):
     created_at = models.DateTimeField(_("date"), default=timezone.now)
     recipient = models.CharField(_("e-mail"), max_length=320)
     reply = models.CharField(_("message"), max_length=500)
-    subject = models.CharField(_("objet"), max_length=255, blank=True)
+    subject = models.CharField(_("subject"), max_length=255, blank=True)
 
     objects = BatchDeleteQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        verbose_name = _("e-mail en erreur")
-        verbose_name_plural = _("e-mails en erreur")
+        verbose_name = _("e-mail in error")
+        verbose_name_plural = _("e-mails in error")
         indexes = [
             models.Index(fields=["hosting", "-created_at", "-id"], name="error_hosting_recent"),
             models.Index(fields=["-created_at", "-id"], name="error_recent"),  # retention, admin list order
@@ -305,9 +303,9 @@ class DailyCounter(models.Model):
     """Per hosting and local day, kept up to date so reads never count the messages table."""
 
     hosting = models.ForeignKey(
-        Hosting, on_delete=models.CASCADE, related_name="daily_counters", verbose_name=_("hébergement")
+        Hosting, on_delete=models.CASCADE, related_name="daily_counters", verbose_name=_("hosting")
     )
-    day = models.DateField(_("jour"))
+    day = models.DateField(_("day"))
     sent = models.PositiveIntegerField(default=0)
     errors = models.PositiveIntegerField(default=0)
     held = models.PositiveIntegerField(default=0)
@@ -317,8 +315,8 @@ class DailyCounter(models.Model):
     class Meta:
         ordering = ["-day"]
         constraints = [models.UniqueConstraint(fields=["hosting", "day"], name="dailycounter_unique")]
-        verbose_name = _("compteur journalier")
-        verbose_name_plural = _("compteurs journaliers")
+        verbose_name = _("daily counter")
+        verbose_name_plural = _("daily counters")
 
     def __str__(self) -> str:
         return f"{self.hosting_id} {self.day}"

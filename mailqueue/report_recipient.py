@@ -9,7 +9,7 @@ from mailqueue.locks import mail_service_lock
 from mailqueue.models import Action, MailService
 from mailqueue.state import Actor, MailServiceError, event_record, mail_service_check
 
-INVALID_ADDRESS = _("L'adresse e-mail n'est pas valide.")
+INVALID_ADDRESS = _("The e-mail address is not valid.")
 
 
 def mail_service_recipient_change(*, hosting: Hosting, actor: Actor, email: str | None) -> MailService:

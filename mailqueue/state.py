@@ -81,18 +81,18 @@ TRANSITIONS: dict[Action, Transition] = {
 _SUPPORT = frozenset({ActorKind.OPERATOR, ActorKind.SYSTEM})
 _LIFTING_ACTIONS = frozenset({Action.UNBLOCK, Action.PURGE, Action.CANCEL_PURGE})
 
-ALREADY_BLOCKED = _("L'envoi des e-mails est déjà bloqué.")
-PURGING_ALREADY_BLOCKED = _("Une purge est en cours : l'envoi est déjà bloqué.")
-NO_PURGE = _("Aucune purge n'est en cours.")
-NOT_FORCED = _("La tolérance d'erreurs n'est pas doublée.")
+ALREADY_BLOCKED = _("E-mail sending is already blocked.")
+PURGING_ALREADY_BLOCKED = _("A purge is in progress: sending is already blocked.")
+NO_PURGE = _("No purge is in progress.")
+NOT_FORCED = _("The error tolerance is not doubled.")
 
 _STATE_REFUSALS = {
     (Action.BLOCK, State.BLOCKED): ALREADY_BLOCKED,
     (Action.BLOCK, State.PURGING): PURGING_ALREADY_BLOCKED,
-    (Action.UNBLOCK, State.ACTIVE): _("L'envoi des e-mails n'est pas bloqué."),
-    (Action.UNBLOCK, State.PURGING): _("Une purge est en cours : annulez-la avant de débloquer l'envoi."),
-    (Action.PURGE, State.ACTIVE): _("Pour purger les e-mails, vous devez d'abord en demander le blocage."),
-    (Action.PURGE, State.PURGING): _("Une purge est déjà en cours."),
+    (Action.UNBLOCK, State.ACTIVE): _("E-mail sending is not blocked."),
+    (Action.UNBLOCK, State.PURGING): _("A purge is in progress: cancel it before unblocking sending."),
+    (Action.PURGE, State.ACTIVE): _("To purge the e-mails, you must first block sending."),
+    (Action.PURGE, State.PURGING): _("A purge is already in progress."),
     (Action.CANCEL_PURGE, State.ACTIVE): NO_PURGE,
     (Action.CANCEL_PURGE, State.BLOCKED): NO_PURGE,
     (Action.COMPLETE_PURGE, State.ACTIVE): NO_PURGE,
@@ -108,21 +108,21 @@ def transition_refusal(*, service: MailService, action: Action, actor: Actor):
     """The reason `actor` may not do `action` now, or None if allowed. Reads only."""
     transition = TRANSITIONS[action]
     if actor.kind not in transition.actors:
-        return _("Vous n'êtes pas autorisé à effectuer cette action.")
+        return _("You are not allowed to perform this action.")
     if service.state not in transition.sources:
         return _STATE_REFUSALS[(action, State(service.state))]
     if action in _LIFTING_ACTIONS and actor.kind not in _SUPPORT and service.block_reason == BlockReason.SPAM:
         if service.spam_repeated:
             return _(
-                "Ce blocage pour envoi abusif ne peut être levé que par notre support. Répondez à l'e-mail "
-                "« Abus avec votre hébergement %(service)s » que vous avez reçu."
+                "This block for abusive sending can only be lifted by our support team. Reply to the e-mail “Abuse "
+                "with your web hosting %(service)s” you received."
             ) % {"service": service.hosting.service_name}
         if action == Action.UNBLOCK:
-            return _("Un blocage pour envoi abusif se lève en purgeant les e-mails en attente.")
+            return _("A block for abusive sending is lifted by purging the held e-mails.")
     if action == Action.RESET_FORCE and not service.forced:
         return NOT_FORCED
     if action == Action.CANCEL_PURGE and service.purge_started_at is not None:
-        return _("La suppression des e-mails a déjà commencé : la purge ne peut plus être annulée.")
+        return _("The deletion of the e-mails has already started: the purge can no longer be cancelled.")
     return None
 
 

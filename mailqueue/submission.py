@@ -77,15 +77,15 @@ def address_validate(address: str, *, field: str = "recipient") -> str:
         address = address[1:-1].strip()
     if not email_address_valid(address):
         if field == "sender":
-            raise SubmissionError(_("Adresse d'expéditeur invalide."), smtp_code=553, enhanced_code="5.1.7")
-        raise SubmissionError(_("Adresse de destinataire invalide."), smtp_code=553, enhanced_code="5.1.3")
+            raise SubmissionError(_("Invalid sender address."), smtp_code=553, enhanced_code="5.1.7")
+        raise SubmissionError(_("Invalid recipient address."), smtp_code=553, enhanced_code="5.1.3")
     return address
 
 
 def message_size_check(size: int) -> None:
     if size > settings.MAX_MESSAGE_BYTES:
         raise SubmissionError(
-            _("Message trop volumineux (%(limit)d octets au plus).") % {"limit": settings.MAX_MESSAGE_BYTES},
+            _("Message too large (%(limit)d bytes at most).") % {"limit": settings.MAX_MESSAGE_BYTES},
             smtp_code=552,
             enhanced_code="5.3.4",
         )
@@ -98,8 +98,8 @@ def message_lines_check(raw: bytes) -> None:
         line, length = overlong
         raise SubmissionError(
             _(
-                "Ligne %(line)d trop longue : %(length)d octets, %(limit)d au plus (RFC 5322). "
-                "Encodez le corps en quoted-printable ou en base64."
+                "Line %(line)d too long: %(length)d bytes, %(limit)d at most (RFC 5322). Encode the body as "
+                "quoted-printable or base64."
             )
             % {"line": line, "length": length, "limit": rfc5322.MAX_LINE_OCTETS},
             smtp_code=554,
@@ -113,7 +113,7 @@ def sender_validate(sender) -> str:
     a hosting's scripts have no reason to send and which nobody could answer."""
     if sender is None or (isinstance(sender, str) and sender.strip() in ("", "<>")):
         raise SubmissionError(
-            _("L'expéditeur vide (<>) est réservé aux avis de non-remise : indiquez l'adresse de l'expéditeur."),
+            _("The null sender (<>) is reserved for delivery reports: give the sender's address."),
             smtp_code=553,
             enhanced_code="5.7.1",
         )
@@ -128,10 +128,10 @@ def recipients_validate(recipients) -> list[str]:
         first_seen.setdefault(address.lower(), address)
     unique = list(first_seen.values())
     if not unique:
-        raise SubmissionError(_("Au moins un destinataire valide est requis."), smtp_code=501, enhanced_code="5.5.4")
+        raise SubmissionError(_("At least one valid recipient is required."), smtp_code=501, enhanced_code="5.5.4")
     if len(unique) > settings.MAX_RECIPIENTS:
         raise SubmissionError(
-            _("Trop de destinataires (%(limit)d au plus).") % {"limit": settings.MAX_RECIPIENTS},
+            _("Too many recipients (%(limit)d at most).") % {"limit": settings.MAX_RECIPIENTS},
             smtp_code=452,
             enhanced_code="4.5.3",
         )
@@ -148,7 +148,7 @@ def message_accept(*, hosting: Hosting, sender: str, recipients, raw: bytes) -> 
     Delivery is enqueued after commit.
     """
     if not isinstance(raw, bytes | bytearray | memoryview):
-        raise SubmissionError(_("Le message doit être fourni en octets."), smtp_code=554, enhanced_code="5.6.0")
+        raise SubmissionError(_("The message must be provided as bytes."), smtp_code=554, enhanced_code="5.6.0")
     raw = rfc5322.line_ends_normalise(bytes(raw))
     message_size_check(len(raw))
     message_lines_check(raw)

@@ -116,8 +116,8 @@ def action(request, hosting, slug):
 
 
 RECIPIENT_TEXT = _(
-    "Indiquez l'adresse e-mail sur laquelle vous souhaitez recevoir les rapports d'erreurs. Si des erreurs ont "
-    "lieu lors de l'envoi d'e-mails à partir de votre hébergement WEB, vous recevrez un rapport le lendemain."
+    "Enter the e-mail address at which you want to receive error reports. If errors occur when e-mails are sent from "
+    "your web hosting, you will receive a report the next day."
 )
 
 

@@ -1,4 +1,7 @@
-"""The English catalogue: complete, compiled, and actually used by the portal."""
+"""The French catalogue: complete, compiled, and actually used by the portal.
+
+The source strings are English; French, the default language, comes from locale/fr.
+"""
 
 import gettext as gnu_gettext
 import html
@@ -22,7 +25,7 @@ from mailqueue.state import Actor
 from mailqueue.views import RECIPIENT_TEXT
 from tests.factories import HostingFactory, MembershipFactory
 
-PO_FILE = Path(settings.BASE_DIR) / "locale" / "en" / "LC_MESSAGES" / "django.po"
+PO_FILE = Path(settings.BASE_DIR) / "locale" / "fr" / "LC_MESSAGES" / "django.po"
 MO_FILE = PO_FILE.with_suffix(".mo")
 PLACEHOLDER = re.compile(r"%\(\w+\)[sd]")
 
@@ -70,6 +73,14 @@ def test_the_catalogue_has_entries():
     assert len(po_entries()) > 200
 
 
+def test_the_compiled_catalogue_is_french_with_french_plurals():
+    """A fuzzy or missing header would leave the language and the plural rule out of the .mo."""
+    with MO_FILE.open("rb") as handle:
+        compiled = gnu_gettext.GNUTranslations(handle)
+    assert compiled.info()["language"] == "fr"
+    assert [compiled.plural(n) for n in (0, 1, 2, 10)] == [0, 0, 1, 1]
+
+
 def test_no_entry_is_untranslated_fuzzy_or_obsolete():
     entries = po_entries()
     untranslated = [e["msgid"] for e in entries if not all(translations_of(e))]
@@ -105,7 +116,7 @@ def test_the_catalogue_compiles_cleanly(tmp_path):
 
 
 def test_the_compiled_catalogue_is_up_to_date():
-    """The .mo says exactly what the .po says (run `manage.py compilemessages -l en` after editing)."""
+    """The .mo says exactly what the .po says (run `manage.py compilemessages -l fr` after editing)."""
     assert MO_FILE.exists()
     with MO_FILE.open("rb") as handle:
         compiled = gnu_gettext.GNUTranslations(handle)
@@ -163,8 +174,13 @@ def test_success_message_and_recipient_text_in_english():
     with translation.override("en"):
         assert str(REQUEST_SENT) == "Your request has been sent successfully."
         assert str(RECIPIENT_TEXT).startswith("Enter the e-mail address at which you want to receive error reports.")
-        assert gettext("Valider") == "Confirm"
-        assert gettext("Annuler") == "Cancel"
+    with translation.override("fr"):
+        for english, french in [
+            ("Your request has been sent successfully.", "La requête a été envoyée avec succès."),
+            ("Confirm", "Valider"),
+            ("Cancel", "Annuler"),
+        ]:
+            assert gettext(english) == french
 
 
 @pytest.mark.parametrize(
@@ -178,16 +194,37 @@ def test_recipient_errors_in_english(email, message):
         assert form.errors["email"] == [message]
 
 
-def test_state_machine_refusals_and_plurals_in_english():
+REFUSALS = {
+    "To purge the e-mails, you must first block sending.": (
+        "Pour purger les e-mails, vous devez d'abord en demander le blocage."
+    ),
+    "E-mail sending is already blocked.": "L'envoi des e-mails est déjà bloqué.",
+    "No purge is in progress.": "Aucune purge n'est en cours.",
+}
+
+
+@pytest.mark.parametrize(("english", "french"), sorted(REFUSALS.items()))
+def test_state_machine_refusals_in_both_languages(english, french):
     with translation.override("en"):
-        assert gettext("Pour purger les e-mails, vous devez d'abord en demander le blocage.") == (
-            "To purge the e-mails, you must first block sending."
-        )
-        assert gettext("L'envoi des e-mails est déjà bloqué.") == "E-mail sending is already blocked."
-        assert gettext("Aucune purge n'est en cours.") == "No purge is in progress."
-        singular, plural = "%(counter)s e-mail en erreur", "%(counter)s e-mails en erreur"
-        assert ngettext(singular, plural, 1) % {"counter": 1} == "1 e-mail in error"
-        assert ngettext(singular, plural, 3) % {"counter": 3} == "3 e-mails in error"
+        assert gettext(english) == english
+    with translation.override("fr"):
+        assert gettext(english) == french
+
+
+def test_plurals_in_both_languages():
+    singular, plural = "%(counter)s e-mail in error", "%(counter)s e-mails in error"
+    with translation.override("en"):
+        assert [ngettext(singular, plural, n) % {"counter": n} for n in (0, 1, 3)] == [
+            "0 e-mails in error",
+            "1 e-mail in error",
+            "3 e-mails in error",
+        ]
+    with translation.override("fr"):  # in French, 0 is singular
+        assert [ngettext(singular, plural, n) % {"counter": n} for n in (0, 1, 3)] == [
+            "0 e-mail en erreur",
+            "1 e-mail en erreur",
+            "3 e-mails en erreur",
+        ]
 
 
 # --- (c) the Scripts e-mail page in English -------------------------------------------------------
@@ -199,13 +236,23 @@ def visible_text(response) -> str:
 
 
 def french_left_on(page_text: str) -> list[str]:
-    """Catalogue sentences whose French original shows on a page that should be in English."""
+    """Catalogue sentences whose French translation shows on a page that should be in English."""
+    return [
+        french
+        for entry in po_entries()
+        for french in translations_of(entry)
+        if len(french) >= 15 and "%(" not in french and french != entry["msgid"] and french in page_text
+    ]
+
+
+def english_left_on(page_text: str) -> list[str]:
+    """Catalogue sentences left in English on a page that should be in French."""
     return [
         entry["msgid"]
         for entry in po_entries()
         if len(entry["msgid"]) >= 15
         and "%(" not in entry["msgid"]
-        and entry["msgid"] != entry.get("msgstr")
+        and entry["msgid"] not in translations_of(entry)
         and entry["msgid"] in page_text
     ]
 
@@ -270,4 +317,41 @@ def test_an_action_in_english_says_so_in_english(english_customer):
     page = visible_text(response)
     assert "Your request has been sent successfully." in page
     assert "Blocked" in page
+    assert french_left_on(page) == []
+
+
+# --- (d) French stays the default language; the browser's English is honoured ----------------------
+
+
+@pytest.fixture
+def default_language_customer():
+    membership = MembershipFactory()
+    hosting = HostingFactory(customer=membership.customer)
+    client = Client()
+    client.force_login(membership.user)
+    return client, f"/hostings/{hosting.service_name}/emails/"
+
+
+@pytest.mark.django_db
+def test_the_scripts_email_page_in_french_by_default(default_language_customer):
+    client, url = default_language_customer
+
+    page = visible_text(client.get(url))
+
+    assert "Cette page ne concerne que les e-mails envoyés depuis des scripts CGI/PERL/PHP." in page
+    for french in ("État du service :", "Actif", "Bloquer l'envoi", "Rapport d'erreurs à :", "Valider"):
+        assert french in page
+    for english in ("Service status", "Active", "Block sending", "Error report to", "Confirm"):
+        assert english not in page
+    assert english_left_on(page) == []
+
+
+@pytest.mark.django_db
+def test_accept_language_en_serves_english(default_language_customer):
+    client, url = default_language_customer
+
+    page = visible_text(client.get(url, HTTP_ACCEPT_LANGUAGE="en"))
+
+    assert "Block sending" in page
+    assert "Bloquer l'envoi" not in page
     assert french_left_on(page) == []

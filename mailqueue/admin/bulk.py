@@ -13,7 +13,7 @@ from mailqueue.state import Actor, MailServiceError
 
 
 class RecipientForm(forms.Form):
-    email = forms.CharField(label=_("Rapport d'erreurs à"), required=False, max_length=EMAIL_MAX_LENGTH)
+    email = forms.CharField(label=_("Error report to"), required=False, max_length=EMAIL_MAX_LENGTH)
 
     def clean_email(self):
         email = self.cleaned_data["email"].strip()
@@ -24,7 +24,7 @@ class RecipientForm(forms.Form):
 
 class LimitForm(forms.Form):
     limit = forms.IntegerField(
-        label=_("Limite horaire (vide : celle de l'offre)"), required=False, min_value=1, max_value=LIMIT_MAX
+        label=_("Hourly limit (empty: the plan's limit)"), required=False, min_value=1, max_value=LIMIT_MAX
     )
 
 
@@ -37,7 +37,7 @@ def run_for_each(modeladmin, request, queryset, service_call, done_message):
             service_call(hosting, actor)
         except MailServiceError as error:
             # Not starting with the service name: the admin capitalises messages ("Site.fr").
-            refusal = _("Hébergement %(service_name)s : %(message)s")
+            refusal = _("Hosting %(service_name)s: %(message)s")
             modeladmin.message_user(
                 request, refusal % {"service_name": hosting.service_name, "message": error.message}, messages.ERROR
             )
@@ -56,7 +56,7 @@ def form_action(modeladmin, request, queryset, form_class, title, apply):
             request,
             queryset,
             lambda hosting, actor: apply(hosting, actor, form.cleaned_data),
-            _("%(count)d hébergement(s) modifié(s)."),
+            _("%(count)d hosting(s) updated."),
         )
         return None
     context = {

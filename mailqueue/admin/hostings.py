@@ -57,7 +57,7 @@ class MailServiceInline(admin.StackedInline):
 
 
 class MailServiceStateFilter(admin.SimpleListFilter):
-    title = _("état")
+    title = _("state")
     parameter_name = "state"
 
     def lookups(self, request, model_admin):
@@ -107,36 +107,36 @@ class HostingAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
         # The mail service row is made by save_model: no inline form for it on the add page.
         return super().get_inline_instances(request, obj) if obj is not None else []
 
-    @admin.display(description=_("état"), ordering="mail_service__state")
+    @admin.display(description=_("state"), ordering="mail_service__state")
     def state(self, hosting):
         return hosting.mail_service.state_label
 
-    @admin.display(description=_("raison du blocage"))
+    @admin.display(description=_("block reason"))
     def block_reason(self, hosting):
         return hosting.mail_service.get_block_reason_display() or "—"
 
-    @admin.display(description=_("rapport d'erreurs à"))
+    @admin.display(description=_("error report to"))
     def report_recipient(self, hosting):
         return hosting.mail_service.report_recipient or "—"
 
-    @admin.display(description=_("limite horaire"))
+    @admin.display(description=_("hourly limit"))
     def hourly_limit(self, hosting):
         return hosting.mail_service.hourly_limit
 
-    @admin.display(description=_("e-mails en attente"))
+    @admin.display(description=_("held e-mails"))
     def held_count(self, hosting):
         return Message.objects.filter(hosting=hosting).held().count()
 
-    @admin.display(description=_("envoyés aujourd'hui"))
+    @admin.display(description=_("sent today"))
     def sent_today(self, hosting):
         counter = DailyCounter.objects.filter(hosting=hosting, day=timezone.localdate()).first()
         return counter.sent if counter else 0
 
-    @admin.display(description=_("total envoyés"))
+    @admin.display(description=_("total sent"))
     def sent_total(self, hosting):
         return DailyCounter.objects.filter(hosting=hosting).aggregate(total=Sum("sent"))["total"] or 0
 
-    @admin.display(description=_("derniers événements"))
+    @admin.display(description=_("latest events"))
     def recent_events(self, hosting):
         events = Event.objects.filter(hosting=hosting)[:RECENT_EVENTS]
         return (
@@ -171,14 +171,14 @@ class HostingAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     def block(self, request, queryset):
         self._customer_action(request, queryset, "block")
 
-    @admin.action(description=_("Bloquer l'envoi pour spam"), permissions=["act"])
+    @admin.action(description=_("Block sending for spam"), permissions=["act"])
     def block_spam(self, request, queryset):
         run_for_each(
             self,
             request,
             queryset,
             lambda hosting, actor: mail_service_block(hosting=hosting, actor=actor, reason=BlockReason.SPAM),
-            _("Envoi bloqué pour spam pour %(count)d hébergement(s)."),
+            _("Sending blocked for spam for %(count)d hosting(s)."),
         )
 
     @admin.action(description=CUSTOMER_ACTIONS["unblock"].label, permissions=["act"])
@@ -193,36 +193,36 @@ class HostingAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     def cancel_purge(self, request, queryset):
         self._customer_action(request, queryset, "cancel-purge")
 
-    @admin.action(description=_("Rétablir la tolérance d'erreurs normale"), permissions=["act"])
+    @admin.action(description=_("Restore the normal error tolerance"), permissions=["act"])
     def reset_force(self, request, queryset):
         run_for_each(
             self,
             request,
             queryset,
             lambda hosting, actor: mail_service_force_reset(hosting=hosting, actor=actor),
-            _("Tolérance d'erreurs normale rétablie pour %(count)d hébergement(s)."),
+            _("Normal error tolerance restored for %(count)d hosting(s)."),
         )
 
-    @admin.action(description=_("Changer le destinataire des rapports"), permissions=["act"])
+    @admin.action(description=_("Change the report recipient"), permissions=["act"])
     def change_recipient(self, request, queryset):
         return form_action(
             self,
             request,
             queryset,
             RecipientForm,
-            _("Changer le destinataire des rapports"),
+            _("Change the report recipient"),
             lambda hosting, actor, data: mail_service_recipient_change(
                 hosting=hosting, actor=actor, email=data["email"]
             ),
         )
 
-    @admin.action(description=_("Imposer une limite horaire"), permissions=["act"])
+    @admin.action(description=_("Set an hourly limit"), permissions=["act"])
     def set_limit(self, request, queryset):
         return form_action(
             self,
             request,
             queryset,
             LimitForm,
-            _("Imposer une limite horaire"),
+            _("Set an hourly limit"),
             lambda hosting, actor, data: mail_service_limit_set(hosting=hosting, actor=actor, limit=data["limit"]),
         )

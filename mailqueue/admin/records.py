@@ -41,7 +41,7 @@ class MessageAdmin(ReadOnlyAdmin):
     # Searched by get_search_results below; search_fields only makes Django show the box.
     search_fields = ["=message_id"]
     search_help_text = _(
-        "Nom du service, message-id exact, ou adresse exacte de l'expéditeur ou d'un destinataire (contenant @)."
+        "Service name, exact message-id, or exact address of the sender or of a recipient (containing @)."
     )
     exclude = ["raw"]  # never the content
     raw_id_fields = ["hosting"]

@@ -235,8 +235,9 @@ def test_api_unknown_actions_are_400(api, owner, action):
 def test_api_query_parameters_never_fail_the_server(api, owner, name, value, endpoint):
     hosting = owner[2]
     response = api.get(email_path(hosting, f"{endpoint}?{name}={quote(value, safe='')}"))
-    assert response.status_code in (200, 400), response.content
-    if response.status_code == 400:
+    # A NUL byte anywhere in a URL is a 404 (portal.middleware): no value of the product holds one.
+    assert response.status_code in ((404,) if "\x00" in value else (200, 400)), response.content
+    if response.status_code != 200:
         assert set(response.json()) == {"message"}
 
 
