@@ -148,7 +148,9 @@ RAW = "From: script@shop.example\r\nTo: client@example.org\r\nSubject: x\r\n\r\n
 @pytest.mark.django_db
 def test_api_refuses_101_recipients_with_400(api, owner):
     hosting = owner[2]
-    response = api.post(email_path(hosting, "/messages"), {"recipients": TOO_MANY, "message": RAW})
+    response = api.post(
+        email_path(hosting, "/messages"), {"sender": "shop@example.net", "recipients": TOO_MANY, "message": RAW}
+    )
     assert response.status_code == 400
     assert "message" in response.json() and "100" in response.json()["message"]
     assert not Message.objects.exists()
