@@ -11,8 +11,10 @@ import dataclasses
 import datetime
 import logging
 
+from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
+from mailqueue.locks import mail_service_lock
 from mailqueue.models import Action, ActorKind, BlockReason, Event, MailService, State
 
 logger = logging.getLogger(__name__)
@@ -163,3 +165,26 @@ def event_record(*, service: MailService, action: Action, actor: Actor, from_sta
         extra={"hosting_id": service.hosting_id, "event_id": event.pk, "actor": actor.label},
     )
     return event
+
+
+def _shown(value) -> str:
+    return "-" if value is None or value == "" else str(value)
+
+
+def mail_service_setting_change(*, hosting, actor: Actor, action: Action, field: str, value) -> MailService:
+    """Set one setting of the service (`field`, e.g. the report recipient) under the hosting's
+    lock, if `actor` may do `action`; one Event says "old → new". The caller has checked `value`."""
+    with transaction.atomic():
+        service = mail_service_lock(hosting_id=hosting.pk)
+        mail_service_check(service, action, actor)
+        old = getattr(service, field)
+        setattr(service, field, value)
+        service.save(update_fields=[field])
+        event_record(
+            service=service,
+            action=action,
+            actor=actor,
+            from_state=service.state,
+            detail=f"{_shown(old)} → {_shown(value)}",
+        )
+    return service
