@@ -73,8 +73,8 @@ def messages_create(count: int, body_bytes: int):
 
     from hosting.models import Customer, Plan
     from mailqueue.hourly_limit import mail_service_limit_set
-    from mailqueue.provisioning import hosting_provision
     from mailqueue.models import ActorKind, Message, MessageStatus, RecipientStatus
+    from mailqueue.provisioning import hosting_provision
     from mailqueue.state import Actor
 
     customer = Customer.objects.create(slug="bench", name="Bench", contact_email="bench@example.org")

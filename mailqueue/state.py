@@ -75,7 +75,7 @@ TRANSITIONS: dict[Action, Transition] = {
     Action.CHANGE_RECIPIENT: Transition(_ANY_STATE, None, PEOPLE),
     Action.SET_LIMIT: Transition(_ANY_STATE, None, frozenset({ActorKind.OPERATOR})),
     # Force ends when a purge completes, or when an operator resets it (SPEC §9.1).
-    Action.RESET_FORCE: Transition(frozenset({State.ACTIVE}), None, frozenset({ActorKind.OPERATOR})),
+    Action.RESET_FORCE: Transition(_ANY_STATE, None, frozenset({ActorKind.OPERATOR})),
 }
 
 # A spam block is lifted by a purge (SPEC §9.1); only support may unblock it, or act at all
@@ -101,8 +101,6 @@ _STATE_REFUSALS = {
     (Action.COMPLETE_PURGE, State.BLOCKED): NO_PURGE,
     (Action.AUTO_BLOCK, State.BLOCKED): ALREADY_BLOCKED,
     (Action.AUTO_BLOCK, State.PURGING): PURGING_ALREADY_BLOCKED,
-    (Action.RESET_FORCE, State.BLOCKED): NOT_FORCED,
-    (Action.RESET_FORCE, State.PURGING): NOT_FORCED,
 }
 
 
@@ -114,7 +112,7 @@ def transition_refusal(*, service: MailService, action: Action, actor: Actor):
     if service.state not in transition.sources:
         return _STATE_REFUSALS[(action, State(service.state))]
     if action in _LIFTING_ACTIONS and actor.kind not in _SUPPORT and service.block_reason == BlockReason.SPAM:
-        if service.spam_repeated:
+        if service.support_only:
             return _(
                 "This block for abusive sending can only be lifted by our support team. Reply to the e-mail “Abuse "
                 "with your web hosting %(service)s” you received."
