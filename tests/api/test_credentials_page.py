@@ -93,8 +93,8 @@ def test_revoking_an_application_revokes_its_consumer_keys_and_its_token(logged_
     response = logged_in.post(f"/api-credentials/applications/{application.pk}/revoke/")
 
     assert response.status_code == 302
-    assert revoked.get("/hosting/web").status_code == 401
-    assert revoked.get("/hosting/web", auth="bearer").status_code == 401
+    assert revoked.get("/hosting/web").json()["errorCode"] == "INVALID_KEY"
+    assert revoked.get("/hosting/web", auth="bearer").json()["errorCode"] == "INVALID_CREDENTIAL"
     assert kept.get("/hosting/web").status_code == 200, "another application's credentials are untouched"
     assert kept.get("/hosting/web", auth="bearer").status_code == 200
     assert ApiToken.objects.get(name="leaked").revoked_at == ApiApplication.objects.get(name="leaked").revoked_at
@@ -105,7 +105,7 @@ def test_revoke_a_token_alone(logged_in, owner):
     api = ApiClient(logged_in, created)
     token = ApiToken.objects.get()
     logged_in.post(f"/api-credentials/tokens/{token.pk}/revoke/")
-    assert api.get("/hosting/web", auth="bearer").status_code == 401
+    assert api.get("/hosting/web", auth="bearer").json()["errorCode"] == "INVALID_CREDENTIAL"
     assert api.get("/hosting/web").status_code == 200, "the application's signed requests go on"
     page = logged_in.get(URL).content.decode()
     assert "révoqué" in page

@@ -1,5 +1,8 @@
-"""Migration api 0002 links the tokens made before it to the application created with them, so
-that revoking one of those applications from now on revokes its token too."""
+"""Migrations of existing credentials: api 0002 links the tokens made before it to the application
+created with them, so that revoking one of those applications from now on revokes its token too;
+api 0004 keeps the consumer keys made before the consumer-key flow working, with every call.
+
+Each test ends on the latest migration, so that the tests after it find the current schema."""
 
 import datetime
 
@@ -14,6 +17,7 @@ from api.services import api_application_revoke
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BEFORE, AFTER = ("api", "0001_initial"), ("api", "0002_token_application")
+LATEST = ("api", "0004_consumer_key_flow")
 
 
 def migrate_to(target):
@@ -39,7 +43,7 @@ def test_existing_tokens_are_linked_to_the_application_made_with_them():
             Token.objects.filter(pk=token.pk).update(created_at=made_at + datetime.timedelta(milliseconds=3))
         lone = Token.objects.create(customer=customer, name="deploy", token_hash="hash-lone", token_prefix="t")
     finally:
-        migrate_to(AFTER)
+        migrate_to(LATEST)
 
     linked = dict(ApiToken.objects.values_list("token_hash", "application__application_key"))
     assert linked == {"hash-0": "app-0", "hash-1": "app-1", "hash-lone": None}, "a token made later is its own"
