@@ -57,11 +57,13 @@ def credential_validate(request, token: str):
     consumer_key = consumer_key_for_validation(token=token)
     if consumer_key is None:
         raise Http404("No such validation link")
-    if consumer_key.status != CredentialStatus.PENDING:
+    undecided = consumer_key.validated_by_id is None and consumer_key.customer_id is None
+    if consumer_key.status != CredentialStatus.PENDING and not undecided:
         if not _concerns(request.user, consumer_key):
             raise Http404("No such validation link")
         return _outcome(request, consumer_key, outcome="used", status=HTTP_GONE)
-    if consumer_key.status_at(timezone.now()) == CredentialStatus.EXPIRED or consumer_key.application.revoked_at:
+    if consumer_key.status_at(timezone.now()) != CredentialStatus.PENDING or consumer_key.application.revoked_at:
+        # Past its link's validity, or revoked (with its application) before anyone decided.
         return _outcome(request, consumer_key, outcome="expired", status=HTTP_GONE)
     form = ValidationForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():

@@ -5,14 +5,19 @@ api 0004 keeps the consumer keys made before the consumer-key flow working, with
 Each test ends on the latest migration, so that the tests after it find the current schema."""
 
 import datetime
+from types import SimpleNamespace
 
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from api.models import ApiApplication, ApiToken
+from api import keys
+from api.models import ApiApplication, ApiToken, ConsumerKey
 from api.services import api_application_revoke
+from hosting.models import Customer
+from tests.api.conftest import ApiClient
+from tests.factories import HostingFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -51,3 +56,30 @@ def test_existing_tokens_are_linked_to_the_application_made_with_them():
     revoked = set(ApiToken.objects.filter(revoked_at__isnull=False).values_list("token_hash", flat=True))
     assert revoked == {"hash-0"}
     assert ApiToken.objects.get(pk=lone.pk).revoked_at is None
+
+
+def test_consumer_keys_made_before_the_flow_stay_working_with_every_call(client):
+    old = migrate_to(("api", "0003_english_source_strings"))
+    try:
+        OldCustomer = old.get_model("hosting", "Customer")
+        Application, Key = old.get_model("api", "ApiApplication"), old.get_model("api", "ConsumerKey")
+        customer = OldCustomer.objects.create(slug="acme", name="ACME", contact_email="it@acme.example")
+        application = Application.objects.create(
+            customer=customer, name="deploy", application_key="app-key", secret_encrypted=keys.encrypt("secret")
+        )
+        Key.objects.create(application=application, key_hash=keys.digest("working-key"), key_prefix="workin")
+        revoked = Key.objects.create(application=application, key_hash=keys.digest("revoked-key"), key_prefix="revoke")
+        Key.objects.filter(pk=revoked.pk).update(revoked_at=timezone.now())
+    finally:
+        migrate_to(LATEST)
+
+    working = ConsumerKey.objects.get(key_prefix="workin")
+    assert (working.status, working.customer_id, working.expires_at) == ("validated", customer.pk, None)
+    assert working.access_rules == [{"method": "*", "path": "/*"}]
+    assert working.validated_at == working.created_at
+    assert ConsumerKey.objects.get(key_prefix="revoke").status == "revoked"
+    HostingFactory(customer=Customer.objects.get(pk=customer.pk), service_name="acme-shop.fr")
+    credentials = SimpleNamespace(application_key="app-key", application_secret="secret", consumer_key="working-key")
+    assert ApiClient(client, credentials).get("/hosting/web").json() == ["acme-shop.fr"]
+    gone = SimpleNamespace(application_key="app-key", application_secret="secret", consumer_key="revoked-key")
+    assert ApiClient(client, gone).get("/hosting/web").json()["errorCode"] == "INVALID_CREDENTIAL"
