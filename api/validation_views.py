@@ -6,8 +6,10 @@ own customers, with an expiry, or refuse it; then the browser goes to the applic
 users of the customer the key acts for, and to the one who decided; to anyone else it is a 404.
 """
 
+import re
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import render
@@ -21,11 +23,23 @@ from api.services import CredentialError, consumer_key_refuse, consumer_key_vali
 from hosting.selectors import customers_of
 
 HTTP_GONE = 410
+HOST_AND_PORT = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 
 
 def _web_url(url: str) -> bool:
+    """An http(s) URL with a plain host (no user name, nothing a policy could not quote)."""
     parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
+    return parts.scheme in ("http", "https") and HOST_AND_PORT.fullmatch(parts.netloc) is not None
+
+
+def _policy_for(redirection: str) -> str | None:
+    """The page's Content-Security-Policy letting its form lead to `redirection`: browsers apply
+    form-action to the redirect that follows the submission, and the portal's is 'self'."""
+    if not _web_url(redirection):
+        return None
+    parts = urlsplit(redirection)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    return settings.CONTENT_SECURITY_POLICY.replace("form-action 'self'", f"form-action 'self' {origin}")
 
 
 def _outcome(request, consumer_key: ConsumerKey, *, outcome: str, status: int = 200):
@@ -85,4 +99,7 @@ def credential_validate(request, token: str):
     context = {"application": consumer_key.application, "rules": consumer_key.access_rules, "form": form}
     response = render(request, "api/validate.html", context, status=400 if form.errors else 200)
     response["Cache-Control"] = "no-store"
+    policy = _policy_for(consumer_key.redirection)
+    if policy:
+        response["Content-Security-Policy"] = policy
     return response

@@ -71,7 +71,19 @@ def test_unlimited_means_no_expiry(user_client, owner, requested):
     assert record_of(requested[0]).expires_at is None
 
 
-@pytest.mark.parametrize("redirection", [None, "", "myapp://done", "javascript:alert(1)", "https:///nohost"])
+@pytest.mark.parametrize(
+    "redirection",
+    [
+        None,
+        "",
+        "myapp://done",
+        "javascript:alert(1)",
+        "https:///nohost",
+        "https://user:password@tool.example/",
+        "https://tool.example evil.example/",
+        "https://tool.example;script-src *",
+    ],
+)
 def test_without_a_web_redirection_a_done_page_is_shown(client, user_client, owner, application, redirection):
     body = request_key(client, application.key, redirection=redirection).json()
     path = body["validationUrl"].removeprefix("http://testserver")
@@ -79,6 +91,20 @@ def test_without_a_web_redirection_a_done_page_is_shown(client, user_client, own
     assert response.status_code == 200
     assert f"L'accès est validé pour {owner[1].name}." in text(response)
     assert record_of(body["consumerKey"]).status == CredentialStatus.VALIDATED
+
+
+def test_the_page_lets_its_form_lead_to_the_redirection_and_nowhere_else(client, user_client, settings, application):
+    """Browsers check form-action on the redirect after the submission (Chromium does: see the browser test)."""
+    for redirection, form_action in [
+        ("https://tool.example:8443/done?step=2", "form-action 'self' https://tool.example:8443;"),
+        ("https://tool.example;script-src *", "form-action 'self';"),
+        ("myapp://done", "form-action 'self';"),
+    ]:
+        body = request_key(client, application.key, redirection=redirection).json()
+        page = user_client.get(body["validationUrl"].removeprefix("http://testserver"))
+        policy = page["Content-Security-Policy"]
+        assert form_action in policy
+        assert policy.replace(form_action, "form-action 'self';") == settings.CONTENT_SECURITY_POLICY
 
 
 def test_refusing(user_client, owner, requested):
