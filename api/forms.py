@@ -41,7 +41,10 @@ class ApplicationForm(CustomerChoiceForm):
 
 
 class ValidationForm(CustomerChoiceForm):
-    customer = forms.ModelChoiceField(label=_("For the customer account"), queryset=None, empty_label=None)
+    # Needed to validate, not to refuse (a user of no customer may still refuse).
+    customer = forms.ModelChoiceField(
+        label=_("For the customer account"), queryset=None, empty_label=None, required=False
+    )
     lifetime = forms.ChoiceField(
         label=_("Validity"),
         choices=[(value, label) for value, (_delta, label) in LIFETIMES.items()],
@@ -49,6 +52,12 @@ class ValidationForm(CustomerChoiceForm):
         widget=forms.RadioSelect,
     )
     decision = forms.ChoiceField(choices=DECISIONS)
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("decision") == "validate" and not cleaned.get("customer") and "customer" not in self.errors:
+            self.add_error("customer", forms.ValidationError(self.fields["customer"].error_messages["required"]))
+        return cleaned
 
     def lifetime_delta(self) -> datetime.timedelta | None:
         return LIFETIMES[self.cleaned_data["lifetime"]][0]

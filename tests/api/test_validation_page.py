@@ -12,7 +12,7 @@ from django.utils import timezone
 from api.models import ConsumerKey, CredentialStatus
 from api.services import CredentialError, api_application_revoke, consumer_key_validate
 from tests.api.conftest import record_of, request_key
-from tests.factories import MembershipFactory
+from tests.factories import MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -176,3 +176,15 @@ def test_the_validation_needs_the_csrf_token(owner, requested):
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode()).group(1)
     assert client.post(requested[1], {**data, "csrfmiddlewaretoken": token}).status_code == 302
     assert record_of(requested[0]).status == CredentialStatus.VALIDATED
+
+
+def test_a_user_without_customer_can_only_refuse(requested):
+    client = Client()
+    client.force_login(UserFactory())
+    page = client.get(requested[1])
+    assert "n'appartient à aucun compte client" in text(page)
+    assert client.post(requested[1], {"lifetime": "3600", "decision": "validate"}).status_code == 400
+    assert record_of(requested[0]).status == CredentialStatus.PENDING
+    refused = client.post(requested[1], {"lifetime": "3600", "decision": "refuse"})
+    assert refused.status_code == 200
+    assert record_of(requested[0]).status == CredentialStatus.REFUSED
