@@ -22,7 +22,7 @@ from tests.factories import HostingFactory
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BEFORE, AFTER = ("api", "0001_initial"), ("api", "0002_token_application")
-LATEST = ("api", "0004_consumer_key_flow")
+LATEST = ("api", "0005_validate_existing_keys")
 
 
 def migrate_to(target):
