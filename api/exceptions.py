@@ -1,4 +1,5 @@
-"""Every API error is {"message": …} with the HTTP status of SPEC §7."""
+"""Every API error is {"message": …} with the HTTP status of SPEC §7; authentication failures
+add OVH's `errorCode` (SPEC §9.2, api.auth_errors)."""
 
 import logging
 
@@ -11,6 +12,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from api.auth_errors import OvhAuthError
 from mailqueue.state import MailServiceError
 from mailqueue.submission import SubmissionError
 
@@ -40,6 +42,8 @@ def handler(exc, context):
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
         )
+    if isinstance(exc, OvhAuthError):
+        return Response({"errorCode": exc.error_code, "message": str(exc.detail)}, status=exc.status_code)
     if isinstance(exc, MailServiceError):
         code = status.HTTP_400_BAD_REQUEST if exc.code == "invalid" else status.HTTP_409_CONFLICT
         return Response({"message": str(exc.message)}, status=code)

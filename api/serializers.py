@@ -5,6 +5,9 @@ import datetime
 from django.utils import timezone
 from rest_framework import serializers
 
+from api.access_rules import ANY_METHOD, METHODS, rules_clean
+from api.auth_errors import ERROR_CODES
+from api.models import CredentialStatus
 from mailqueue.actions import CUSTOMER_ACTIONS_BY_API_NAME
 from mailqueue.models import MessageStatus
 
@@ -14,6 +17,67 @@ STATES = ["bounce", "force", "ko", "ok", "purging", "spam"]  # OVH's hosting.web
 
 class ErrorSerializer(serializers.Serializer):
     message = serializers.CharField(help_text="What went wrong, for a person to read")
+    errorCode = serializers.ChoiceField(
+        choices=ERROR_CODES, required=False, help_text="On authentication failures only: OVH's code of the failure"
+    )
+
+
+class AccessRuleSerializer(serializers.Serializer):
+    """OVH's auth.AccessRule. `*` in the path matches any characters; the path is relative to /1.0."""
+
+    method = serializers.ChoiceField(choices=METHODS)
+    path = serializers.CharField(max_length=255, help_text="e.g. /hosting/web/* (relative to /1.0)")
+
+
+class GrantedRuleSerializer(AccessRuleSerializer):
+    method = serializers.ChoiceField(
+        choices=[*METHODS, ANY_METHOD], help_text="* (credentials made in the portal): every method"
+    )
+
+
+class CredentialRequestSerializer(serializers.Serializer):
+    """What the official client's new_consumer_key_request() / request() send."""
+
+    accessRules = AccessRuleSerializer(many=True)
+    redirection = serializers.CharField(
+        max_length=2000,
+        allow_null=True,
+        allow_blank=True,
+        required=False,
+        default="",
+        help_text="Where the browser goes once the key is validated (http or https)",
+    )
+    allowedIPs = serializers.ListField(
+        child=serializers.CharField(), allow_null=True, required=False, help_text="Not supported: null or omitted"
+    )
+
+    def validate_accessRules(self, rules):
+        return rules_clean(rules)
+
+    def validate_allowedIPs(self, allowed):
+        if allowed:  # ignoring it would leave the key usable from anywhere, unknown to its owner
+            raise serializers.ValidationError("allowedIPs is not supported: omit it or send null.")
+        return None
+
+
+class CredentialRequestedSerializer(serializers.Serializer):
+    consumerKey = serializers.CharField()
+    validationUrl = serializers.URLField(help_text="The portal page where a user validates the key")
+    state = serializers.ChoiceField(choices=[CredentialStatus.PENDING.value])
+
+
+class CredentialSerializer(serializers.Serializer):
+    """OVH's api.Credential: the credential of the request."""
+
+    credentialId = serializers.IntegerField()
+    applicationId = serializers.IntegerField(allow_null=True)
+    rules = GrantedRuleSerializer(many=True)
+    status = serializers.ChoiceField(choices=CredentialStatus.values)
+    creation = serializers.DateTimeField()
+    expiration = serializers.DateTimeField(allow_null=True, help_text="null: no expiry")
+    lastUse = serializers.DateTimeField(allow_null=True)
+    ovhSupport = serializers.BooleanField(help_text="Always false: no support staff credentials here")
+    allowedIPs = serializers.ListField(child=serializers.CharField(), allow_null=True, help_text="Always null")
 
 
 class HostingSerializer(serializers.Serializer):

@@ -1,11 +1,14 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from api import views
+from api import credential_views, views
 
 EMAIL = "hosting/web/<str:service_name>/email"
 urlpatterns = [
     path("auth/time", views.AuthTimeView.as_view(), name="api-auth-time"),
+    path("auth/credential", credential_views.CredentialRequestView.as_view(), name="api-auth-credential"),
+    path("auth/currentCredential", credential_views.CurrentCredentialView.as_view(), name="api-current-credential"),
+    path("auth/logout", credential_views.LogoutView.as_view(), name="api-auth-logout"),
     path("hosting/web", views.HostingListView.as_view(), name="api-hostings"),
     path("hosting/web/<str:service_name>", views.HostingDetailView.as_view(), name="api-hosting"),
     path(EMAIL, views.EmailView.as_view(), name="api-email"),

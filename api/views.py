@@ -48,19 +48,23 @@ def api_actor(request) -> Actor:
 
 
 def errors(*codes: int) -> dict:
-    """The error responses of an operation, all shaped {"message": …}."""
+    """The error responses of an operation, all shaped {"message": …} (and `errorCode` for OVH's
+    authentication failures)."""
     return {code: OpenApiResponse(serializers.ErrorSerializer, description=ERROR_DESCRIPTIONS[code]) for code in codes}
 
 
 ERROR_DESCRIPTIONS = {
-    400: "Bad input",
-    401: "Not authenticated, bad signature, stale timestamp or revoked credentials",
-    403: "Forbidden",
+    400: "Bad input; on a signed request, errorCode INVALID_SIGNATURE (bad signature) or QUERY_TIME_OUT "
+    "(timestamp outside the window)",
+    401: "No credentials",
+    403: "errorCode INVALID_KEY (unknown or revoked application key), INVALID_CREDENTIAL (unknown, pending, "
+    "refused, expired or revoked consumer key; unknown or revoked token), NOT_CREDENTIAL (no consumer key), "
+    "NOT_GRANTED_CALL (the credential's rules do not allow this call); or a session write without the CSRF token",
     404: "Unknown service, or another customer's",
     409: "Transition not allowed in the current state",
     429: "Too many requests or too many authentication failures",
 }
-AUTHENTICATED_ERRORS = (401, 403, 429)
+AUTHENTICATED_ERRORS = (400, 401, 403, 429)
 
 
 class ApiView(APIView):

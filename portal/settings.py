@@ -44,6 +44,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "api.middleware.QueryIdMiddleware",  # every /1.0/ answer, redirects and NUL 404s included
     "django.middleware.security.SecurityMiddleware",
     "portal.middleware.NulInUrlNotFoundMiddleware",  # before anything looks a value up
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -283,7 +284,10 @@ REST_FRAMEWORK = {
         "api.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",  # the browsable API
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "api.permissions.AccessRulesGranted",  # a consumer key or a token makes only the calls its rules allow
+    ],
     "DEFAULT_THROTTLE_CLASSES": [
         "api.throttling.AddressRateThrottle",  # counted atomically (DRF's own lose counts under load)
         "api.throttling.CustomerRateThrottle",  # one bucket per customer, whatever the credential
@@ -308,6 +312,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 API_SIGNATURE_WINDOW = env.int("API_SIGNATURE_WINDOW", default=180)  # seconds either side of server time
+# How long the validation link of a requested consumer key (POST /1.0/auth/credential) can be used.
+API_VALIDATION_LINK_HOURS = env.int("API_VALIDATION_LINK_HOURS", default=24)
 API_AUTH_MAX_FAILURES = env.int("API_AUTH_MAX_FAILURES", default=20)  # per client address and credential
 # Per client address, all credentials together: many customers' scripts may share one address.
 API_AUTH_MAX_FAILURES_PER_ADDRESS = env.int("API_AUTH_MAX_FAILURES_PER_ADDRESS", default=400)

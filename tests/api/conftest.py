@@ -5,11 +5,14 @@ import itertools
 import json
 import random
 import time
+from types import SimpleNamespace
 
 import pytest
 from rest_framework.throttling import SimpleRateThrottle
 
-from api.services import api_credentials_create
+from api import keys
+from api.models import ApiApplication, ConsumerKey
+from api.services import api_application_create, api_credentials_create
 from tests.factories import HostingFactory, MembershipFactory
 
 BASE = "http://testserver/1.0"
@@ -122,3 +125,41 @@ def other_hosting(db):
 
 def email_path(hosting, suffix="") -> str:
     return f"/hosting/web/{hosting.service_name}/email{suffix}"
+
+
+READ_ONLY_HOSTINGS = [{"method": "GET", "path": "/hosting/web/*"}]
+
+
+@pytest.fixture
+def application(owner):
+    """An application of the owner's customer (its developer made it), with its secret."""
+    created = api_application_create(customer=owner[1], name="Mail dashboard", description="Reads your mail")
+    return SimpleNamespace(
+        record=ApiApplication.objects.get(application_key=created.application_key),
+        key=created.application_key,
+        secret=created.application_secret,
+    )
+
+
+def request_key(client, application_key, rules=READ_ONLY_HOSTINGS, redirection=None, **body):
+    """What the official client's request_consumerkey() sends: X-Ovh-Application only, no signature."""
+    payload = {"accessRules": rules, "redirection": redirection, "allowedIPs": None, **body}
+    return client.post(
+        "/1.0/auth/credential",
+        json.dumps(payload, separators=(",", ":")),
+        content_type="application/json",
+        HTTP_X_OVH_APPLICATION=application_key,
+        REMOTE_ADDR=next_address(),
+    )
+
+
+def signed(client, application, consumer_key) -> ApiClient:
+    """A client signing with the application's key and secret and `consumer_key`."""
+    credentials = SimpleNamespace(
+        application_key=application.key, application_secret=application.secret, consumer_key=consumer_key
+    )
+    return ApiClient(client, credentials)
+
+
+def record_of(consumer_key: str) -> ConsumerKey:
+    return ConsumerKey.objects.get(key_hash=keys.digest(consumer_key))

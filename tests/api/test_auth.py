@@ -1,4 +1,5 @@
-"""Who may call: OVH signing, bearer tokens, the session; what every refusal looks like (SPEC §7)."""
+"""Who may call: OVH signing, bearer tokens, the session; what every refusal looks like (SPEC §7,
+§9.2): no credentials at all is a 401 {"message"}; a refused credential is OVH's errorCode."""
 
 import time
 
@@ -28,47 +29,69 @@ def assert_unchanged(hosting):
 
 
 def refusals(api, hosting, method, path, data):
+    """(what is wrong, the response, the status and errorCode OVH gives it)."""
     path = path.format(sn=hosting.service_name)
-    yield "anonymous", api.call(method, path, data, auth="none")
-    yield "bad signature", api.call(method, path, data, signature="$1$" + "0" * 40)
-    yield "wrong secret", api.call(method, path, data, secret="not-the-secret")
-    yield "stale timestamp", api.call(method, path, data, timestamp=int(time.time()) - 3600)
-    yield "future timestamp", api.call(method, path, data, timestamp=int(time.time()) + 3600)
-    yield "bad timestamp", api.call(method, path, data, timestamp="yesterday")
-    yield "unknown token", api.call(method, path, data, auth="bearer", token="nope")
-    yield "empty token", api.call(method, path, data, auth="bearer", token="")
+    yield "bad signature", api.call(method, path, data, signature="$1$" + "0" * 40), (400, "INVALID_SIGNATURE")
+    yield "wrong secret", api.call(method, path, data, secret="not-the-secret"), (400, "INVALID_SIGNATURE")
+    yield "no signature", api.call(method, path, data, signature=""), (400, "INVALID_SIGNATURE")
+    stale = int(time.time()) - 3600
+    yield "stale timestamp", api.call(method, path, data, timestamp=stale), (400, "QUERY_TIME_OUT")
+    future = int(time.time()) + 3600
+    yield "future timestamp", api.call(method, path, data, timestamp=future), (400, "QUERY_TIME_OUT")
+    yield "bad timestamp", api.call(method, path, data, timestamp="yesterday"), (400, "QUERY_TIME_OUT")
+    unknown_application = {"HTTP_X_OVH_APPLICATION": "no-such-application"}
+    yield "unknown application", api.call(method, path, data, **unknown_application), (403, "INVALID_KEY")
+    no_consumer = {"HTTP_X_OVH_CONSUMER": ""}
+    yield "no consumer key", api.call(method, path, data, **no_consumer), (403, "NOT_CREDENTIAL")
+    yield "unknown token", api.call(method, path, data, auth="bearer", token="nope"), (403, "INVALID_CREDENTIAL")
+    yield "empty token", api.call(method, path, data, auth="bearer", token=""), (403, "INVALID_CREDENTIAL")
+
+
+def assert_ovh_error(response, status: int, error_code: str, label=""):
+    assert response.status_code == status, (label, response.content)
+    body = response.json()
+    assert set(body) == {"errorCode", "message"}, label
+    assert body["errorCode"] == error_code, label
+    assert body["message"], label
+    assert response["X-Ovh-Queryid"].startswith("EU.ext-1."), label
 
 
 @pytest.mark.parametrize(("method", "path", "data"), ALL_ENDPOINTS, ids=ALL_IDS)
-def test_unauthenticated_and_bad_credentials_are_401(api, hosting, method, path, data):
-    for label, response in refusals(api, hosting, method, path, data):
-        assert response.status_code == 401, label
-        assert set(response.json()) == {"message"}, label
-        assert response.json()["message"], label
-        assert response.has_header("WWW-Authenticate"), label
+def test_no_credentials_is_401(api, hosting, method, path, data):
+    response = api.call(method, path.format(sn=hosting.service_name), data, auth="none")
+    assert response.status_code == 401
+    assert set(response.json()) == {"message"}
+    assert response.has_header("WWW-Authenticate")
     assert_unchanged(hosting)
 
 
 @pytest.mark.parametrize(("method", "path", "data"), ALL_ENDPOINTS, ids=ALL_IDS)
-def test_revoked_application_and_token_are_401(client, api, hosting, credentials, method, path, data):
+def test_bad_credentials_get_ovhs_error_codes(api, hosting, method, path, data):
+    for label, response, (status, error_code) in refusals(api, hosting, method, path, data):
+        assert_ovh_error(response, status, error_code, label)
+    assert_unchanged(hosting)
+
+
+@pytest.mark.parametrize(("method", "path", "data"), ALL_ENDPOINTS, ids=ALL_IDS)
+def test_revoked_application_is_invalid_key_and_revoked_token_invalid_credential(
+    client, api, hosting, credentials, method, path, data
+):
     path = path.format(sn=hosting.service_name)
     api_application_revoke(application=ApiApplication.objects.get(application_key=credentials.application_key))
     api_token_revoke(token=ApiToken.objects.get())
-    for auth in ("sign", "bearer"):
-        response = api.call(method, path, data, auth=auth)
-        assert response.status_code == 401, auth
-        assert set(response.json()) == {"message"}
+    assert_ovh_error(api.call(method, path, data, auth="sign"), 403, "INVALID_KEY")
+    assert_ovh_error(api.call(method, path, data, auth="bearer"), 403, "INVALID_CREDENTIAL")
     assert_unchanged(hosting)
 
 
 def test_revoking_the_token_leaves_signing_working_and_revoking_the_application_revokes_both(api, hosting, credentials):
     api_token_revoke(token=ApiToken.objects.get())
-    assert api.get("/hosting/web", auth="bearer").status_code == 401
+    assert api.get("/hosting/web", auth="bearer").status_code == 403
     assert api.get("/hosting/web", auth="sign").status_code == 200
     fresh = ApiClient(api.client, api_credentials_create(customer=hosting.customer))
     api_application_revoke(application=ApiApplication.objects.get(application_key=fresh.credentials.application_key))
-    assert fresh.get("/hosting/web", auth="sign").status_code == 401
-    assert fresh.get("/hosting/web", auth="bearer").status_code == 401  # its token went with it
+    assert_ovh_error(fresh.get("/hosting/web", auth="sign"), 403, "INVALID_KEY")
+    assert_ovh_error(fresh.get("/hosting/web", auth="bearer"), 403, "INVALID_CREDENTIAL")  # its token went with it
 
 
 def test_signature_covers_body_method_and_url(api, hosting):
@@ -87,16 +110,17 @@ def test_signature_covers_body_method_and_url(api, hosting):
         timestamp=timestamp,
     )
     tampered = api.call("PUT", path, {"email": "evil@example.org"}, timestamp=timestamp, signature=good)
-    assert tampered.status_code == 401
+    assert_ovh_error(tampered, 400, "INVALID_SIGNATURE")
     other_method = api.call("POST", email_path(hosting, "/request"), {"action": "BLOCK"}, signature=good)
-    assert other_method.status_code == 401
+    assert_ovh_error(other_method, 400, "INVALID_SIGNATURE")
     assert MailService.objects.get(hosting=hosting).report_recipient == "a@example.org"
     assert MailService.objects.get(hosting=hosting).state == "active"
 
 
 def test_timestamp_inside_the_window_is_accepted(api, settings):
     assert api.get("/hosting/web", timestamp=int(time.time()) - settings.API_SIGNATURE_WINDOW + 5).status_code == 200
-    assert api.get("/hosting/web", timestamp=int(time.time()) - settings.API_SIGNATURE_WINDOW - 5).status_code == 401
+    late = api.get("/hosting/web", timestamp=int(time.time()) - settings.API_SIGNATURE_WINDOW - 5)
+    assert_ovh_error(late, 400, "QUERY_TIME_OUT")
 
 
 @pytest.mark.parametrize(("method", "path", "data"), ALL_ENDPOINTS, ids=ALL_IDS)
@@ -142,7 +166,7 @@ def test_session_writes_need_csrf(owner):
 def test_repeated_auth_failures_lock_that_credential_from_that_address(api, settings):
     settings.API_AUTH_MAX_FAILURES = 5
     for _ in range(5):
-        assert api.get("/hosting/web", signature="$1$bad").status_code == 401
+        assert api.get("/hosting/web", signature="$1$bad").status_code == 400
     throttled = api.get("/hosting/web", signature="$1$bad")
     assert throttled.status_code == 429
     assert set(throttled.json()) == {"message"}
@@ -156,7 +180,7 @@ def test_repeated_auth_failures_lock_that_credential_from_that_address(api, sett
 def test_failures_of_bearer_tokens_count_too(api, settings):
     settings.API_AUTH_MAX_FAILURES = 3
     for _ in range(3):
-        assert api.get("/hosting/web", auth="bearer", token="revoked-long-ago").status_code == 401
+        assert api.get("/hosting/web", auth="bearer", token="revoked-long-ago").status_code == 403
     assert api.get("/hosting/web", auth="bearer", token="revoked-long-ago").status_code == 429
     assert api.get("/hosting/web", auth="bearer").status_code == 200
 
@@ -175,7 +199,7 @@ def test_one_customers_failures_do_not_lock_out_another_customer_on_the_same_add
     assert settings.API_AUTH_MAX_FAILURES == 20
     for _ in range(20):
         bad = {"bearer": {"token": "a-revoked-token"}, "sign": {"signature": "$1$" + "0" * 40}}[auth]
-        assert api.get("/hosting/web", auth=auth, **bad).status_code == 401
+        assert api.get("/hosting/web", auth=auth, **bad).status_code in (400, 403)
     assert api.get("/hosting/web", auth=auth, **bad).status_code == 429
     neighbour = neighbour_of(api, other_hosting.customer)
     response = neighbour.get("/hosting/web", auth=auth)
@@ -186,7 +210,7 @@ def test_one_customers_failures_do_not_lock_out_another_customer_on_the_same_add
 def test_failures_across_credentials_lock_the_address_at_its_own_cap(api, other_hosting, settings):
     settings.API_AUTH_MAX_FAILURES_PER_ADDRESS = 10
     for n in range(10):
-        assert api.get("/hosting/web", auth="bearer", token=f"guess-{n}").status_code == 401
+        assert api.get("/hosting/web", auth="bearer", token=f"guess-{n}").status_code == 403
     locked = neighbour_of(api, other_hosting.customer).get("/hosting/web", auth="bearer")
     assert (locked.status_code, set(locked.json())) == (429, {"message"})
     assert ApiClient(api.client, api.credentials).get("/hosting/web", auth="bearer").status_code == 200

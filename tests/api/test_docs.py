@@ -7,8 +7,10 @@ from pathlib import Path
 import ovh
 import pytest
 
+from api.models import ApiToken, ConsumerKey
 from api.services import api_credentials_create
 from mailqueue.models import Event, MailService, Message
+from tests.browser.test_credential_validation import SCRIPT_MARKER
 from tests.factories import HostingFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -18,8 +20,18 @@ DOC_BASE = "http://127.0.0.1:8000/1.0"
 DOC_SERVICE = "acme-shop.fr"
 
 
+LOGOUT = "/auth/logout"
+
+
 def blocks(language: str) -> list[str]:
-    return re.findall(rf"^```{language}\n(.*?)^```", DOC.read_text(), flags=re.MULTILINE | re.DOTALL)
+    """The examples in `language`, in the document's order; but the consumer-key script (it waits
+    for a person: tests/browser/test_credential_validation.py runs it) and, last, the logouts
+    (they revoke the credentials every other example uses)."""
+    text = DOC.read_text()
+    before, scripted = text.split(SCRIPT_MARKER, 1)
+    text = before + scripted.split("```", 2)[2]
+    found = re.findall(rf"^```{language}\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)
+    return [block for block in found if LOGOUT not in block] + [block for block in found if LOGOUT in block]
 
 
 @pytest.fixture
@@ -30,9 +42,12 @@ def live_credentials(live_server):
 
 def test_every_endpoint_has_a_curl_and_a_python_example():
     text = DOC.read_text()
-    for path in ("/auth/time", "/hosting/web", "/request", "/bounces", "/volumes", "/messages", "/events"):
+    paths = ["/auth/time", "/hosting/web", "/request", "/bounces", "/volumes", "/messages", "/events"]
+    for path in [*paths, "/auth/credential", "/auth/currentCredential", LOGOUT]:
         assert path in "".join(blocks("bash")), path
+    for path in [*paths, "/auth/currentCredential", LOGOUT]:
         assert path in "".join(blocks("python")), path
+    assert "new_consumer_key_request()" in "".join(blocks("python"))  # the client's POST /auth/credential
     for phrase in ("SHA-256", "Fernet", "recompute"):
         assert phrase in text
 
@@ -41,7 +56,10 @@ def test_curl_examples_succeed(live_credentials):
     hosting, credentials, base = live_credentials
     scripts = [script.replace(DOC_BASE, base).replace("your-token", credentials.token) for script in blocks("bash")]
     assert len(scripts) >= 12
-    prelude = f"set -euo pipefail\nBASE={base}\nTOKEN={credentials.token}\nSERVICE={DOC_SERVICE}\n"
+    prelude = (
+        f"set -euo pipefail\nBASE={base}\nTOKEN={credentials.token}\nSERVICE={DOC_SERVICE}\n"
+        f"APPLICATION_KEY={credentials.application_key}\n"
+    )
     for script in scripts:
         result = subprocess.run(["bash", "-c", prelude + script], capture_output=True, text=True, timeout=30)
         assert result.returncode == 0, (script, result.stdout, result.stderr)
@@ -49,6 +67,8 @@ def test_curl_examples_succeed(live_credentials):
     assert (service.state, service.report_recipient) == ("active", "ops@acme.example")
     assert Message.objects.filter(hosting=hosting, subject="Your order").count() == 1
     assert {"block", "unblock", "change_recipient"} <= set(Event.objects.values_list("action", flat=True))
+    assert ConsumerKey.objects.filter(status="pendingValidation").count() == 1  # the example's request
+    assert ApiToken.objects.get().revoked_at is not None  # the last example logged out
 
 
 def test_python_examples_succeed(live_credentials, monkeypatch):
@@ -79,5 +99,11 @@ def test_python_examples_succeed(live_credentials, monkeypatch):
         ("cancel_purge", "api"),
         ("unblock", "api"),
     ]
-    # the last example is refused (409): nothing changed
+    # the error example is refused (409): nothing changed
     assert MailService.objects.get(hosting=hosting).state == "active"
+    assert namespace["credential"]["rules"] == [{"method": "*", "path": "/*"}]
+    assert namespace["validation"]["state"] == "pendingValidation"
+    assert ConsumerKey.objects.filter(status="pendingValidation").count() == 1
+    # the logout example ran last: the credentials' consumer key is revoked, its token is not
+    assert ConsumerKey.objects.get(application__application_key=credentials.application_key, status="revoked")
+    assert ApiToken.objects.get().revoked_at is None

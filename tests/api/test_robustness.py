@@ -80,26 +80,44 @@ def test_odd_service_names_are_404(api, service_name):
 
 
 @pytest.mark.parametrize(
-    "headers",
+    ("headers", "expected"),
     [
-        {"HTTP_X_OVH_APPLICATION": "\x00"},
-        {"HTTP_X_OVH_APPLICATION": "k", "HTTP_X_OVH_CONSUMER": "c"},
-        {"HTTP_X_OVH_APPLICATION": "k", "HTTP_X_OVH_CONSUMER": "c", "HTTP_X_OVH_TIMESTAMP": "9" * 5000},
-        {
-            "HTTP_X_OVH_APPLICATION": "k",
-            "HTTP_X_OVH_CONSUMER": "c\x00",
-            "HTTP_X_OVH_TIMESTAMP": "1",
-            "HTTP_X_OVH_SIGNATURE": "s",
-        },
-        {"HTTP_AUTHORIZATION": "Bearer \x00"},
-        {"HTTP_AUTHORIZATION": "Bearer " + "x" * 10_000},
-        {"HTTP_AUTHORIZATION": "Basic Zm9vOmJhcg=="},
+        ({"HTTP_X_OVH_APPLICATION": "\x00"}, (403, "INVALID_KEY")),
+        ({"HTTP_X_OVH_APPLICATION": "k" * 5000, "HTTP_X_OVH_CONSUMER": "c"}, (403, "INVALID_KEY")),
+        ({"HTTP_X_OVH_APPLICATION": "k", "HTTP_X_OVH_CONSUMER": "c"}, (403, "INVALID_KEY")),
+        (
+            {"HTTP_X_OVH_APPLICATION": "k", "HTTP_X_OVH_CONSUMER": "c", "HTTP_X_OVH_TIMESTAMP": "9" * 5000},
+            (403, "INVALID_KEY"),
+        ),
+        ({"HTTP_X_OVH_APPLICATION": "{app}", "HTTP_X_OVH_CONSUMER": "c"}, (400, "QUERY_TIME_OUT")),
+        (
+            {"HTTP_X_OVH_APPLICATION": "{app}", "HTTP_X_OVH_CONSUMER": "c", "HTTP_X_OVH_TIMESTAMP": "9" * 5000},
+            (400, "QUERY_TIME_OUT"),
+        ),
+        (
+            {
+                "HTTP_X_OVH_APPLICATION": "{app}",
+                "HTTP_X_OVH_CONSUMER": "c\x00",
+                "HTTP_X_OVH_TIMESTAMP": "{now}",
+                "HTTP_X_OVH_SIGNATURE": "s",
+            },
+            (400, "INVALID_SIGNATURE"),
+        ),
+        ({"HTTP_AUTHORIZATION": "Bearer \x00"}, (403, "INVALID_CREDENTIAL")),
+        ({"HTTP_AUTHORIZATION": "Bearer " + "x" * 10_000}, (403, "INVALID_CREDENTIAL")),
+        ({"HTTP_AUTHORIZATION": "Basic Zm9vOmJhcg=="}, (401, None)),
     ],
 )
-def test_odd_auth_headers_are_401(api, headers):
+def test_odd_auth_headers_are_refused_as_ovh_does(api, headers, expected):
+    import time
+
+    values = {"app": api.credentials.application_key, "now": str(int(time.time()))}
+    headers = {name: value.format(**values) if "{" in value else value for name, value in headers.items()}
     response = api.call("GET", "/hosting/web", auth="none", **headers)
-    assert response.status_code == 401, response.content
-    assert set(response.json()) == {"message"}
+    status, error_code = expected
+    assert response.status_code == status, response.content
+    assert response.json().get("errorCode") == error_code
+    assert response.json()["message"]
 
 
 def test_unsupported_method_is_405_with_message(api, hosting):
@@ -116,7 +134,7 @@ def test_unknown_api_path_is_a_json_404(api):
 
 
 @pytest.mark.django_db
-def test_a_non_ascii_signature_is_a_401_not_a_500(client):
+def test_a_non_ascii_signature_is_a_400_not_a_500(client):
     from api.services import api_credentials_create
     from tests.factories import CustomerFactory
 
@@ -128,5 +146,5 @@ def test_a_non_ascii_signature_is_a_401_not_a_500(client):
         HTTP_X_OVH_TIMESTAMP=str(int(__import__("time").time())),
         HTTP_X_OVH_SIGNATURE="$1$é" + "0" * 39,
     )
-    assert response.status_code == 401
-    assert set(response.json()) == {"message"}
+    assert response.status_code == 400
+    assert response.json()["errorCode"] == "INVALID_SIGNATURE"

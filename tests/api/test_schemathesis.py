@@ -36,6 +36,9 @@ def test_served_schema_holds(live_server, tmp_path):
             "not_a_server_error,response_schema_conformance",
             "--header",
             f"Authorization: Bearer {credentials.token}",
+            # Logging out would revoke the token every other operation is exercised with (tested apart).
+            "--exclude-path",
+            "/1.0/auth/logout",
             "--phases",
             "examples,coverage,fuzzing",
             "--max-examples",
@@ -55,4 +58,4 @@ def test_served_schema_holds(live_server, tmp_path):
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert "11 selected / 11 total" in result.stdout  # every documented operation was exercised
+    assert "13 selected / 14 total" in result.stdout  # every documented operation but the logout was exercised

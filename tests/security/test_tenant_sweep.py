@@ -12,7 +12,7 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from api.models import ApiApplication, ApiToken
+from api.models import ApiApplication, ApiToken, ConsumerKey
 from api.services import api_credentials_create
 from hosting.models import Hosting
 from mailqueue.models import Event, MailService, Message, MessageStatus
@@ -53,6 +53,7 @@ def _urls(victim: dict) -> list[str]:
     urls = []
     for route in tenant_routes():
         pk = victim["token_pk"] if "tokens" in route else victim["application_pk"]
+        pk = victim["consumer_key_pk"] if "keys" in route else pk
         slugs = ACTION_SLUGS if "<slug:slug>" in route else ["-"]
         urls.extend(_fill(route, service_name=victim["service_name"], pk=pk, slug=slug) for slug in slugs)
     return sorted(set(urls))
@@ -71,6 +72,9 @@ def _snapshot(hosting: Hosting) -> dict:
             ApiApplication.objects.filter(customer=hosting.customer).values_list("id", "revoked_at")
         ),
         "tokens": sorted(ApiToken.objects.filter(customer=hosting.customer).values_list("id", "revoked_at")),
+        "consumer_keys": sorted(
+            ConsumerKey.objects.filter(customer=hosting.customer).values_list("id", "status", "revoked_at")
+        ),
     }
 
 
@@ -90,6 +94,7 @@ def tenants():
             "service_name": victim.service_name,
             "application_pk": ApiApplication.objects.get(application_key=victim_credentials.application_key).pk,
             "token_pk": ApiToken.objects.get(customer=victim.customer).pk,
+            "consumer_key_pk": ConsumerKey.objects.get(customer=victim.customer).pk,
         },
         "attacker_user": attacker_member.user,
         "attacker_credentials": attacker_credentials,
@@ -122,6 +127,7 @@ def test_the_sweep_covers_every_tenant_url():
     assert any("emails" in route for route in routes)
     assert any(route.startswith("1.0/hosting/web/") for route in routes)
     assert any("api-credentials" in route for route in routes)
+    assert any("api-credentials/keys/" in route for route in routes)
     assert len(routes) >= 12
 
 
