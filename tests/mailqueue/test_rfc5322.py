@@ -141,8 +141,10 @@ def test_the_relay_takes_bare_cr_for_a_line_end_so_the_attack_is_real(cr_relay):
     """What the door used to hand over (bare CRs verbatim) gives that relay a second transaction."""
     client = smtplib.SMTP("127.0.0.1", cr_relay.server_address[1], timeout=10)
     client.sendmail("shop@example.net", ["client@example.org"], HEADERS + SMUGGLING + b"\r\nbye\r\n")
-    client.close()  # the replies are out of step now: the relay answered the smuggled commands too
-    wait_until(lambda: len(cr_relay.transactions) == 2, timeout=10)
+    # Open until the relay has read the smuggled commands too (the replies are out of step now).
+    arrived = wait_until(lambda: len(cr_relay.transactions) == 2, timeout=20)
+    client.close()
+    assert arrived
     assert [sender for sender, _data in cr_relay.transactions] == ["shop@example.net", "ceo@victim.example"]
 
 
