@@ -103,9 +103,12 @@ class EmailSerializer(serializers.Serializer):
 
 class EmailUpdateSerializer(serializers.Serializer):
     """A PUT takes the whole object read back by GET (SPEC §9.2): `email` is the only writable
-    field; the read-only ones may come along unchanged, and a changed one is a 400."""
+    field; the read-only ones may come along unchanged, and a changed one is a 400. The counters
+    move with every delivery between the GET and the PUT, so they are only checked to be counts."""
 
-    READ_ONLY = ("bounce", "maxPerDay", "sent", "sentToday", "state")
+    SETTINGS = ("maxPerDay", "state")  # read-only: a different value is an attempt to change it
+    COUNTERS = ("bounce", "sent", "sentToday")  # read-only and moving: ignored
+    READ_ONLY = SETTINGS + COUNTERS
 
     email = serializers.CharField(
         max_length=254, allow_blank=True, allow_null=True, help_text="Empty or null: the customer's contact e-mail"
@@ -120,7 +123,12 @@ class EmailUpdateSerializer(serializers.Serializer):
         unknown = set(data) - {"email", *self.READ_ONLY}
         if unknown:
             raise serializers.ValidationError(f"Unknown fields: {', '.join(sorted(unknown))}")
-        changed = sorted(name for name in self.READ_ONLY if name in data and data[name] != self.current[name])
+        changed = sorted(name for name in self.SETTINGS if name in data and data[name] != self.current[name])
+        changed += sorted(
+            name
+            for name in self.COUNTERS
+            if name in data and (not isinstance(data[name], int) or isinstance(data[name], bool) or data[name] < 0)
+        )
         if changed:
             raise serializers.ValidationError(f"Read-only fields cannot be changed: {', '.join(changed)}")
         return attrs

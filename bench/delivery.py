@@ -71,13 +71,14 @@ def messages_create(count: int, body_bytes: int):
     (sender, recipients, raw) of each, for the baseline."""
     from django.utils import timezone
 
-    from hosting.models import Customer, Hosting, Plan
+    from hosting.models import Customer, Plan
     from mailqueue.hourly_limit import mail_service_limit_set
     from mailqueue.models import ActorKind, Message, MessageStatus, RecipientStatus
+    from mailqueue.provisioning import hosting_provision
     from mailqueue.state import Actor
 
     customer = Customer.objects.create(slug="bench", name="Bench", contact_email="bench@example.org")
-    hosting = Hosting.objects.create(service_name="bench.example", customer=customer, plan=Plan.PERFORMANCE)
+    hosting, _password = hosting_provision(service_name="bench.example", customer=customer, plan=Plan.PERFORMANCE)
     mail_service_limit_set(hosting=hosting, actor=Actor(ActorKind.OPERATOR, None, "bench"), limit=1_000_000)
     now = timezone.now()
     text = ("Lorem ipsum dolor sit amet. " * (body_bytes // 28 + 1))[:body_bytes]

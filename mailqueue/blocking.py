@@ -32,6 +32,7 @@ def _reason_check(reason: BlockReason, actor: Actor) -> None:
 
 
 def _block(*, hosting: Hosting, actor: Actor, action: Action, reason: BlockReason, detail: str = "") -> MailService:
+    """Block under the hosting's lock; the block's Event is `service.block_event` afterwards."""
     with transaction.atomic():
         service = mail_service_lock(hosting_id=hosting.pk)
         mail_service_check(service, action, actor)
@@ -39,7 +40,8 @@ def _block(*, hosting: Hosting, actor: Actor, action: Action, reason: BlockReaso
         from_state = service.state
         state_set(service, State.BLOCKED, now)
         service.block_reason = reason
-        service.save(update_fields=["state", "state_changed_at", "block_reason"])
+        service.support_only = reason == BlockReason.SPAM and service.spam_repeat_at(now)
+        service.save(update_fields=["state", "state_changed_at", "block_reason", "support_only"])
         # Queued and deferred messages become held for HOLD_HOURS, in the block's transaction.
         held = Message.objects.filter(hosting_id=hosting.pk).pending().hold(now)
         counter_add(hosting_id=hosting.pk, held=held)
@@ -54,6 +56,7 @@ def _block(*, hosting: Hosting, actor: Actor, action: Action, reason: BlockReaso
         )
         if reason == BlockReason.SPAM:
             dispatch.abuse_notify(event_id=event.pk)  # « Abus avec votre hébergement … », once
+    service.block_event = event
     return service
 
 
@@ -75,7 +78,7 @@ def mail_service_auto_block(*, hosting: Hosting, reason: BlockReason | str, deta
     with transaction.atomic():
         service = _block(hosting=hosting, actor=actor, action=Action.AUTO_BLOCK, reason=reason, detail=detail)
         if reason != BlockReason.SPAM:  # a spam block sends the abuse notice instead
-            dispatch.auto_block_notify(hosting_id=hosting.pk, reason=reason)
+            dispatch.auto_block_notify(event_id=service.block_event.pk)
     return service
 
 
@@ -92,8 +95,9 @@ def mail_service_unblock(*, hosting: Hosting, actor: Actor) -> MailService:
         from_state, reason = service.state, service.block_reason
         state_set(service, State.ACTIVE, now)
         service.block_reason = ""
+        service.support_only = False
         service.forced = service.forced or reason == BlockReason.BOUNCE
-        service.save(update_fields=["state", "state_changed_at", "block_reason", "forced"])
+        service.save(update_fields=["state", "state_changed_at", "block_reason", "support_only", "forced"])
         released = Message.objects.filter(hosting_id=hosting.pk).held().release(now)
         event_record(
             service=service,

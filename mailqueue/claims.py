@@ -88,8 +88,12 @@ class ClaimHeartbeat:
     from a thread, so that only a dead worker's claim ages past DELIVERY_CLAIM_TIMEOUT and is
     recovered (`retries.claims_recover`), however long one message takes to send."""
 
-    def __init__(self, token: uuid.UUID):
+    def __init__(self, token: uuid.UUID, *, expected=None):
+        """`expected()`: how many of the claim's messages are still being delivered; a beat that
+        renews fewer sets `lost` (recovered while this worker was stalled: stop sending)."""
         self.token = token
+        self.expected = expected
+        self.lost = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"claim-heartbeat-{token}", daemon=True)
 
@@ -105,10 +109,14 @@ class ClaimHeartbeat:
         try:
             while not self._stop.wait(settings.DELIVERY_CLAIM_HEARTBEAT):
                 try:
-                    Message.objects.filter(claim_token=self.token, status=MessageStatus.SENDING).update(
+                    renewed = Message.objects.filter(claim_token=self.token, status=MessageStatus.SENDING).update(
                         claimed_at=timezone.now()
                     )
-                except Exception:  # the next beat tries again; a claim left to age is only recovered
+                except Exception:  # the next beat tries again, on a new connection
                     logger.warning("claim heartbeat of %s failed", self.token, exc_info=True)
+                    connection.close()
+                    continue
+                if self.expected is not None and renewed < self.expected():
+                    self.lost = True
         finally:
             connection.close()  # this thread's own connection

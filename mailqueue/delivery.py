@@ -1,7 +1,8 @@
 """Delivery (SPEC §4.2): hand claimed batches to the relay, record each recipient's outcome.
 
-Results are recorded per batch; a worker dying between the relay's reply and that commit is
-the only way a message is delivered twice (its claim is recovered by `retries.claims_recover`).
+Each message's outcome is committed right after the relay's reply; a worker dying between the
+reply and that commit is the only way a message is delivered twice (its claim is recovered by
+`retries.claims_recover` once its heartbeat stops).
 """
 
 import dataclasses
@@ -104,17 +105,26 @@ def _messages_save(messages: list[Message]) -> None:
         cursor.executemany(sql, rows)
 
 
-def _record(token: uuid.UUID, outcomes: list[tuple[Message, list[DeliveryError]]], result: BatchResult) -> None:
-    """Store these results in one transaction, only for messages still claimed by `token`."""
+def _record(
+    token: uuid.UUID,
+    outcomes: list[tuple[Message, list[DeliveryError]]],
+    result: BatchResult,
+    *,
+    never_handed_over: bool = False,
+) -> set[int]:
+    """Store these results in one transaction, only for messages still claimed by `token`
+    (locked until commit, so a concurrent recovery of the claim cannot interleave); returns the
+    ids written. `never_handed_over`: these messages never reached the relay, their places in
+    the hourly limit are given back in the same transaction."""
     if not outcomes:
-        return
+        return set()
     now = timezone.now()
     with transaction.atomic():
         states = mail_service_lock_shared(hosting_ids={message.hosting_id for message, _ in outcomes})
         still_ours = set(
-            Message.objects.filter(
-                id__in=[message.pk for message, _ in outcomes], claim_token=token, status=MessageStatus.SENDING
-            ).values_list("id", flat=True)
+            Message.objects.select_for_update()
+            .filter(id__in=[message.pk for message, _ in outcomes], claim_token=token, status=MessageStatus.SENDING)
+            .values_list("id", flat=True)
         )
         updated: list[Message] = []
         all_errors: list[DeliveryError] = []
@@ -157,6 +167,10 @@ def _record(token: uuid.UUID, outcomes: list[tuple[Message, list[DeliveryError]]
         DeliveryError.objects.bulk_create(all_errors)
         for hosting_id, increments in sorted(counts.items()):  # one lock order: no deadlock between batches
             counter_add(hosting_id=hosting_id, **increments)
+        if never_handed_over:
+            returned = Counter(message.hosting_id for message, _ in outcomes if message.pk in still_ours)
+            handoffs_return(token=token, per_hosting=returned)
+    return still_ours
 
 
 def _raw_chunks(messages: list[Message]):
@@ -207,8 +221,9 @@ def delivery_run_batch(*, limit: int | None = None, relay=None) -> BatchResult:
     opened_before = relay.connections_opened
     messages = list(Message.objects.filter(id__in=message_ids, claim_token=token).defer("raw").order_by("id"))
     deadline = time.monotonic() + settings.DELIVERY_BATCH_DEADLINE
-    with ClaimHeartbeat(token):
-        _deliver(relay, token, messages, deadline, result)
+    done: set[int] = set()
+    with ClaimHeartbeat(token, expected=lambda: len(messages) - len(done)) as heartbeat:
+        _deliver(relay, token, messages, deadline, result, done=done, heartbeat=heartbeat)
     result.connections = relay.connections_opened - opened_before
     logger.info(
         "delivery batch: claimed=%s sent=%s deferred=%s failed=%s held=%s",
@@ -221,17 +236,19 @@ def delivery_run_batch(*, limit: int | None = None, relay=None) -> BatchResult:
     return result
 
 
-def _deliver(relay, token: uuid.UUID, messages: list[Message], deadline: float, result: BatchResult) -> None:
-    """Send the claimed `messages` over `relay`, recording each; on an outage the rest is deferred."""
-    done: set[int] = set()
+def _deliver(relay, token, messages, deadline: float, result: BatchResult, *, done: set, heartbeat) -> None:
+    """Send the claimed `messages` over `relay`, recording each in `done`; on an outage, or once
+    the claim is lost (recovered while this worker was stalled), the rest is deferred."""
     try:
         relay.open()
         for chunk in _raw_chunks(messages):
             raws = dict(Message.objects.filter(id__in=[message.pk for message in chunk]).values_list("id", "raw"))
             for message in chunk:
+                if heartbeat.lost:
+                    raise RelayUnavailable("the claim was recovered by another worker")
                 results = _send(relay, message, bytes(raws.pop(message.pk) or b""))
+                done.add(message.pk)  # before its record: the heartbeat never expects it once written
                 _record(token, [(message, _outcome(message, results, timezone.now()))], result)
-                done.add(message.pk)
                 if time.monotonic() > deadline:
                     raise RelayUnavailable(f"batch deadline of {settings.DELIVERY_BATCH_DEADLINE} s reached")
                 if getattr(relay, "connection_lost", False):
@@ -243,12 +260,8 @@ def _deliver(relay, token: uuid.UUID, messages: list[Message], deadline: float, 
         reply = (421, f"relay unavailable: {error}")
         untried = [message for message in messages if message.pk not in done]
         now = timezone.now()
-        _record(
-            token,
-            [(message, _outcome(message, dict.fromkeys(_pending(message), reply), now)) for message in untried],
-            result,
-        )
-        handoffs_return(token=token, per_hosting=Counter(message.hosting_id for message in untried))
+        outcomes = [(message, _outcome(message, dict.fromkeys(_pending(message), reply), now)) for message in untried]
+        _record(token, outcomes, result, never_handed_over=True)
     finally:
         relay.close()
 

@@ -57,9 +57,9 @@ def purge_run_now(*, hosting_id: int) -> None:
     _on_commit(PURGE_RUN, hosting_id)
 
 
-def auto_block_notify(*, hosting_id: int, reason: str) -> None:
-    """After commit, tell the customer's contact that the platform blocked sending."""
-    _on_commit(AUTO_BLOCK_NOTIFY, hosting_id, str(reason))
+def auto_block_notify(*, event_id: int) -> None:
+    """After commit, tell the customer's contact that the platform blocked sending (Event `event_id`)."""
+    _on_commit(AUTO_BLOCK_NOTIFY, event_id)
 
 
 def abuse_notify(*, event_id: int) -> None:

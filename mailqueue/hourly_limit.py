@@ -8,14 +8,13 @@ The effective limit is `MailService.hourly_limit` (Python) and
 import datetime
 import uuid
 
-from django.db import transaction
 from django.db.models import Count, Min
 from django.utils.translation import gettext_lazy as _
 
 from hosting.models import Hosting
-from mailqueue.locks import LockPurpose, advisory_lock, mail_service_lock
+from mailqueue.locks import LockPurpose, advisory_lock
 from mailqueue.models import Action, MailService, RelayHandoff
-from mailqueue.state import Actor, MailServiceError, event_record, mail_service_check
+from mailqueue.state import Actor, MailServiceError, mail_service_setting_change
 
 HOUR = datetime.timedelta(hours=1)
 LIMIT_MAX = 1_000_000
@@ -25,20 +24,9 @@ def mail_service_limit_set(*, hosting: Hosting, actor: Actor, limit: int | None)
     """Override the plan's hourly limit (None: back to the plan's); operators only."""
     if limit is not None and (not isinstance(limit, int) or limit < 1 or limit > LIMIT_MAX):
         raise MailServiceError(_("The limit must be a whole number between 1 and 1,000,000."), code="invalid")
-    with transaction.atomic():
-        service = mail_service_lock(hosting_id=hosting.pk)
-        mail_service_check(service, Action.SET_LIMIT, actor)
-        old = service.hourly_limit_override
-        service.hourly_limit_override = limit
-        service.save(update_fields=["hourly_limit_override"])
-        event_record(
-            service=service,
-            action=Action.SET_LIMIT,
-            actor=actor,
-            from_state=service.state,
-            detail=f"{old if old is not None else '-'} → {limit if limit is not None else '-'}",
-        )
-    return service
+    return mail_service_setting_change(
+        hosting=hosting, actor=actor, action=Action.SET_LIMIT, field="hourly_limit_override", value=limit
+    )
 
 
 def hourly_limits_of(hosting_ids) -> dict[int, int]:

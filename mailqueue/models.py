@@ -58,6 +58,8 @@ class MailService(models.Model):
     forced = models.BooleanField(_("error tolerance doubled"), default=False)
     # When the customer last purged a `spam` block: a second one within SPAM_REPEAT_DAYS is support's.
     spam_purged_at = models.DateTimeField(_("spam block purged by the customer on"), null=True, blank=True)
+    # Set when the block is made (SPEC §9.1): a repeated spam block is lifted by support only.
+    support_only = models.BooleanField(_("to be lifted by support only"), default=False)
 
     objects = MailServiceQuerySet.as_manager()
 
@@ -85,13 +87,10 @@ class MailService(models.Model):
             return _("Forced")
         return self.get_state_display()
 
-    @property
-    def spam_repeated(self) -> bool:
-        """Blocked for spam again within SPAM_REPEAT_DAYS of a spam block the customer purged."""
-        return (
-            self.block_reason == BlockReason.SPAM
-            and self.spam_purged_at is not None
-            and self.state_changed_at - self.spam_purged_at <= datetime.timedelta(days=settings.SPAM_REPEAT_DAYS)
+    def spam_repeat_at(self, now: datetime.datetime) -> bool:
+        """Whether a spam block made at `now` repeats, within SPAM_REPEAT_DAYS, one the customer purged."""
+        return self.spam_purged_at is not None and now - self.spam_purged_at <= datetime.timedelta(
+            days=settings.SPAM_REPEAT_DAYS
         )
 
     @property

@@ -7,29 +7,23 @@ from django.core.mail import EmailMultiAlternatives, send_mail
 from django.template.loader import render_to_string
 from django.utils import translation
 
-from hosting.models import Hosting
 from mailqueue.models import Action, BlockReason, Event
 
 # The notice of one automatic block is sent once: the key names that block's Event.
 AUTO_BLOCK_NOTICE_KEY_TIMEOUT = 30 * 24 * 3600
 
 
-def auto_block_notify(*, hosting_id: int, reason: str) -> bool:
-    """Tell the customer's contact, in their language, that the platform blocked sending.
+def auto_block_notify(*, event_id: int) -> bool:
+    """Tell the customer's contact, in their language, that the platform blocked sending
+    (the automatic block recorded by Event `event_id`).
 
-    Sends at most one notice per automatic block (its Event), even if called twice; a failed
-    send is not remembered, so a redelivered task tries again. Returns whether it sent.
+    Sends at most one notice per automatic block, even if called twice; a failed send is not
+    remembered, so the task's retry tries again. Returns whether it sent.
     """
-    hosting = Hosting.objects.select_related("customer").filter(pk=hosting_id).first()
-    if hosting is None:
-        return False
-    event = (
-        Event.objects.filter(hosting=hosting, action=Action.AUTO_BLOCK, reason=reason)
-        .order_by("-created_at", "-id")
-        .first()
-    )
+    event = Event.objects.select_related("hosting__customer").filter(pk=event_id, action=Action.AUTO_BLOCK).first()
     if event is None:
         return False
+    hosting, reason = event.hosting, event.reason
     key = f"mailqueue:auto-block-notice:{hosting.pk}:{event.pk}:{event.created_at.timestamp()}"
     if not cache.add(key, True, timeout=AUTO_BLOCK_NOTICE_KEY_TIMEOUT):
         return False

@@ -140,10 +140,19 @@ def mail_service_purge_complete(*, hosting: Hosting) -> MailService | None:
         state_set(service, State.ACTIVE, now)
         service.block_reason = ""
         service.forced = False  # back to the normal error tolerance
+        service.support_only = False
         service.purge_requested_at = service.purge_due_at = service.purge_started_at = None
         service.purge_deleted = 0
         service.save(
-            update_fields=["state", "state_changed_at", "block_reason", "forced", "spam_purged_at", *_PURGE_FIELDS]
+            update_fields=[
+                "state",
+                "state_changed_at",
+                "block_reason",
+                "forced",
+                "support_only",
+                "spam_purged_at",
+                *_PURGE_FIELDS,
+            ]
         )
         event_record(
             service=service,

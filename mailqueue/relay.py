@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 from django.conf import settings
 from django.utils import timezone
 
-from mailqueue.rfc5322 import line_ends_normalise
+from mailqueue.rfc5322 import message_normalise
 
 # Code used for a recipient when the relay could not be reached or dropped the connection.
 CONNECTION_FAILURE_CODE = 421
@@ -157,8 +157,8 @@ class FileRelay:
 
 def _crlf(raw: bytes) -> bytes:
     """SMTP has CRLF line ends only: messages are stored so, and those stored before that rule
-    (with bare LF or bare CR) are sent with the same rule (mailqueue.rfc5322)."""
-    return line_ends_normalise(raw)
+    (with bare LF or bare CR, long header lines) are sent with the same rule (mailqueue.rfc5322)."""
+    return message_normalise(raw)
 
 
 def _text(reply) -> str:

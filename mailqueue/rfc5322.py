@@ -2,8 +2,12 @@
 
 SMTP has one line end, CRLF. A bare CR or a bare LF is read as a line end by some relays and not by
 others, so a message carrying `line1\\r.\\rMAIL FROM:…` could end its DATA early on such a relay
-and smuggle a second transaction through it. Every door stores messages with CRLF only (through
+and smuggle a second transaction through it. Every door stores messages normalised (through
 `message_accept`), and delivery sends with the same rule, so nothing else reaches the relay.
+
+Lines are at most 998 octets. A header line over that is folded at its whitespace (RFC 5322
+§2.2.3: the same header to any reader), as PHP's mail() writes `To:` with every recipient on one
+line; a line that cannot be folded (a body line, a header without whitespace) is refused.
 """
 
 import re
@@ -20,6 +24,38 @@ _OVERLONG_LINE = re.compile(rb"[^\r\n]{%d}" % (MAX_LINE_OCTETS + 1))
 def line_ends_normalise(raw: bytes) -> bytes:
     """`raw` with every line end written CRLF: bare CR and bare LF become CRLF. Pure; idempotent."""
     return _LINE_END.sub(b"\r\n", raw)
+
+
+def headers_fold(raw: bytes) -> bytes:
+    """`raw` (CRLF line ends) with each header line over MAX_LINE_OCTETS folded before whitespace
+    into pieces that fit, as far as its whitespace allows; the body is left alone. Pure."""
+    if raw.startswith(b"\r\n"):  # no header section
+        return raw
+    end = raw.find(b"\r\n\r\n")
+    head, body = (raw, b"") if end < 0 else (raw[: end + 2], raw[end + 2 :])
+    if _OVERLONG_LINE.search(head) is None:
+        return raw
+    return b"\r\n".join(_line_fold(line) for line in head.split(b"\r\n")) + body
+
+
+def _line_fold(line: bytes) -> bytes:
+    """`line` folded into pieces of at most MAX_LINE_OCTETS, or as it was if it cannot be."""
+    pieces, rest = [], line
+    while len(rest) > MAX_LINE_OCTETS:
+        # The last space or tab that leaves at most MAX_LINE_OCTETS before it; never at 0, so
+        # each piece has text and the loop advances.
+        cut = max(rest.rfind(b" ", 1, MAX_LINE_OCTETS + 1), rest.rfind(b"\t", 1, MAX_LINE_OCTETS + 1))
+        if cut <= 0 or not rest[:cut].strip():
+            return line  # a run without whitespace too long to fit: refused, not half folded
+        pieces.append(rest[:cut])
+        rest = rest[cut:]  # starts with the whitespace: a continuation line
+    return b"\r\n".join([*pieces, rest])
+
+
+def message_normalise(raw: bytes) -> bytes:
+    """`raw` as it is stored and sent: CRLF line ends only, over-long header lines folded. Pure;
+    idempotent. Lines still over MAX_LINE_OCTETS are left for `overlong_line` to find."""
+    return headers_fold(line_ends_normalise(raw))
 
 
 def overlong_line(raw: bytes) -> tuple[int, int] | None:

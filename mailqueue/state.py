@@ -11,8 +11,10 @@ import dataclasses
 import datetime
 import logging
 
+from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
+from mailqueue.locks import mail_service_lock
 from mailqueue.models import Action, ActorKind, BlockReason, Event, MailService, State
 
 logger = logging.getLogger(__name__)
@@ -73,7 +75,7 @@ TRANSITIONS: dict[Action, Transition] = {
     Action.CHANGE_RECIPIENT: Transition(_ANY_STATE, None, PEOPLE),
     Action.SET_LIMIT: Transition(_ANY_STATE, None, frozenset({ActorKind.OPERATOR})),
     # Force ends when a purge completes, or when an operator resets it (SPEC §9.1).
-    Action.RESET_FORCE: Transition(frozenset({State.ACTIVE}), None, frozenset({ActorKind.OPERATOR})),
+    Action.RESET_FORCE: Transition(_ANY_STATE, None, frozenset({ActorKind.OPERATOR})),
 }
 
 # A spam block is lifted by a purge (SPEC §9.1); only support may unblock it, or act at all
@@ -99,8 +101,6 @@ _STATE_REFUSALS = {
     (Action.COMPLETE_PURGE, State.BLOCKED): NO_PURGE,
     (Action.AUTO_BLOCK, State.BLOCKED): ALREADY_BLOCKED,
     (Action.AUTO_BLOCK, State.PURGING): PURGING_ALREADY_BLOCKED,
-    (Action.RESET_FORCE, State.BLOCKED): NOT_FORCED,
-    (Action.RESET_FORCE, State.PURGING): NOT_FORCED,
 }
 
 
@@ -112,7 +112,7 @@ def transition_refusal(*, service: MailService, action: Action, actor: Actor):
     if service.state not in transition.sources:
         return _STATE_REFUSALS[(action, State(service.state))]
     if action in _LIFTING_ACTIONS and actor.kind not in _SUPPORT and service.block_reason == BlockReason.SPAM:
-        if service.spam_repeated:
+        if service.support_only:
             return _(
                 "This block for abusive sending can only be lifted by our support team. Reply to the e-mail “Abuse "
                 "with your web hosting %(service)s” you received."
@@ -163,3 +163,26 @@ def event_record(*, service: MailService, action: Action, actor: Actor, from_sta
         extra={"hosting_id": service.hosting_id, "event_id": event.pk, "actor": actor.label},
     )
     return event
+
+
+def _shown(value) -> str:
+    return "-" if value is None or value == "" else str(value)
+
+
+def mail_service_setting_change(*, hosting, actor: Actor, action: Action, field: str, value) -> MailService:
+    """Set one setting of the service (`field`, e.g. the report recipient) under the hosting's
+    lock, if `actor` may do `action`; one Event says "old → new". The caller has checked `value`."""
+    with transaction.atomic():
+        service = mail_service_lock(hosting_id=hosting.pk)
+        mail_service_check(service, action, actor)
+        old = getattr(service, field)
+        setattr(service, field, value)
+        service.save(update_fields=[field])
+        event_record(
+            service=service,
+            action=action,
+            actor=actor,
+            from_state=service.state,
+            detail=f"{_shown(old)} → {_shown(value)}",
+        )
+    return service

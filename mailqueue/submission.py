@@ -92,7 +92,7 @@ def message_size_check(size: int) -> None:
 
 
 def message_lines_check(raw: bytes) -> None:
-    """SubmissionError (554 5.6.0) when a line of the CRLF-normalised message is over 998 octets."""
+    """SubmissionError (554 5.6.0) when a line of the normalised message is over 998 octets."""
     overlong = rfc5322.overlong_line(raw)
     if overlong is not None:
         line, length = overlong
@@ -142,14 +142,14 @@ def message_accept(*, hosting: Hosting, sender: str, recipients, raw: bytes) -> 
     """Store one submitted message, queued (service active) or held (blocked or purging).
 
     The one submission path of every door (SMTP, sendmail, API). Bad input raises
-    SubmissionError and stores nothing; the message is stored with CRLF line ends only
-    (`rfc5322.line_ends_normalise`). The service's state is read under a share lock, so a
+    SubmissionError and stores nothing; the message is stored with CRLF line ends only and
+    over-long header lines folded (`rfc5322.message_normalise`). The service's state is read under a share lock, so a
     block either sees this message (and holds it) or commits first (and this message is held).
     Delivery is enqueued after commit.
     """
     if not isinstance(raw, bytes | bytearray | memoryview):
         raise SubmissionError(_("The message must be provided as bytes."), smtp_code=554, enhanced_code="5.6.0")
-    raw = rfc5322.line_ends_normalise(bytes(raw))
+    raw = rfc5322.message_normalise(bytes(raw))
     message_size_check(len(raw))
     message_lines_check(raw)
     sender = sender_validate(sender)

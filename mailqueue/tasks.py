@@ -48,13 +48,17 @@ def abuse_check() -> list:
     return abuse.abuse_check()
 
 
-@shared_task(acks_late=True)
-def auto_block_notify(hosting_id: int, reason: str) -> bool:
+# A notice whose mailer fails is tried again, for about an hour and a half, then logged as lost.
+NOTICE_RETRY = {"autoretry_for": (Exception,), "retry_backoff": 30, "retry_backoff_max": 600, "max_retries": 12}
+
+
+@shared_task(acks_late=True, **NOTICE_RETRY)
+def auto_block_notify(event_id: int) -> bool:
     """Tell the customer's contact that the platform blocked sending (once per block)."""
-    return notifications.auto_block_notify(hosting_id=hosting_id, reason=reason)
+    return notifications.auto_block_notify(event_id=event_id)
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, **NOTICE_RETRY)
 def abuse_notify(event_id: int) -> bool:
     """Send the abuse notice of a spam block (once per block)."""
     return notifications.abuse_notify(event_id=event_id)

@@ -47,6 +47,7 @@ class MailServiceInline(admin.StackedInline):
         "purge_due_at",
         "purge_started_at",
         "spam_purged_at",
+        "support_only",
     ]
 
     def has_add_permission(self, request, obj=None):

@@ -126,6 +126,13 @@ def test_put_accepts_the_object_read_back_by_get(api, hosting):
     assert api.get(email_path(hosting)).json() == {**read, "email": "ops@example.org"}
 
 
+def test_put_of_an_object_read_before_a_delivery_is_accepted(api, hosting):
+    read = api.get(email_path(hosting)).json()
+    DailyCounterFactory(hosting=hosting, day=timezone.localdate(), sent=3, errors=1)  # mail went out meanwhile
+    assert api.put(email_path(hosting), {**read, "email": "ops@example.org"}).status_code == 204
+    assert service_of(hosting).report_recipient == "ops@example.org"
+
+
 @pytest.mark.parametrize(
     "payload",
     [
@@ -135,7 +142,7 @@ def test_put_accepts_the_object_read_back_by_get(api, hosting):
         {"email": ["ops@example.org"]},
         {},
         {"email": "ops@example.org", "state": "ko"},  # read-only, changed
-        {"email": "ops@example.org", "sent": 5},
+        {"email": "ops@example.org", "maxPerDay": 1},
         {"email": "ops@example.org", "unknown": 1},
         ["ops@example.org"],
         "ops@example.org",
@@ -147,7 +154,7 @@ def test_put_accepts_the_object_read_back_by_get(api, hosting):
         "list",
         "missing",
         "read-only-state",
-        "read-only-sent",
+        "read-only-max-per-day",
         "unknown-field",
         "array",
         "string",

@@ -76,7 +76,8 @@ def test_rate_abuse_blocks_and_notifies_the_contact_once_through_the_worker(cele
     assert "72 heures" in notice.body
 
     assert tasks.abuse_check() == []  # already blocked: nothing more
-    assert tasks.auto_block_notify(hosting.pk, "rate") is False  # a redelivered notice is not sent twice
+    block = Event.objects.get(hosting=hosting, action=Action.AUTO_BLOCK)
+    assert tasks.auto_block_notify(block.pk) is False  # a redelivered notice is not sent twice
     time.sleep(1.5)  # room for a stray task to reach the worker
     assert len(mail.outbox) == 1
     assert Event.objects.filter(hosting=hosting, action=Action.AUTO_BLOCK, reason="rate").count() == 1

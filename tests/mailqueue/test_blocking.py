@@ -12,7 +12,7 @@ from mailqueue import abuse, dispatch
 from mailqueue.blocking import mail_service_auto_block, mail_service_block, mail_service_force_reset
 from mailqueue.blocking import mail_service_unblock as unblock
 from mailqueue.models import Action, Event, MailService, MessageStatus, State
-from mailqueue.purge import mail_service_purge_request, purge_run
+from mailqueue.purge import mail_service_purge_cancel, mail_service_purge_request, purge_run
 from mailqueue.state import Actor, MailServiceError
 from portal.celery import app as celery_app
 from tests.factories import HostingFactory, MembershipFactory, MessageFactory, UserFactory
@@ -181,3 +181,34 @@ def test_the_portal_and_the_api_show_force(client: Client):
     assert '<span class="badge badge-active">Force</span>' in page
     assert "tolérance d&#x27;erreurs doublée" in page or "tolérance d'erreurs doublée" in page
     assert client.get(f"/1.0/hosting/web/{hosting.service_name}/email").json()["state"] == "force"
+
+
+def test_a_support_only_spam_block_stays_so_when_an_operator_starts_a_purge(time_machine, settings, tasks_inline):
+    time_machine.move_to(datetime.datetime(2026, 3, 2, 9, 0, tzinfo=datetime.UTC), tick=False)
+    hosting = HostingFactory()
+    customer = Actor.api("key-1")
+    operator = Actor.operator(UserFactory(is_staff=True))
+    mail_service_auto_block(hosting=hosting, reason="spam")
+    purged(hosting, customer, time_machine, settings)
+    time_machine.shift(datetime.timedelta(days=20))
+    mail_service_auto_block(hosting=hosting, reason="spam")  # a repeat: support's
+    time_machine.shift(datetime.timedelta(days=20))
+    mail_service_purge_request(hosting=hosting, actor=operator)
+
+    with pytest.raises(MailServiceError):
+        mail_service_purge_cancel(hosting=hosting, actor=customer)  # the customer cannot take it back
+    assert service(hosting).state == State.PURGING
+    mail_service_purge_cancel(hosting=hosting, actor=operator)
+    for act in (mail_service_purge_request, unblock):
+        with pytest.raises(MailServiceError):
+            act(hosting=hosting, actor=customer)
+
+
+def test_an_operator_resets_force_while_the_service_is_blocked():
+    hosting = HostingFactory()
+    mail_service_auto_block(hosting=hosting, reason="bounce")
+    unblock(hosting=hosting, actor=Actor.api("key-1"))
+    mail_service_block(hosting=hosting, actor=Actor.api("key-1"))
+    mail_service_force_reset(hosting=hosting, actor=Actor.operator(UserFactory(is_staff=True)))
+    unblock(hosting=hosting, actor=Actor.api("key-1"))
+    assert (service(hosting).state, service(hosting).forced) == (State.ACTIVE, False)

@@ -5,6 +5,7 @@ for the message that was in flight; the dead claim recovered once its heartbeat 
 import collections
 import os
 import signal
+import threading
 import time
 
 import pytest
@@ -91,3 +92,38 @@ def test_a_worker_killed_mid_batch_loses_nothing(settings, _isolated_celery_queu
     # The recovered messages gave their places in the hourly limit back: one slot per message.
     assert RelayHandoff.objects.filter(hosting=hosting).count() == len(messages)
     assert counters(hosting).sent == 12
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.django_db(transaction=True)
+def test_a_stalled_worker_whose_claim_was_recovered_stops_sending_and_gives_no_slot_back_twice(settings):
+    hosting = HostingFactory()
+    messages = [queue_message(hosting) for _ in range(4)]
+    settings.DELIVERY_CLAIM_HEARTBEAT = 0.2
+    with LiveRelay() as relay:
+        settings.SMTP_RELAY_URL = relay.url
+        relay.handler.hold_data_after = 0  # the first DATA hangs: the worker stalls
+        results = []
+        worker = threading.Thread(target=lambda: results.append(delivery_run_batch()))
+        worker.start()
+        assert relay.handler.waiting.wait(20)
+        # Its heartbeat stopped (say): the sweep takes the claim back, with its 4 slots.
+        assert claims_recover(older_than=0) == 4
+        assert RelayHandoff.objects.filter(hosting=hosting).count() == 0
+        time.sleep(3 * settings.DELIVERY_CLAIM_HEARTBEAT)  # the stall goes on: the heartbeat sees its claim gone
+        relay.handler.hold_data_after = None
+        relay.handler.release.set()
+        worker.join(20)
+        [stalled] = results
+        # The message in flight went out; the stalled worker noticed its claim was gone and sent no more.
+        assert len(relay.received_ids()) == 1
+        assert stalled.sent == 0
+        assert RelayHandoff.objects.filter(hosting=hosting).count() == 0  # nothing given back twice
+        while delivery_run_batch().claimed:
+            pass
+
+    assert {m.status for m in Message.objects.filter(hosting=hosting)} == {MessageStatus.SENT}
+    copies = collections.Counter(relay.received_ids())
+    assert set(copies) == {message.message_id for message in messages}
+    assert sum(copies.values()) == 5  # the one in flight, twice
+    assert RelayHandoff.objects.filter(hosting=hosting).count() == 4

@@ -16,7 +16,7 @@ from django.test import Client
 from api.services import api_credentials_create
 from mailqueue.delivery import delivery_run_batch
 from mailqueue.models import Message, MessageStatus
-from mailqueue.rfc5322 import line_ends_normalise, overlong_line
+from mailqueue.rfc5322 import headers_fold, line_ends_normalise, overlong_line
 from mailqueue.smtpd import SubmissionHandler
 from tests.api.conftest import ApiClient
 from tests.factories import HostingFactory, MembershipFactory, MessageFactory
@@ -207,6 +207,19 @@ def test_smtp_door_refuses_a_line_over_998_octets_with_554(door, hosting):
     assert code == 250, reply
 
 
+def test_smtp_door_folds_a_long_header_line_and_refuses_one_it_cannot_fold(door, hosting):
+    """PHP's mail() writes every recipient on one To: line: folded, not refused."""
+    to = b"To: " + b", ".join(b"reader%d@example.org" % n for n in range(100)) + b"\r\n"
+    assert len(to) > 2000
+    code, reply = smtp_submit(door, hosting, b"From: shop@example.net\r\n" + to + b"Subject: News\r\n\r\nHi\r\n")
+    assert code == 250, reply
+    stored = bytes(Message.objects.get().raw)
+    assert max(len(line) for line in stored.split(b"\r\n")) <= 998
+    assert stored.replace(b"\r\n ", b" ") == b"From: shop@example.net\r\n" + to + b"Subject: News\r\n\r\nHi\r\n"
+    code, reply = smtp_submit(door, hosting, b"X-Token: " + b"t" * 1000 + b"\r\n\r\nHi\r\n")
+    assert (code, reply[:5]) == (554, b"5.6.0")
+
+
 def test_api_refuses_a_line_over_998_octets_with_400(hosting):
     response = api_submit(hosting, "Subject: x\r\n\r\n" + "c" * 999 + "\r\n")
     assert response.status_code == 400
@@ -256,3 +269,16 @@ def test_overlong_line_names_the_first_line_over_998_octets():
     assert overlong_line(b"x" * 998 + b"\r\n" + b"y" * 998) is None
     assert overlong_line(b"x\r\n" + b"y" * 998 + b"\r\n" + b"z" * 1200 + b"\r\n" + b"w" * 5000) == (3, 1200)
     assert overlong_line(b"q" * 999) == (1, 999)
+
+
+def test_headers_fold_folds_at_whitespace_and_leaves_the_body_alone():
+    long_header = b"To: " + b", ".join(b"r%d@example.org" % n for n in range(200))
+    body_line = b"b" * 1500
+    folded = headers_fold(long_header + b"\r\nSubject: x\r\n\r\n" + body_line + b"\r\n")
+    head, _blank, body = folded.partition(b"\r\n\r\n")
+    assert max(len(line) for line in head.split(b"\r\n")) <= 998
+    assert head.replace(b"\r\n ", b" ") == long_header + b"\r\nSubject: x"
+    assert body == body_line + b"\r\n", "a body line is not touched: it is refused"
+    unbreakable = b"X-Token: " + b"t" * 1200 + b"\r\n\r\n"
+    assert headers_fold(unbreakable) == unbreakable
+    assert headers_fold(folded) == folded

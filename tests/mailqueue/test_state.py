@@ -47,7 +47,7 @@ SPEC_TABLE = {
     "cancel_purge": ({"purging"}, "blocked", PEOPLE),
     "change_recipient": (ALL_STATES, None, PEOPLE),
     "set_limit": (ALL_STATES, None, {OPERATOR}),
-    "reset_force": ({"active"}, None, {OPERATOR}),  # only while forced
+    "reset_force": (ALL_STATES, None, {OPERATOR}),  # only while forced
 }
 
 # The reason a block records when the actor gives none.
