@@ -25,8 +25,13 @@ def smtp_password_matches(*, hosting: Hosting, password: str) -> bool:
 
 
 def hosting_smtp_password_rotate(*, hosting: Hosting) -> str:
-    """Generate a new SMTP password, store only its digest, return it (shown once)."""
+    """Generate a new SMTP password, store only its digest, return it (shown once).
+
+    It never starts with "-" or "_": command-line tools (swaks, sendmail wrappers) would read a
+    leading dash as an option."""
     password = secrets.token_urlsafe(24)
+    while password[0] in "-_":
+        password = secrets.token_urlsafe(24)
     hosting.smtp_password_hash = _smtp_password_digest(password)
     hosting.smtp_password_changed_at = timezone.now()
     hosting.save(update_fields=["smtp_password_hash", "smtp_password_changed_at"])

@@ -174,3 +174,14 @@ def test_provision_hosting_refuses_an_unknown_plan():
     with pytest.raises(CommandError):
         provision("initech.example", customer="initech", plan="platinum")
     assert not Hosting.objects.filter(service_name="initech.example").exists()
+
+
+@pytest.mark.django_db
+def test_smtp_passwords_never_start_with_a_dash_that_tools_read_as_an_option():
+    from hosting.services import hosting_smtp_password_rotate
+    from tests.factories import HostingFactory
+
+    hosting = HostingFactory()
+    passwords = [hosting_smtp_password_rotate(hosting=hosting) for _ in range(300)]
+    assert not [password for password in passwords if password[0] in "-_"]
+    assert len(set(passwords)) == 300 and all(len(password) == 32 for password in passwords)
