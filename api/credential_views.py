@@ -13,6 +13,7 @@ from api.authentication import application_authenticate
 from api.models import ApiToken, ConsumerKey, CredentialStatus
 from api.parsers import JSONParser
 from api.services import api_token_revoke, consumer_key_request, consumer_key_revoke
+from api.throttling import CredentialRequestRateThrottle
 from api.views import AUTHENTICATED_ERRORS, ApiView, errors
 
 APPLICATION_HEADER = OpenApiParameter(
@@ -29,9 +30,10 @@ class CredentialRequestView(ApiView):
     signature, no consumer key yet), the access rules and where to send the browser afterwards.
     The consumer key answered grants nothing until a user validates it at `validationUrl`."""
 
-    # The application key alone identifies the caller: throttled per client address, as anonymous calls.
+    # The application key alone identifies the caller: throttled per client address.
     authentication_classes = []
     permission_classes = [AllowAny]
+    throttle_classes = [CredentialRequestRateThrottle]
     parser_classes = [JSONParser]
 
     @extend_schema(

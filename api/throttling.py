@@ -58,3 +58,11 @@ class CustomerRateThrottle(FixedWindowRateThrottle, UserRateThrottle):
         if api_customer_id is None:
             return super().get_cache_key(request, view)
         return self.cache_format % {"scope": self.scope, "ident": f"customer-{api_customer_id}"}
+
+
+class CredentialRequestRateThrottle(AddressRateThrottle):
+    """Consumer-key requests (POST /auth/credential: no credential yet) per client address, at the
+    anonymous rate, in a bucket of their own: asking for keys does not use up the address's other
+    anonymous calls (/auth/time, the schema). Unknown application keys count as failed authentications too."""
+
+    cache_format = "throttle-window:credential-request:%(ident)s"

@@ -85,6 +85,22 @@ def _atomic(cache):
         yield  # closing the file releases the lock
 
 
+def _incr(cache, key: str, *, window: int) -> int:
+    """INCR, keeping the window's end. Django's incr on the file cache is a get and a set with the
+    default timeout (300 s): each event pushed the end of a 60-second window to 5 minutes later."""
+    if isinstance(cache, RedisCache):
+        return cache.incr(key)  # INCR keeps the key's expiry
+    count = cache.get(key)
+    opened = cache.get(f"{key}:opened")
+    # A count of 0 was just made by add(): the opener's. Another without its opening time
+    # outlived its window (the keys stretched before): over.
+    left = window if count == 0 else (0 if opened is None else opened + window - time.time())
+    if count is None or left <= 0:
+        raise ValueError(key)  # no window any more: this event opens one
+    cache.set(key, count + 1, timeout=left)
+    return count + 1
+
+
 def window_counter_incr(key: str, *, window: int, use: str) -> int | None:
     """Count one event in the current window of `key` (opened now if there is none): the count so
     far, this one included, or None when the cache is unreachable (fail open)."""
@@ -95,7 +111,7 @@ def window_counter_incr(key: str, *, window: int, use: str) -> int | None:
         with _atomic(cache):
             cache.add(key, 0, timeout=window)
             try:
-                count = cache.incr(key)
+                count = _incr(cache, key, window=window)
             except ValueError:  # expired between add and incr: this event opens a new window
                 cache.set(key, 1, timeout=window)
                 count = 1

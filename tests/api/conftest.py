@@ -141,7 +141,7 @@ def application(owner):
     )
 
 
-def request_key(client, application_key, rules=READ_ONLY_HOSTINGS, redirection=None, **body):
+def request_key(client, application_key, rules=READ_ONLY_HOSTINGS, redirection=None, *, address=None, **body):
     """What the official client's request_consumerkey() sends: X-Ovh-Application only, no signature."""
     payload = {"accessRules": rules, "redirection": redirection, "allowedIPs": None, **body}
     return client.post(
@@ -149,7 +149,7 @@ def request_key(client, application_key, rules=READ_ONLY_HOSTINGS, redirection=N
         json.dumps(payload, separators=(",", ":")),
         content_type="application/json",
         HTTP_X_OVH_APPLICATION=application_key,
-        REMOTE_ADDR=next_address(),
+        REMOTE_ADDR=address or next_address(),
     )
 
 

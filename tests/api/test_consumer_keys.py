@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.utils import timezone
+from rest_framework.throttling import SimpleRateThrottle
 
 from api import keys
 from api.models import ConsumerKey, CredentialStatus
@@ -16,8 +17,17 @@ from api.services import (
     consumer_key_refuse,
     consumer_key_validate,
 )
+from api.window_counters import window_counter_clear
 from mailqueue.models import Event, MailService
-from tests.api.conftest import READ_ONLY_HOSTINGS, ApiClient, email_path, record_of, request_key, signed
+from tests.api.conftest import (
+    READ_ONLY_HOSTINGS,
+    ApiClient,
+    email_path,
+    next_address,
+    record_of,
+    request_key,
+    signed,
+)
 from tests.api.test_auth import assert_ovh_error
 from tests.factories import HostingFactory, MembershipFactory
 
@@ -203,3 +213,13 @@ def test_credentials_made_whole_keep_every_call(api, hosting):
     """create_api_credentials / the portal's whole credentials: validated at once, every call."""
     assert api.post(email_path(hosting, "/request"), {"action": "BLOCK"}).status_code == 200
     assert api.get("/auth/currentCredential").json()["rules"] == [{"method": "*", "path": "/*"}]
+
+
+def test_key_requests_are_throttled_per_address_apart_from_other_anonymous_calls(client, application, monkeypatch):
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"anon": "2/minute", "user": "100/minute"})
+    address = next_address()
+    window_counter_clear(f"throttle-window:credential-request:{address}")
+    window_counter_clear(f"throttle-window:anon:{address}")
+    statuses = [request_key(client, application.key, address=address).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    assert client.get("/1.0/auth/time", REMOTE_ADDR=address).status_code == 200
