@@ -10,6 +10,7 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from kombu import transport as kombu_transports
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -189,8 +190,9 @@ if REDIS_URL:
     # Longer than any task's run; long waits are due times in the database, never ETAs.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 else:
-    CELERY_BROKER_URL = "filesystem://"
-    CELERY_BROKER_TRANSPORT = "portal.broker:AtomicFilesystemTransport"  # whole messages only (portal/broker.py)
+    # kombu's filesystem transport, writing whole messages only (portal/broker.py).
+    kombu_transports.TRANSPORT_ALIASES["portalfs"] = "portal.broker:AtomicFilesystemTransport"
+    CELERY_BROKER_URL = "portalfs://"
     for _folder in ("queue", "processed", "control"):
         (CELERY_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
