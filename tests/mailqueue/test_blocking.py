@@ -5,6 +5,7 @@ import datetime
 
 import pytest
 from django.core import mail
+from django.core.mail.backends.base import BaseEmailBackend
 from django.test import Client
 from django.utils import timezone, translation
 
@@ -212,3 +213,30 @@ def test_an_operator_resets_force_while_the_service_is_blocked():
     mail_service_force_reset(hosting=hosting, actor=Actor.operator(UserFactory(is_staff=True)))
     unblock(hosting=hosting, actor=Actor.api("key-1"))
     assert (service(hosting).state, service(hosting).forced) == (State.ACTIVE, False)
+
+
+class FlakyMailer(BaseEmailBackend):
+    """The platform's mailer down for the first two tries, then up."""
+
+    calls = 0
+
+    def send_messages(self, messages):
+        FlakyMailer.calls += 1
+        if FlakyMailer.calls <= 2:
+            raise ConnectionRefusedError("mailer down")
+        mail.outbox.extend(messages)
+        return len(messages)
+
+
+def test_an_abuse_notice_whose_mailer_fails_is_retried_until_sent(settings):
+    settings.EMAIL_BACKEND = f"{__name__}.FlakyMailer"
+    FlakyMailer.calls = 0
+    hosting = HostingFactory()
+    mail_service_block(hosting=hosting, actor=Actor.operator(UserFactory(is_staff=True)), reason="spam")
+    event = Event.objects.get(hosting=hosting, action=Action.BLOCK)
+
+    result = celery_app.tasks["mailqueue.tasks.abuse_notify"].apply(args=(event.pk,))
+
+    assert result.successful() and result.result is True
+    assert FlakyMailer.calls == 3
+    assert [message.subject for message in mail.outbox] == [f"Abus avec votre hébergement {hosting.service_name}"]
