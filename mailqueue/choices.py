@@ -1,4 +1,4 @@
-"""The vocabulary of the mail service: states, reasons, actors, actions, message statuses."""
+"""The vocabulary of the mail service: states, reasons, actors, actions, message statuses, errors."""
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -36,6 +36,7 @@ class Action(models.TextChoices):
     SET_LIMIT = "set_limit", _("hourly limit change")
     EXPIRE = "expire", _("expiry of held e-mails")
     RESET_FORCE = "reset_force", _("back to the normal error tolerance")
+    UNSUPPRESS = "unsuppress", _("suppressed address removal")
 
 
 class MessageStatus(models.TextChoices):
@@ -51,3 +52,20 @@ class RecipientStatus(models.TextChoices):
     PENDING = "pending", _("pending")
     SENT = "sent", _("sent")
     FAILED = "failed", _("failed")
+
+
+class ErrorKind(models.TextChoices):
+    """Where a delivery error came from (SPEC §10.1, §10.2)."""
+
+    RELAY = "relay", _("refused by the relay")
+    DSN = "dsn", _("bounced later (delivery report)")
+    SUPPRESSED = "suppressed", _("suppressed address")
+
+
+class BounceProblem(models.TextChoices):
+    """Why a message received by the bounce door could not be attributed (SPEC §10.1)."""
+
+    NO_TOKEN = "no_token", _("no return-path token")
+    FORGED = "forged", _("forged or damaged token")
+    UNKNOWN_MESSAGE = "unknown", _("e-mail no longer known")
+    UNRECOGNISED = "unrecognised", _("not recognised as a bounce")

@@ -7,7 +7,7 @@ from django.db.models import Max, Q, Sum
 from django.utils import timezone
 
 from hosting.models import Hosting
-from mailqueue.models import DailyCounter, DeliveryError, MailService, Message
+from mailqueue.models import DailyCounter, DeliveryError, MailService, Message, Suppression
 
 # Held messages counted at most: beyond it the page says "10 000+", at a bounded cost.
 HELD_COUNT_CAP = 10_000
@@ -89,3 +89,11 @@ def daily_volumes(*, hosting: Hosting, days: int = 30) -> list[dict]:
         }
         for day in (first + datetime.timedelta(days=offset) for offset in range(days))
     ]
+
+
+def suppressions_list(*, hosting: Hosting, search: str = "", now: datetime.datetime | None = None):
+    """The hosting's suppressed addresses still in force, newest first; `search`: part of the address."""
+    rows = Suppression.objects.filter(hosting=hosting, expires_at__gt=now or timezone.now())
+    if search.strip():
+        rows = rows.filter(address__contains=search.strip().lower())
+    return rows.order_by("-created_at", "-id")

@@ -76,6 +76,7 @@ TRANSITIONS: dict[Action, Transition] = {
     Action.SET_LIMIT: Transition(_ANY_STATE, None, frozenset({ActorKind.OPERATOR})),
     # Force ends when a purge completes, or when an operator resets it (SPEC §9.1).
     Action.RESET_FORCE: Transition(_ANY_STATE, None, frozenset({ActorKind.OPERATOR})),
+    Action.UNSUPPRESS: Transition(_ANY_STATE, None, PEOPLE),
 }
 
 # A spam block is lifted by a purge (SPEC §9.1); only support may unblock it, or act at all

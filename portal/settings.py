@@ -264,6 +264,16 @@ ABUSE_BOUNCE_RATIO = env.float("ABUSE_BOUNCE_RATIO", default=0.5)
 ABUSE_BOUNCE_MIN_MESSAGES = env.int("ABUSE_BOUNCE_MIN_MESSAGES", default=50)
 # A spam block within this many days of one the customer purged can be lifted by support only.
 SPAM_REPEAT_DAYS = env.int("SPAM_REPEAT_DAYS", default=30)
+# Complaints (feedback reports) within an hour that block a hosting for `spam` (SPEC §10.1, §11.1).
+SPAM_BLOCK_COUNT = env.int("SPAM_BLOCK_COUNT", default=5)
+
+# --- What comes back after delivery (SPEC §10.1, §10.2).
+# The envelope sender of every delivered message is BOUNCE_LOCAL_PART+<token>@BOUNCE_DOMAIN; the
+# domain's MX must lead to the bounce door (runbounced, or an MTA piping to receive_bounce).
+BOUNCE_DOMAIN = env("BOUNCE_DOMAIN", default="bounces.portal.localhost")
+BOUNCE_LOCAL_PART = env("BOUNCE_LOCAL_PART", default="bounce")
+BOUNCE_INGRESS_ADDR = env("BOUNCE_INGRESS_ADDR", default="127.0.0.1:2526")
+SUPPRESSION_DAYS = env.int("SUPPRESSION_DAYS", default=90)  # an address stays suppressed after a hard bounce
 
 _digest_hour, _digest_minute = (int(part) for part in DIGEST_TIME.split(":"))
 CELERY_BEAT_SCHEDULE = {

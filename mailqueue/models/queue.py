@@ -14,22 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from hosting.models import PLAN_HOURLY_LIMITS, Hosting, Plan
-from mailqueue.choices import Action, ActorKind, BlockReason, MessageStatus, RecipientStatus, State
-
-__all__ = [
-    "Action",
-    "ActorKind",
-    "BlockReason",
-    "DailyCounter",
-    "DeliveryError",
-    "Event",
-    "MailService",
-    "Message",
-    "MessageStatus",
-    "RecipientStatus",
-    "RelayHandoff",
-    "State",
-]
+from mailqueue.choices import Action, ActorKind, BlockReason, ErrorKind, MessageStatus, State
 
 
 class MailServiceQuerySet(models.QuerySet):
@@ -220,7 +205,8 @@ class Message(models.Model):
     hosting = models.ForeignKey(Hosting, on_delete=models.CASCADE, related_name="messages", verbose_name=_("hosting"))
     message_id = models.CharField(_("message-id"), max_length=255, db_index=True)
     sender = models.CharField(_("sender"), max_length=320, blank=True)
-    # [{"address": str, "status": RecipientStatus, "code": int | None, "reply": str}]
+    # [{"address", "status": RecipientStatus, "code", "reply"}, and later "bounce" / "delayed": {"at", "status",
+    # "diagnostic"} from a delivery report (mailqueue.bounces)]
     recipients = models.JSONField(_("recipients"))
     recipient_count = models.PositiveSmallIntegerField(_("number of recipients"), default=0)
     subject = models.CharField(_("subject"), max_length=255, blank=True)
@@ -282,6 +268,10 @@ class DeliveryError(models.Model):
     recipient = models.CharField(_("e-mail"), max_length=320)
     reply = models.CharField(_("message"), max_length=500)
     subject = models.CharField(_("subject"), max_length=255, blank=True)
+    kind = models.CharField(_("origin"), max_length=10, choices=ErrorKind.choices, default=ErrorKind.RELAY)
+    # Hard (5.x.x) or soft (4.x.x, or no status: a relay that gave up after the retry limit).
+    permanent = models.BooleanField(_("permanent"), default=True)
+    status = models.CharField(_("status code"), max_length=12, blank=True)  # RFC 3463, e.g. 5.1.1
 
     objects = BatchDeleteQuerySet.as_manager()
 
@@ -292,6 +282,10 @@ class DeliveryError(models.Model):
         indexes = [
             models.Index(fields=["hosting", "-created_at", "-id"], name="error_hosting_recent"),
             models.Index(fields=["-created_at", "-id"], name="error_recent"),  # retention, admin list order
+        ]
+        constraints = [
+            # A delivery report counted once per message and recipient, however often it arrives.
+            models.UniqueConstraint(fields=["message", "recipient"], condition=Q(kind="dsn"), name="error_dsn_once"),
         ]
 
     def __str__(self) -> str:

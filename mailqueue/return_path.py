@@ -1,0 +1,66 @@
+"""The per-message, per-recipient return path (SPEC §10.1): the envelope sender of each delivery
+is `{BOUNCE_LOCAL_PART}+{token}@{BOUNCE_DOMAIN}`, so the bounce coming back names its hosting,
+message and recipient; the token's HMAC (a key derived from SECRET_KEY) refuses forged ones.
+
+Token: `{hosting id}-{message id}-{recipient index}-{mac}`, lower case letters, digits and `-`
+only, since some MTAs change the case of local parts.
+"""
+
+import base64
+import dataclasses
+import re
+
+from django.conf import settings
+from django.utils.crypto import constant_time_compare, salted_hmac
+
+_KEY_SALT = "mailqueue.return_path"
+_MAC_CHARS = 16  # 80 bits of base32
+_TOKEN = re.compile(r"^(\d{1,19})-(\d{1,19})-(\d{1,3})-([a-z2-7]{16})$")
+
+
+class ForgedToken(ValueError):
+    """An address of the bounce domain whose token does not carry a valid HMAC."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ReturnPathToken:
+    hosting_id: int
+    message_pk: int
+    index: int  # the recipient's place in Message.recipients
+
+
+def _mac(payload: str, secret: str) -> str:
+    digest = salted_hmac(_KEY_SALT, payload, secret=secret, algorithm="sha256").digest()
+    return base64.b32encode(digest).decode("ascii").lower()[:_MAC_CHARS]
+
+
+def return_path_for(*, hosting_id: int, message_pk: int, index: int) -> str:
+    payload = f"{hosting_id}-{message_pk}-{index}"
+    return f"{settings.BOUNCE_LOCAL_PART}+{payload}-{_mac(payload, settings.SECRET_KEY)}@{settings.BOUNCE_DOMAIN}"
+
+
+def is_bounce_address(address: str) -> bool:
+    """Whether `address` is in the bounce domain (the only one the bounce door accepts)."""
+    _local, at, domain = address.strip().strip("<>").rpartition("@")
+    return bool(at) and domain.rstrip(".").lower() == settings.BOUNCE_DOMAIN.lower()
+
+
+def return_path_parse(address: str) -> ReturnPathToken | None:
+    """The token of a return path; None when `address` is not one (another local part or domain);
+    ForgedToken when it looks like one but its HMAC is wrong. Keys of SECRET_KEY_FALLBACKS are
+    accepted too, so bounces of mail sent before a key rotation are still attributed."""
+    if not is_bounce_address(address):
+        return None
+    local = address.strip().strip("<>").rpartition("@")[0].lower()
+    prefix = f"{settings.BOUNCE_LOCAL_PART.lower()}+"
+    if not local.startswith(prefix):
+        return None
+    match = _TOKEN.match(local[len(prefix) :])
+    if match is None:
+        raise ForgedToken(address)
+    hosting_id, message_pk, index, mac = match.groups()
+    payload = f"{hosting_id}-{message_pk}-{index}"
+    secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    if not any(constant_time_compare(mac, _mac(payload, secret)) for secret in secrets):
+        raise ForgedToken(address)
+    return ReturnPathToken(hosting_id=int(hosting_id), message_pk=int(message_pk), index=int(index))
