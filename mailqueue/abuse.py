@@ -1,18 +1,28 @@
 """The abuse thresholds (SPEC §3 "automatic block"): too many messages too fast (`rate`), too
-many errors (`bounce`), checked every minute over the last hour."""
+many errors (`bounce`, relay refusals and later bounce reports alike, SPEC §10.1), too many
+complaints (`spam`, SPEC §10.1), checked every minute over the last hour."""
 
 import datetime
 import logging
 
 from django.conf import settings
-from django.db.models import Count, DateTimeField, F, Min, Q, Value
+from django.db.models import Count, DateTimeField, Exists, F, Min, OuterRef, Q, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from hosting.models import Hosting
 from mailqueue.blocking import mail_service_auto_block
 from mailqueue.hourly_limit import hourly_limits_of
-from mailqueue.models import BlockReason, MailService, Message, MessageStatus, State
+from mailqueue.models import (
+    BlockReason,
+    Complaint,
+    DeliveryError,
+    ErrorKind,
+    MailService,
+    Message,
+    MessageStatus,
+    State,
+)
 from mailqueue.state import MailServiceError
 
 logger = logging.getLogger(__name__)
@@ -21,7 +31,9 @@ logger = logging.getLogger(__name__)
 def abuse_check() -> list[tuple[int, str]]:
     """Block active services over the thresholds of the last hour: more than ABUSE_RATE_FACTOR
     × their hourly limit submitted (`rate`), or over ABUSE_BOUNCE_RATIO of errors among at least
-    ABUSE_BOUNCE_MIN_MESSAGES finished messages (`bounce`). Returns what was blocked.
+    ABUSE_BOUNCE_MIN_MESSAGES finished messages (`bounce`; a message failed only because its
+    recipients were suppressed does not count), or SPAM_BLOCK_COUNT complaints (`spam`).
+    Returns what was blocked.
 
     The hour never reaches back before the service last became active, so a customer who
     unblocks after an automatic block is not blocked again for the same burst.
@@ -36,7 +48,7 @@ def abuse_check() -> list[tuple[int, str]]:
         .aggregate(lowest=Min("effective_hourly_limit"))["lowest"]
     )
     if lowest_limit is None:
-        return []
+        return []  # no active service
 
     blocked: list[tuple[int, str, str]] = []
     submitted = dict(
@@ -50,11 +62,12 @@ def abuse_check() -> list[tuple[int, str]]:
     for hosting_id, limit in hourly_limits_of(submitted).items():
         if submitted[hosting_id] > settings.ABUSE_RATE_FACTOR * limit:
             blocked.append((hosting_id, BlockReason.RATE, f"{submitted[hosting_id]} messages in one hour"))
+    suppressed = DeliveryError.objects.filter(message_id=OuterRef("pk"), kind=ErrorKind.SUPPRESSED)
     finished = (
         Message.objects.finished()
         .filter(active, completed_at__gte=window_start)
         .values("hosting_id", "hosting__mail_service__forced")
-        .annotate(total=Count("id"), failed=Count("id", filter=Q(status=MessageStatus.FAILED)))
+        .annotate(total=Count("id"), failed=Count("id", filter=Q(status=MessageStatus.FAILED) & ~Exists(suppressed)))
         .filter(total__gte=settings.ABUSE_BOUNCE_MIN_MESSAGES)
         .order_by()
     )
@@ -64,6 +77,18 @@ def abuse_check() -> list[tuple[int, str]]:
         allowed = settings.ABUSE_BOUNCE_RATIO * (2 if row["hosting__mail_service__forced"] else 1)
         if row["hosting_id"] not in already and row["failed"] / row["total"] > allowed:
             blocked.append((row["hosting_id"], BlockReason.BOUNCE, f"{row['failed']}/{row['total']} in error"))
+    already = {hosting_id for hosting_id, *_rest in blocked}
+    complained = (
+        Complaint.objects.filter(active, created_at__gte=window_start)
+        .values("hosting_id")
+        .annotate(count=Count("id"))
+        .filter(count__gte=settings.SPAM_BLOCK_COUNT)
+        .order_by()
+        .values_list("hosting_id", "count")
+    )
+    for hosting_id, count in complained:
+        if hosting_id not in already:
+            blocked.append((hosting_id, BlockReason.SPAM, f"{count} complaints in one hour"))
     done = []
     for hosting_id, reason, detail in blocked:
         try:

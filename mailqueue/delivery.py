@@ -1,5 +1,9 @@
 """Delivery (SPEC §4.2): hand claimed batches to the relay, record each recipient's outcome.
 
+Each recipient gets its own envelope sender, the return path of SPEC §10.1 (`return_path`), so
+a later bounce names it; a recipient on the hosting's suppression list (SPEC §10.2) fails at
+once, without the relay.
+
 Each message's outcome is committed right after the relay's reply; a worker dying between the
 reply and that commit is the only way a message is delivered twice (its claim is recovered by
 `retries.claims_recover` once its heartbeat stops).
@@ -16,13 +20,17 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from hosting.models import Hosting
+from mailqueue.bounce_parsing import status_of
 from mailqueue.claims import ClaimHeartbeat, delivery_claim
 from mailqueue.counters import counter_add
 from mailqueue.hourly_limit import handoffs_return
 from mailqueue.locks import mail_service_lock_shared
-from mailqueue.models import DeliveryError, Message, MessageStatus, RecipientStatus, State
-from mailqueue.relay import RelayUnavailable, relay_from_settings
+from mailqueue.models import DeliveryError, ErrorKind, Message, MessageStatus, RecipientStatus, State
+from mailqueue.relay import CONNECTION_FAILURE_CODE, RelayUnavailable, relay_from_settings
 from mailqueue.retries import backoff, retries_exhausted
+from mailqueue.return_path import return_path_for
+from mailqueue.suppression import suppressed_reply, suppressions_active, suppressions_add
 
 logger = logging.getLogger(__name__)
 # Raw contents read per query while delivering: few queries, yet bounded memory (10 MB messages).
@@ -39,8 +47,15 @@ class BatchResult:
     connections: int = 0
 
 
-def _outcome(message: Message, results: dict[str, tuple[int, str]], now: datetime.datetime) -> list[DeliveryError]:
-    """Apply the relay's per-recipient results to `message` (in memory); return new errors."""
+def _outcome(
+    message: Message,
+    results: dict[str, tuple[int, str]],
+    now: datetime.datetime,
+    *,
+    suppressed: frozenset[str] = frozenset(),
+) -> list[DeliveryError]:
+    """Apply the per-recipient results to `message` (in memory); return new errors.
+    `suppressed`: recipients failed because listed, not by the relay (SPEC §10.2)."""
     errors: list[DeliveryError] = []
     give_up = retries_exhausted(message, now)
     for recipient in message.recipients:
@@ -53,6 +68,7 @@ def _outcome(message: Message, results: dict[str, tuple[int, str]], now: datetim
             recipient["status"] = RecipientStatus.SENT
         elif 500 <= code < 600 or give_up:
             recipient["status"] = RecipientStatus.FAILED
+            listed = recipient["address"] in suppressed
             text = f"{code} {reply}" if code >= 500 else f"{code} {reply} (retries exhausted)"
             errors.append(
                 DeliveryError(
@@ -60,8 +76,11 @@ def _outcome(message: Message, results: dict[str, tuple[int, str]], now: datetim
                     message_id=message.pk,
                     created_at=now,
                     recipient=recipient["address"],
-                    reply=text[:500],
+                    reply=(reply if listed else text)[:500],
                     subject=message.subject,
+                    kind=ErrorKind.SUPPRESSED if listed else ErrorKind.RELAY,
+                    permanent=code >= 500,
+                    status="" if listed else status_of(reply),
                 )
             )
     return errors
@@ -165,6 +184,7 @@ def _record(
             )
         _messages_save(updated)
         DeliveryError.objects.bulk_create(all_errors)
+        suppressions_add(all_errors)
         for hosting_id, increments in sorted(counts.items()):  # one lock order: no deadlock between batches
             counter_add(hosting_id=hosting_id, **increments)
         if never_handed_over:
@@ -191,18 +211,51 @@ def _pending(message: Message) -> list[str]:
     return [r["address"] for r in message.recipients if r["status"] == RecipientStatus.PENDING]
 
 
-def _send(relay, message: Message, raw: bytes) -> dict[str, tuple[int, str]]:
-    """Hand one message to the relay. An unexpected error defers this message only: the rest of
-    the batch goes on, and what was already delivered is still recorded."""
-    pending = _pending(message)
-    try:
-        return relay.send(sender=message.sender, recipients=pending, raw=raw)
-    except RelayUnavailable:
-        raise
-    except Exception as error:
-        logger.exception("relay error on message %s", message.pk)
-        relay.close()  # its session is in an unknown state; the next message reopens it
-        return dict.fromkeys(pending, (451, f"4.3.0 local error while sending: {error}"[:200]))
+def _send(relay, message: Message, raw: bytes, recipients: list[str]) -> dict[str, tuple[int, str]]:
+    """Hand one message to the relay, one transaction per recipient with its own return path.
+    An unexpected error defers this message only: the rest of the batch goes on, and what was
+    already delivered is still recorded. The relay lost midway: the recipients not tried get a
+    421 and `relay.connection_lost` stops the batch after this message is recorded."""
+    index = {entry["address"]: position for position, entry in enumerate(message.recipients)}
+    results: dict[str, tuple[int, str]] = {}
+    for address in recipients:
+        if getattr(relay, "connection_lost", False):
+            break
+        envelope = return_path_for(hosting_id=message.hosting_id, message_pk=message.pk, index=index[address])
+        try:
+            results |= relay.send(sender=envelope, recipients=[address], raw=raw)
+        except RelayUnavailable as error:
+            if not results:
+                raise
+            relay.connection_lost = True
+            untried = (CONNECTION_FAILURE_CODE, f"relay unavailable: {error}"[:200])
+            return results | dict.fromkeys([a for a in recipients if a not in results], untried)
+        except Exception as error:
+            logger.exception("relay error on message %s", message.pk)
+            relay.close()  # its session is in an unknown state; the next message reopens it
+            failure = (451, f"4.3.0 local error while sending: {error}"[:200])
+            return results | dict.fromkeys([a for a in recipients if a not in results], failure)
+    lost = (CONNECTION_FAILURE_CODE, "not sent: the connection to the relay was lost")
+    return results | dict.fromkeys([a for a in recipients if a not in results], lost)
+
+
+def _suppressed_of(chunk: list[Message], now: datetime.datetime) -> dict[int, dict[str, tuple[int, str]]]:
+    """Per message of `chunk`, its pending recipients on the suppression list, with the reply
+    each is failed with (in the customer's language): one query, two when any is listed."""
+    listed = suppressions_active(
+        pairs=[(message.hosting_id, address) for message in chunk for address in _pending(message)], now=now
+    )
+    if not listed:
+        return {}
+    languages = dict(Hosting.objects.filter(pk__in={key[0] for key in listed}).values_list("pk", "customer__language"))
+    found: dict[int, dict[str, tuple[int, str]]] = defaultdict(dict)
+    for message in chunk:
+        for address in _pending(message):
+            entry = listed.get((message.hosting_id, address.strip().lower()))
+            if entry is not None:
+                reply = suppressed_reply(entry, language=languages[message.hosting_id] or settings.LANGUAGE_CODE)
+                found[message.pk][address] = (550, reply)
+    return found
 
 
 def delivery_run_batch(*, limit: int | None = None, relay=None) -> BatchResult:
@@ -240,15 +293,19 @@ def _deliver(relay, token, messages, deadline: float, result: BatchResult, *, do
     """Send the claimed `messages` over `relay`, recording each in `done`; on an outage, or once
     the claim is lost (recovered while this worker was stalled), the rest is deferred."""
     try:
-        relay.open()
         for chunk in _raw_chunks(messages):
             raws = dict(Message.objects.filter(id__in=[message.pk for message in chunk]).values_list("id", "raw"))
+            suppressed = _suppressed_of(chunk, timezone.now())
             for message in chunk:
                 if heartbeat.lost:
                     raise RelayUnavailable("the claim was recovered by another worker")
-                results = _send(relay, message, bytes(raws.pop(message.pk) or b""))
+                results = dict(suppressed.get(message.pk, {}))
+                to_send = [address for address in _pending(message) if address not in results]
+                if to_send:  # the relay is contacted (and opened) only for what it must carry
+                    results |= _send(relay, message, bytes(raws.pop(message.pk) or b""), to_send)
                 done.add(message.pk)  # before its record: the heartbeat never expects it once written
-                _record(token, [(message, _outcome(message, results, timezone.now()))], result)
+                outcome = _outcome(message, results, timezone.now(), suppressed=frozenset(results) - set(to_send))
+                _record(token, [(message, outcome)], result, never_handed_over=not to_send)
                 if time.monotonic() > deadline:
                     raise RelayUnavailable(f"batch deadline of {settings.DELIVERY_BATCH_DEADLINE} s reached")
                 if getattr(relay, "connection_lost", False):

@@ -1,6 +1,7 @@
 """Clients for the upstream relay (SMTP_RELAY_URL): SMTP, or a directory of .eml files.
 
-A relay session is opened once per delivery batch and reused for every message in it.
+A relay session is opened by the first message of a delivery batch that needs it (a batch of
+suppressed recipients only never connects) and reused for every message after it.
 `send` returns, per recipient, the SMTP code and reply text the relay gave.
 """
 
@@ -140,15 +141,19 @@ class FileRelay:
     def __init__(self, url: str):
         self.directory = Path(unquote(urlsplit(url).path))
         self.connections_opened = 0
+        self.opened = False
 
     def open(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.connections_opened += 1
+        self.opened = True
 
     def close(self) -> None:
-        pass
+        self.opened = False
 
     def send(self, *, sender: str, recipients: list[str], raw: bytes) -> dict[str, tuple[int, str]]:
+        if not self.opened:
+            self.open()
         name = f"{timezone.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:12]}.eml"
         envelope = f"X-Envelope-From: <{sender}>\r\nX-Envelope-To: {', '.join(recipients)}\r\n".encode()
         (self.directory / name).write_bytes(envelope + raw)

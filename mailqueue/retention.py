@@ -1,12 +1,13 @@
-"""Retention (SPEC §4.2, §4.3): the metadata of finished messages and delivery errors is kept
-RETENTION_DAYS, the relay hand-off log a day; then deleted in bounded batches."""
+"""Retention (SPEC §4.2, §4.3): the metadata of finished messages, delivery errors, complaints
+and unattributed bounces is kept RETENTION_DAYS, the relay hand-off log a day, a suppressed
+address until its time (SPEC §10.2); then deleted in bounded batches."""
 
 import datetime
 
 from django.conf import settings
 from django.utils import timezone
 
-from mailqueue.models import DeliveryError, Message, RelayHandoff
+from mailqueue.models import Complaint, DeliveryError, Message, RelayHandoff, Suppression, UnattributedBounce
 
 
 def retention_apply(*, batch_size: int | None = None) -> dict[str, int]:
@@ -19,6 +20,9 @@ def retention_apply(*, batch_size: int | None = None) -> dict[str, int]:
     targets = {
         "messages": Message.objects.finished().filter(completed_at__lt=cutoff),
         "delivery_errors": DeliveryError.objects.filter(created_at__lt=cutoff),
+        "complaints": Complaint.objects.filter(created_at__lt=cutoff),
+        "unattributed_bounces": UnattributedBounce.objects.filter(created_at__lt=cutoff),
+        "suppressions": Suppression.objects.filter(expires_at__lte=now),
         # Only the rolling hour of hand-offs is read (hourly limit); a day leaves a margin.
         "handoffs": RelayHandoff.objects.filter(at__lt=now - datetime.timedelta(days=1)),
     }

@@ -7,21 +7,19 @@ Rooms: `smtpd_auth` (failed AUTH counting), `smtpd_protocol` (the aiosmtpd sessi
 timeouts), `smtpd_server` (listening, TLS, draining on stop); `runsmtpd` serves it.
 """
 
-import asyncio
 import binascii
 import collections
-import concurrent.futures
 import logging
-import threading
 import unicodedata
 from base64 import b64decode
 
 from aiosmtpd.smtp import SMTP, AuthResult
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connections
+from django.db import DatabaseError
 
 from hosting.models import Hosting
 from hosting.selectors import hosting_by_smtp_credentials
+from mailqueue.db_threads import DatabaseThreads
 from mailqueue.smtpd_auth import AuthFailureThrottle
 from mailqueue.submission import SubmissionError, address_validate, message_accept, sender_validate
 
@@ -65,7 +63,7 @@ class SubmissionHandler:
             window=settings.SMTP_AUTH_FAILURE_WINDOW,
         )
         self.db_threads = db_threads
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="smtpd-db")
+        self._threads = DatabaseThreads(size=db_threads, name="smtpd-db")
         self.in_flight = 0  # DATA commands waiting for the database (event-loop thread only)
         self.open_sessions: set = set()  # SubmissionSMTP sessions  # live connections, closed when the door stops
         self.connections_per_address: collections.Counter[str] = collections.Counter()  # event-loop thread only
@@ -85,27 +83,11 @@ class SubmissionHandler:
             del self.connections_per_address[address]
 
     async def _in_db_thread(self, function, *args):
-        def run():
-            close_old_connections()
-            try:
-                return function(*args)
-            finally:
-                close_old_connections()
-
-        return await asyncio.get_running_loop().run_in_executor(self._executor, run)
+        return await self._threads.run(function, *args)
 
     def close(self) -> None:
         """Close every worker thread's database connection, then stop the threads."""
-        barrier = threading.Barrier(self.db_threads)
-
-        def close_connection():
-            connections.close_all()
-            # Each worker holds here until all have closed, so every thread runs this once.
-            barrier.wait(timeout=10)
-
-        for _ in range(self.db_threads):
-            self._executor.submit(close_connection)
-        self._executor.shutdown(wait=True)
+        self._threads.close()
 
     # --- AUTH: PLAIN and LOGIN, checked off the event loop, throttled per client address and user
 

@@ -101,9 +101,3 @@ def suppressions_remove(*, hosting: Hosting, addresses: Iterable[str], actor: Ac
             detail=", ".join(sorted(removed))[:300],
         )
     return len(removed)
-
-
-def suppressions_expire(*, now: datetime.datetime | None = None) -> int:
-    """Delete the entries past their time (the retention sweep calls this)."""
-    deleted, _per_model = Suppression.objects.filter(expires_at__lte=now or timezone.now()).delete()
-    return deleted

@@ -21,6 +21,13 @@ CELERY = Path(sys.executable).with_name("celery")
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 
 
+def return_path_of(message, index: int = 0) -> str:
+    """The envelope sender delivery uses for `message`'s recipient number `index` (SPEC §10.1)."""
+    from mailqueue.return_path import return_path_for
+
+    return return_path_for(hosting_id=message.hosting_id, message_pk=message.pk, index=index)
+
+
 def wait_until(condition, *, timeout: float, interval: float = 0.05) -> bool:
     """Poll `condition` until it is true or `timeout` seconds pass; its last value."""
     deadline = time.monotonic() + timeout

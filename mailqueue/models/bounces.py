@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 from hosting.models import Hosting
 from mailqueue.choices import BounceProblem
+from mailqueue.models.queue import BatchDeleteQuerySet
 
 
 class Suppression(models.Model):
@@ -20,6 +21,8 @@ class Suppression(models.Model):
     created_at = models.DateTimeField(_("suppressed on"), default=timezone.now)
     expires_at = models.DateTimeField(_("suppressed until"))
     reason = models.CharField(_("reason"), max_length=500, blank=True)  # the error that suppressed it
+
+    objects = BatchDeleteQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -53,6 +56,8 @@ class Complaint(models.Model):
     feedback_type = models.CharField(_("feedback type"), max_length=40, blank=True)  # abuse, fraud, …
     reporter = models.CharField(_("reported by"), max_length=200, blank=True)  # the report's User-Agent
 
+    objects = BatchDeleteQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name = _("complaint")
@@ -78,6 +83,8 @@ class UnattributedBounce(models.Model):
     subject = models.CharField(_("subject"), max_length=255, blank=True)
     size = models.PositiveIntegerField(_("size"))
     raw = models.BinaryField(_("content"))
+
+    objects = BatchDeleteQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -25,7 +25,7 @@ from mailqueue.retries import claims_recover, deferred_requeue
 from mailqueue.state import Actor
 from tests.conftest import requires_postgres
 from tests.factories import HostingFactory, MessageFactory, UserFactory
-from tests.support import free_port
+from tests.support import free_port, return_path_of
 
 T0 = datetime.datetime(2025, 3, 10, 9, 0, tzinfo=datetime.UTC)
 
@@ -175,7 +175,9 @@ def test_a_batch_of_several_hostings_is_delivered_over_one_connection(relay):
     for item in relay.received:
         message_id = next(key for key in raws if key.encode() in item.content)
         assert item.content == raws[message_id]
-        assert item.mail_from == "www-data@test.example"
+        # Each recipient's own return path (SPEC §10.1), naming this message; From: is untouched.
+        assert item.mail_from == return_path_of(Message.objects.get(message_id=message_id))
+        assert b"From: www-data@test.example" in item.content
         assert item.rcpt_tos == ["someone@example.org"]
     for message in Message.objects.filter(pk__in=[m.pk for m in messages]):
         assert message.status == MessageStatus.SENT
@@ -265,7 +267,7 @@ def test_a_permanent_refusal_fails_the_message_at_once(relay, phase):
         }
         expected = {"a@example.org": "550 5.1.1 a: no such user", "b@example.org": "553 5.1.3 b: bad address"}
     else:
-        relay.handler.data_replies = ["554 5.7.1 rejected as spam"]
+        relay.handler.data_replies = ["554 5.7.1 rejected as spam"] * 2  # one transaction per recipient
         expected = dict.fromkeys(["a@example.org", "b@example.org"], "554 5.7.1 rejected as spam")
 
     result = delivery_run_batch()
@@ -286,8 +288,9 @@ def test_a_permanent_refusal_fails_the_message_at_once(relay, phase):
 
 
 @pytest.mark.django_db
-def test_a_421_at_rcpt_delivers_nothing_and_defers_every_recipient(relay):
-    """smtplib stops at a 421 and closes: the recipients it did not report were not sent either."""
+def test_a_421_at_rcpt_defers_that_recipient_only(relay):
+    """Each recipient has its own transaction (its return path): a 421 closes the session, the
+    recipient is deferred, the next transaction reopens a session."""
     hosting = HostingFactory()
     message = queue_message(hosting, recipients=("a@example.org", "b@example.org", "c@example.org"))
     after = queue_message(hosting)
@@ -298,9 +301,12 @@ def test_a_421_at_rcpt_delivers_nothing_and_defers_every_recipient(relay):
     assert (result.deferred, result.sent) == (1, 1)
     message.refresh_from_db()
     assert message.status == MessageStatus.DEFERRED
-    assert {r["status"] for r in message.recipients} == {RecipientStatus.PENDING}
-    # The next message of the batch reopened a session and went through.
-    assert relay.received_ids() == [after.message_id]
+    assert {r["address"]: r["status"] for r in message.recipients} == {
+        "a@example.org": RecipientStatus.SENT,
+        "b@example.org": RecipientStatus.PENDING,
+        "c@example.org": RecipientStatus.SENT,
+    }
+    assert [item.rcpt_tos for item in relay.received] == [["a@example.org"], ["c@example.org"], ["someone@example.org"]]
     assert status_of(after) == MessageStatus.SENT
 
 
@@ -313,7 +319,7 @@ def test_an_internationalised_domain_is_delivered_in_idna(relay):
     result = delivery_run_batch()
 
     assert result.sent == 2
-    assert relay.received[0].rcpt_tos == ["jose@xn--caf-dma.example", "plain@example.org"]
+    assert [item.rcpt_tos for item in relay.received[:2]] == [["jose@xn--caf-dma.example"], ["plain@example.org"]]
     assert status_of(message) == status_of(other) == MessageStatus.SENT
 
 

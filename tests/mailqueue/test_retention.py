@@ -39,11 +39,25 @@ def test_retention_deletes_finished_messages_older_than_the_retention_period(set
 
     totals = tasks.retention_apply()
 
-    assert totals == {"messages": 3, "delivery_errors": 1, "handoffs": 1}
+    assert totals == {
+        "messages": 3,
+        "delivery_errors": 1,
+        "complaints": 0,
+        "unattributed_bounces": 0,
+        "suppressions": 0,
+        "handoffs": 1,
+    }
     remaining = set(Message.objects.values_list("pk", flat=True))
     assert remaining == {message.pk for message in young + waiting}
     assert not remaining & {message.pk for message in old}
     assert list(DeliveryError.objects.values_list("pk", flat=True)) == [young_error.pk]
     assert old_error.pk != young_error.pk
     assert list(RelayHandoff.objects.values_list("pk", flat=True)) == [recent_handoff.pk]
-    assert retention.retention_apply() == {"messages": 0, "delivery_errors": 0, "handoffs": 0}
+    assert retention.retention_apply() == {
+        "messages": 0,
+        "delivery_errors": 0,
+        "complaints": 0,
+        "unattributed_bounces": 0,
+        "suppressions": 0,
+        "handoffs": 0,
+    }

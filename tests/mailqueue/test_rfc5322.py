@@ -22,7 +22,7 @@ from tests.api.conftest import ApiClient
 from tests.factories import HostingFactory, MembershipFactory, MessageFactory
 from tests.mailqueue.test_sendmail import run as sendmail_run
 from tests.mailqueue.test_sendmail import sendmail_url
-from tests.support import SubmissionDoor, wait_until
+from tests.support import SubmissionDoor, return_path_of, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -158,7 +158,7 @@ def test_smtp_door_bare_cr_smuggling_never_reaches_the_relay(door, hosting, cr_r
 
     assert delivery_run_batch().sent == 1
 
-    assert [sender for sender, _data in cr_relay.transactions] == ["shop@example.net"]
+    assert [sender for sender, _data in cr_relay.transactions] == [return_path_of(Message.objects.get())]
     assert cr_relay.transactions[0][1][4:] == [
         *[b"line1", b".", b"MAIL FROM:<ceo@victim.example>", b"RCPT TO:<target@example.org>", b"DATA"],
         *[b"Subject: smuggled", b"", b"Wire the money.", b".", b"bye"],
@@ -173,7 +173,7 @@ def test_api_bare_cr_and_bare_lf_are_stored_as_crlf(hosting, cr_relay):
     stored = bytes(Message.objects.get().raw)
     assert stored == b"Subject: Order\r\nX-Mixed: a\r\n\r\nbody\r\n.\r\nMAIL FROM:<ceo@victim.example>\r\n"
     assert delivery_run_batch().sent == 1
-    assert [sender for sender, _data in cr_relay.transactions] == ["shop@example.net"]
+    assert [sender for sender, _data in cr_relay.transactions] == [return_path_of(Message.objects.get())]
 
 
 def test_sendmail_bare_cr_is_stored_as_crlf(door, hosting):
@@ -192,7 +192,7 @@ def test_a_message_stored_with_bare_cr_before_the_rule_is_sent_with_crlf(cr_rela
     """Delivery applies the same rule to what older code stored verbatim."""
     MessageFactory(raw=HEADERS + SMUGGLING + b"\nbye\n", sender="shop@example.net")
     assert delivery_run_batch().sent == 1
-    assert [sender for sender, _data in cr_relay.transactions] == ["shop@example.net"]
+    assert [sender for sender, _data in cr_relay.transactions] == [return_path_of(Message.objects.get())]
     assert b"\r" not in bytes(cr_relay.wire).replace(b"\r\n", b"")
 
 

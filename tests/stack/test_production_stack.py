@@ -89,6 +89,7 @@ class Relay:
 class Stack:
     base_url: str
     smtp_port: int
+    bounce_port: int
     relay: Relay
     log_path: Path
     process: subprocess.Popen
@@ -179,7 +180,7 @@ def stack(deadline, tmp_path):
     database_url, pg_options = _database_urls(database_name)
     redis_url = urlunsplit(urlsplit(REDIS_URL)._replace(path=f"/{STACK_REDIS_DB}"))
     queue_prefix = f"stack-{run_id}-"
-    web_port, smtp_port, relay_port = free_port(), free_port(), free_port()
+    web_port, smtp_port, bounce_port, relay_port = free_port(), free_port(), free_port(), free_port()
     var_dir = Path(tempfile.mkdtemp(prefix="stack-var-", dir=tmp_path))
     env = {
         **os.environ,
@@ -195,6 +196,7 @@ def stack(deadline, tmp_path):
         "WORKER_CONCURRENCY": "1",
         "DELIVERY_CONCURRENCY": "2",
         "SMTP_INGRESS_ADDR": f"127.0.0.1:{smtp_port}",
+        "BOUNCE_INGRESS_ADDR": f"127.0.0.1:{bounce_port}",
         "SMTP_RELAY_URL": f"smtp://127.0.0.1:{relay_port}",
         "PURGE_GRACE_SECONDS": "2",
         "CELERY_DELIVERY_QUEUE": "delivery",
@@ -224,7 +226,7 @@ def stack(deadline, tmp_path):
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group, signalled as one
             )
-        running = Stack(f"http://127.0.0.1:{web_port}", smtp_port, relay, log_path, process)
+        running = Stack(f"http://127.0.0.1:{web_port}", smtp_port, bounce_port, relay, log_path, process)
 
         def healthy():
             if process.poll() is not None:
