@@ -54,9 +54,14 @@ def _receive(raw: bytes, recipients: list[str], sender: str):
     return bounce_receive(raw=raw, envelope_recipients=recipients, envelope_sender=sender)
 
 
+class BounceSMTP(SMTP):
+    # Bounces quote what they return (HTML on one line, long headers): the bound only guards memory.
+    line_length_limit = 64 * 1024
+
+
 def bounce_smtp(handler: BounceHandler) -> SMTP:
     """One session of the bounce door."""
-    return SMTP(
+    return BounceSMTP(
         handler,
         hostname=settings.SMTP_INGRESS_HOSTNAME,
         ident="portal bounces",

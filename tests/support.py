@@ -11,9 +11,11 @@ import threading
 import time
 from pathlib import Path
 
+from aiosmtpd.controller import Controller
 from django.conf import settings
 from django.db import connection
 
+from mailqueue.bounced import BounceHandler, bounce_smtp
 from mailqueue.smtpd import SubmissionHandler, addr_parse
 from mailqueue.smtpd_server import door_close, door_listen
 
@@ -157,6 +159,27 @@ class SubmissionDoor:
         self._thread = None
 
     def __enter__(self) -> "SubmissionDoor":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+class BounceDoor(Controller):
+    """The bounce door (runbounced's server) in a background thread, on a free port."""
+
+    def __init__(self):
+        super().__init__(BounceHandler(), hostname="127.0.0.1", port=free_port(), ready_timeout=10)
+
+    def factory(self):
+        return bounce_smtp(self.handler)
+
+    def stop(self, *args, **kwargs):
+        super().stop(*args, **kwargs)
+        self.handler.close()
+
+    def __enter__(self) -> "BounceDoor":
         self.start()
         return self
 
