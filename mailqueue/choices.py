@@ -37,6 +37,8 @@ class Action(models.TextChoices):
     EXPIRE = "expire", _("expiry of held e-mails")
     RESET_FORCE = "reset_force", _("back to the normal error tolerance")
     UNSUPPRESS = "unsuppress", _("suppressed address removal")
+    DELETE_MESSAGES = "delete_messages", _("deletion of e-mails")
+    RETRY_MESSAGES = "retry_messages", _("immediate retry of deferred e-mails")
 
 
 class MessageStatus(models.TextChoices):
@@ -69,3 +71,23 @@ class BounceProblem(models.TextChoices):
     FORGED = "forged", _("forged or damaged token")
     UNKNOWN_MESSAGE = "unknown", _("e-mail no longer known")
     UNRECOGNISED = "unrecognised", _("not recognised as a bounce")
+
+
+class WebhookEvent(models.TextChoices):
+    """What an endpoint can be told about (SPEC §10.4)."""
+
+    MESSAGE_SENT = "message.sent", _("e-mail sent")
+    MESSAGE_DEFERRED = "message.deferred", _("e-mail deferred")
+    MESSAGE_FAILED = "message.failed", _("e-mail failed")
+    MESSAGE_BOUNCED = "message.bounced", _("e-mail bounced later")
+    MESSAGE_HELD = "message.held", _("e-mail held")
+    MESSAGE_EXPIRED = "message.expired", _("held e-mails expired")
+    MESSAGE_PURGED = "message.purged", _("held e-mails purged")
+    SERVICE_STATE_CHANGED = "service.state_changed", _("service state changed")
+    TEST = "test", _("test event")
+
+
+class WebhookDeliveryStatus(models.TextChoices):
+    PENDING = "pending", _("pending")
+    DELIVERED = "delivered", _("delivered")
+    FAILED = "failed", _("failed")

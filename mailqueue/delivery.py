@@ -20,17 +20,16 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from hosting.models import Hosting
 from mailqueue.bounce_parsing import status_of
 from mailqueue.claims import ClaimHeartbeat, delivery_claim
 from mailqueue.counters import counter_add
+from mailqueue.handoff import message_send, pending_of, suppressed_of
 from mailqueue.hourly_limit import handoffs_return
 from mailqueue.locks import mail_service_lock_shared
 from mailqueue.models import DeliveryError, ErrorKind, Message, MessageStatus, RecipientStatus, State
-from mailqueue.relay import CONNECTION_FAILURE_CODE, RelayUnavailable, relay_from_settings
+from mailqueue.relay import RelayUnavailable, relay_from_settings
 from mailqueue.retries import backoff, retries_exhausted
-from mailqueue.return_path import return_path_for
-from mailqueue.suppression import suppressed_reply, suppressions_active, suppressions_add
+from mailqueue.suppression import suppressions_add
 
 logger = logging.getLogger(__name__)
 # Raw contents read per query while delivering: few queries, yet bounded memory (10 MB messages).
@@ -207,57 +206,6 @@ def _raw_chunks(messages: list[Message]):
         yield chunk
 
 
-def _pending(message: Message) -> list[str]:
-    return [r["address"] for r in message.recipients if r["status"] == RecipientStatus.PENDING]
-
-
-def _send(relay, message: Message, raw: bytes, recipients: list[str]) -> dict[str, tuple[int, str]]:
-    """Hand one message to the relay, one transaction per recipient with its own return path.
-    An unexpected error defers this message only: the rest of the batch goes on, and what was
-    already delivered is still recorded. The relay lost midway: the recipients not tried get a
-    421 and `relay.connection_lost` stops the batch after this message is recorded."""
-    index = {entry["address"]: position for position, entry in enumerate(message.recipients)}
-    results: dict[str, tuple[int, str]] = {}
-    for address in recipients:
-        if getattr(relay, "connection_lost", False):
-            break
-        envelope = return_path_for(hosting_id=message.hosting_id, message_pk=message.pk, index=index[address])
-        try:
-            results |= relay.send(sender=envelope, recipients=[address], raw=raw)
-        except RelayUnavailable as error:
-            if not results:
-                raise
-            relay.connection_lost = True
-            untried = (CONNECTION_FAILURE_CODE, f"relay unavailable: {error}"[:200])
-            return results | dict.fromkeys([a for a in recipients if a not in results], untried)
-        except Exception as error:
-            logger.exception("relay error on message %s", message.pk)
-            relay.close()  # its session is in an unknown state; the next message reopens it
-            failure = (451, f"4.3.0 local error while sending: {error}"[:200])
-            return results | dict.fromkeys([a for a in recipients if a not in results], failure)
-    lost = (CONNECTION_FAILURE_CODE, "not sent: the connection to the relay was lost")
-    return results | dict.fromkeys([a for a in recipients if a not in results], lost)
-
-
-def _suppressed_of(chunk: list[Message], now: datetime.datetime) -> dict[int, dict[str, tuple[int, str]]]:
-    """Per message of `chunk`, its pending recipients on the suppression list, with the reply
-    each is failed with (in the customer's language): one query, two when any is listed."""
-    listed = suppressions_active(
-        pairs=[(message.hosting_id, address) for message in chunk for address in _pending(message)], now=now
-    )
-    if not listed:
-        return {}
-    languages = dict(Hosting.objects.filter(pk__in={key[0] for key in listed}).values_list("pk", "customer__language"))
-    found: dict[int, dict[str, tuple[int, str]]] = defaultdict(dict)
-    for message in chunk:
-        for address in _pending(message):
-            entry = listed.get((message.hosting_id, address.strip().lower()))
-            if entry is not None:
-                reply = suppressed_reply(entry, language=languages[message.hosting_id] or settings.LANGUAGE_CODE)
-                found[message.pk][address] = (550, reply)
-    return found
-
-
 def delivery_run_batch(*, limit: int | None = None, relay=None) -> BatchResult:
     """Claim one batch and deliver it over one relay connection. Returns what happened.
 
@@ -295,14 +243,14 @@ def _deliver(relay, token, messages, deadline: float, result: BatchResult, *, do
     try:
         for chunk in _raw_chunks(messages):
             raws = dict(Message.objects.filter(id__in=[message.pk for message in chunk]).values_list("id", "raw"))
-            suppressed = _suppressed_of(chunk, timezone.now())
+            suppressed = suppressed_of(chunk, timezone.now())
             for message in chunk:
                 if heartbeat.lost:
                     raise RelayUnavailable("the claim was recovered by another worker")
                 results = dict(suppressed.get(message.pk, {}))
-                to_send = [address for address in _pending(message) if address not in results]
+                to_send = [address for address in pending_of(message) if address not in results]
                 if to_send:  # the relay is contacted (and opened) only for what it must carry
-                    results |= _send(relay, message, bytes(raws.pop(message.pk) or b""), to_send)
+                    results |= message_send(relay, message, bytes(raws.pop(message.pk) or b""), to_send)
                 done.add(message.pk)  # before its record: the heartbeat never expects it once written
                 outcome = _outcome(message, results, timezone.now(), suppressed=frozenset(results) - set(to_send))
                 _record(token, [(message, outcome)], result, never_handed_over=not to_send)
@@ -317,7 +265,7 @@ def _deliver(relay, token, messages, deadline: float, result: BatchResult, *, do
         reply = (421, f"relay unavailable: {error}")
         untried = [message for message in messages if message.pk not in done]
         now = timezone.now()
-        outcomes = [(message, _outcome(message, dict.fromkeys(_pending(message), reply), now)) for message in untried]
+        outcomes = [(message, _outcome(message, dict.fromkeys(pending_of(message), reply), now)) for message in untried]
         _record(token, outcomes, result, never_handed_over=True)
     finally:
         relay.close()

@@ -65,3 +65,33 @@ def auto_block_notify(*, event_id: int) -> None:
 def abuse_notify(*, event_id: int) -> None:
     """After commit, send the abuse notice of the spam block recorded by Event `event_id`."""
     _on_commit(ABUSE_NOTIFY, event_id)
+
+
+WEBHOOKS_SEND = "mailqueue.tasks.webhooks_send_due"
+WEBHOOKS_KICK_KEY = "mailqueue:webhooks-kick"
+
+
+def webhooks_send() -> None:
+    """After commit, one run of the webhook sender per window however many events arrive in it
+    (the beat sweep sends what a lost kick left)."""
+
+    def kick():
+        if cache.add(WEBHOOKS_KICK_KEY, True, timeout=DELIVERY_KICK_WINDOW_SECONDS):
+            task_send(WEBHOOKS_SEND, countdown=DELIVERY_KICK_WINDOW_SECONDS)
+
+    transaction.on_commit(kick, robust=True)
+
+
+SERVICE_NOTICE = "mailqueue.tasks.service_notice"
+WEBHOOK_DISABLED_NOTIFY = "mailqueue.tasks.webhook_disabled_notify"
+
+
+def service_notice(*, event_id: int) -> None:
+    """After commit, tell the report recipient of the change recorded by Event `event_id`
+    (a block or unblock the customer did not ask for, the end of a purge)."""
+    _on_commit(SERVICE_NOTICE, event_id)
+
+
+def webhook_disabled_notify(*, endpoint_id: int) -> None:
+    """After commit, tell the customer that endpoint `endpoint_id` was disabled after a day of failures."""
+    _on_commit(WEBHOOK_DISABLED_NOTIFY, endpoint_id)

@@ -77,6 +77,10 @@ TRANSITIONS: dict[Action, Transition] = {
     # Force ends when a purge completes, or when an operator resets it (SPEC §9.1).
     Action.RESET_FORCE: Transition(_ANY_STATE, None, frozenset({ActorKind.OPERATOR})),
     Action.UNSUPPRESS: Transition(_ANY_STATE, None, PEOPLE),
+    # One message or a selection, from the delivery log (SPEC §10.3): delete held or queued ones,
+    # retry deferred ones now (only while delivery runs: a blocked service holds them).
+    Action.DELETE_MESSAGES: Transition(_ANY_STATE, None, PEOPLE),
+    Action.RETRY_MESSAGES: Transition(frozenset({State.ACTIVE}), None, PEOPLE),
 }
 
 # A spam block is lifted by a purge (SPEC §9.1); only support may unblock it, or act at all
@@ -102,6 +106,8 @@ _STATE_REFUSALS = {
     (Action.COMPLETE_PURGE, State.BLOCKED): NO_PURGE,
     (Action.AUTO_BLOCK, State.BLOCKED): ALREADY_BLOCKED,
     (Action.AUTO_BLOCK, State.PURGING): PURGING_ALREADY_BLOCKED,
+    (Action.RETRY_MESSAGES, State.BLOCKED): _("Sending is blocked: unblock it to retry the e-mails."),
+    (Action.RETRY_MESSAGES, State.PURGING): _("A purge is in progress: the e-mails cannot be retried."),
 }
 
 

@@ -275,6 +275,14 @@ BOUNCE_LOCAL_PART = env("BOUNCE_LOCAL_PART", default="bounce")
 BOUNCE_INGRESS_ADDR = env("BOUNCE_INGRESS_ADDR", default="127.0.0.1:2526")
 SUPPRESSION_DAYS = env.int("SUPPRESSION_DAYS", default=90)  # an address stays suppressed after a hard bounce
 
+# --- Webhooks (SPEC §10.4).
+# Endpoints on loopback, private, link-local or metadata addresses are refused (server-side request
+# forgery) unless this is true: development (`make run` sets it) and tests with a local receiver.
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env.bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", default=False)
+WEBHOOK_TIMEOUT_SECONDS = env.int("WEBHOOK_TIMEOUT_SECONDS", default=10)  # per attempt
+WEBHOOK_RETRY_HOURS = env.int("WEBHOOK_RETRY_HOURS", default=24)  # retried this long; an endpoint failing
+# for this long is disabled, with a notice to the customer
+
 _digest_hour, _digest_minute = (int(part) for part in DIGEST_TIME.split(":"))
 CELERY_BEAT_SCHEDULE = {
     "deliver": {"task": "mailqueue.tasks.delivery_run", "schedule": datetime.timedelta(seconds=30)},
@@ -282,6 +290,7 @@ CELERY_BEAT_SCHEDULE = {
     "purge-watchdog": {"task": "mailqueue.tasks.purge_watchdog", "schedule": datetime.timedelta(minutes=1)},
     "expiry": {"task": "mailqueue.tasks.held_expire", "schedule": datetime.timedelta(minutes=5)},
     "abuse-check": {"task": "mailqueue.tasks.abuse_check", "schedule": datetime.timedelta(minutes=1)},
+    "webhooks": {"task": "mailqueue.tasks.webhooks_send_due", "schedule": datetime.timedelta(seconds=30)},
     "retention": {"task": "mailqueue.tasks.retention_apply", "schedule": crontab(hour=3, minute=30)},
     "error-digest-retry": {"task": "reports.tasks.error_digests_retry", "schedule": crontab(minute=17)},
     "error-digest": {

@@ -1,5 +1,6 @@
 """The mail service's rows: the queue (`queue`: services, messages, errors, counters, events) and
-what comes back after delivery (`bounces`: suppressions, complaints, unattributed bounces)."""
+what comes back after delivery (`bounces`: suppressions, complaints, unattributed bounces), the
+customers' webhooks (`webhooks`: endpoints, deliveries, attempts)."""
 
 from mailqueue.choices import (
     Action,
@@ -10,6 +11,8 @@ from mailqueue.choices import (
     MessageStatus,
     RecipientStatus,
     State,
+    WebhookDeliveryStatus,
+    WebhookEvent,
 )
 from mailqueue.models.bounces import Complaint, Suppression, UnattributedBounce
 from mailqueue.models.queue import (
@@ -22,6 +25,7 @@ from mailqueue.models.queue import (
     held_fields,
     queued_fields,
 )
+from mailqueue.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "Action",
@@ -41,6 +45,11 @@ __all__ = [
     "State",
     "Suppression",
     "UnattributedBounce",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookDeliveryStatus",
+    "WebhookEndpoint",
+    "WebhookEvent",
     "held_fields",
     "queued_fields",
 ]
