@@ -60,14 +60,17 @@ def _block(*, hosting: Hosting, actor: Actor, action: Action, reason: BlockReaso
     return service
 
 
-def mail_service_block(*, hosting: Hosting, actor: Actor, reason: BlockReason | str | None = None) -> MailService:
+def mail_service_block(
+    *, hosting: Hosting, actor: Actor, reason: BlockReason | str | None = None, comment: str = ""
+) -> MailService:
     """Active → blocked. Queued and deferred messages become held; new ones will be held.
 
-    Customers and API clients block with reason `customer`; operators with `operator` or `spam`.
+    Customers and API clients block with reason `customer`; operators with `operator` or `spam`,
+    and a `comment` kept in the Event and told to the customer in the notice of SPEC §10.3.
     """
     reason = BlockReason(reason) if reason else _DEFAULT_BLOCK_REASON[actor.kind]
     _reason_check(reason, actor)
-    return _block(hosting=hosting, actor=actor, action=Action.BLOCK, reason=reason)
+    return _block(hosting=hosting, actor=actor, action=Action.BLOCK, reason=reason, detail=comment.strip())
 
 
 def mail_service_auto_block(*, hosting: Hosting, reason: BlockReason | str, detail: str = "") -> MailService:
@@ -85,9 +88,10 @@ def mail_service_auto_block(*, hosting: Hosting, reason: BlockReason | str, deta
 FORCED = "force"  # the detail of an Event that turned Force on
 
 
-def mail_service_unblock(*, hosting: Hosting, actor: Actor) -> MailService:
+def mail_service_unblock(*, hosting: Hosting, actor: Actor, comment: str = "") -> MailService:
     """Blocked → active. Every held message goes back to delivery at once. Unblocking a
-    `bounce` block gives Force: the error ratio allowed before the next block is doubled."""
+    `bounce` block gives Force: the error ratio allowed before the next block is doubled.
+    An operator's `comment` is kept in the Event and told to the customer (SPEC §10.3)."""
     with transaction.atomic():
         service = mail_service_lock(hosting_id=hosting.pk)
         mail_service_check(service, Action.UNBLOCK, actor)
@@ -106,7 +110,7 @@ def mail_service_unblock(*, hosting: Hosting, actor: Actor) -> MailService:
             from_state=from_state,
             reason=reason,
             message_count=released,
-            detail=FORCED if reason == BlockReason.BOUNCE else "",
+            detail=FORCED if reason == BlockReason.BOUNCE else comment.strip()[:300],
         )
         if released:
             dispatch.delivery_now()  # the delivery sweep picks them up if the broker is down

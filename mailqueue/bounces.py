@@ -24,9 +24,11 @@ from mailqueue.models import (
     MessageStatus,
     RecipientStatus,
     UnattributedBounce,
+    WebhookEvent,
 )
 from mailqueue.return_path import ForgedToken, ReturnPathToken, return_path_parse
 from mailqueue.suppression import suppressions_add
+from mailqueue.webhooks import message_data, webhook_hosting_event
 
 logger = logging.getLogger(__name__)
 _REPLY_CODE = re.compile(r"^\s*([245]\d\d)\b")
@@ -181,3 +183,5 @@ def _recipient_fail(message: Message, recipient: dict, report: RecipientReport, 
     )
     counter_add(hosting_id=message.hosting_id, errors=1)
     suppressions_add([error])
+    data = message_data(message) | {"bounce": {"recipient": recipient["address"], **note}}
+    webhook_hosting_event(hosting=message.hosting_id, event_type=WebhookEvent.MESSAGE_BOUNCED, data=data)

@@ -26,10 +26,11 @@ from mailqueue.counters import counter_add
 from mailqueue.handoff import message_send, pending_of, suppressed_of
 from mailqueue.hourly_limit import handoffs_return
 from mailqueue.locks import mail_service_lock_shared
-from mailqueue.models import DeliveryError, ErrorKind, Message, MessageStatus, RecipientStatus, State
+from mailqueue.models import DeliveryError, ErrorKind, Message, MessageStatus, RecipientStatus, State, WebhookEvent
 from mailqueue.relay import RelayUnavailable, relay_from_settings
 from mailqueue.retries import backoff, retries_exhausted
 from mailqueue.suppression import suppressions_add
+from mailqueue.webhooks import message_data, webhook_events_record, webhook_subscriptions
 
 logger = logging.getLogger(__name__)
 # Raw contents read per query while delivering: few queries, yet bounded memory (10 MB messages).
@@ -44,6 +45,16 @@ class BatchResult:
     failed: int = 0
     held: int = 0
     connections: int = 0
+    # The batch's hostings with webhook endpoints (read once a batch: `webhooks.webhook_subscriptions`).
+    subscriptions: dict = dataclasses.field(default_factory=dict, repr=False)
+
+
+_WEBHOOK_EVENTS = {
+    MessageStatus.SENT: WebhookEvent.MESSAGE_SENT,
+    MessageStatus.FAILED: WebhookEvent.MESSAGE_FAILED,
+    MessageStatus.DEFERRED: WebhookEvent.MESSAGE_DEFERRED,
+    MessageStatus.HELD: WebhookEvent.MESSAGE_HELD,
+}
 
 
 def _outcome(
@@ -186,6 +197,9 @@ def _record(
         suppressions_add(all_errors)
         for hosting_id, increments in sorted(counts.items()):  # one lock order: no deadlock between batches
             counter_add(hosting_id=hosting_id, **increments)
+        if result.subscriptions:  # the outbox rows commit with the outcome (SPEC §10.4)
+            events = [(m.hosting_id, _WEBHOOK_EVENTS[m.status], message_data(m)) for m in updated]
+            webhook_events_record(events, subscriptions=result.subscriptions)
         if never_handed_over:
             returned = Counter(message.hosting_id for message, _ in outcomes if message.pk in still_ours)
             handoffs_return(token=token, per_hosting=returned)
@@ -221,6 +235,7 @@ def delivery_run_batch(*, limit: int | None = None, relay=None) -> BatchResult:
     relay = relay or relay_from_settings()
     opened_before = relay.connections_opened
     messages = list(Message.objects.filter(id__in=message_ids, claim_token=token).defer("raw").order_by("id"))
+    result.subscriptions = webhook_subscriptions(hosting_ids={message.hosting_id for message in messages})
     deadline = time.monotonic() + settings.DELIVERY_BATCH_DEADLINE
     done: set[int] = set()
     with ClaimHeartbeat(token, expected=lambda: len(messages) - len(done)) as heartbeat:

@@ -14,7 +14,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from mailqueue.counters import counter_add
-from mailqueue.models import Action, ActorKind, Event, MailService, Message, MessageStatus
+from mailqueue.models import Action, ActorKind, Event, MailService, Message, MessageStatus, WebhookEvent
+from mailqueue.webhooks import webhook_hosting_event
 
 logger = logging.getLogger(__name__)
 
@@ -82,3 +83,5 @@ def _expire_event(*, hosting_id: int, total: int) -> None:
         message_count=total,
         detail=f"held more than {settings.HOLD_HOURS} h",
     )
+    data = {"count": total, "hold_hours": settings.HOLD_HOURS}
+    webhook_hosting_event(hosting=hosting_id, event_type=WebhookEvent.MESSAGE_EXPIRED, data=data)

@@ -1,5 +1,5 @@
-"""Retention (SPEC §4.2, §4.3): the metadata of finished messages, delivery errors, complaints
-and unattributed bounces is kept RETENTION_DAYS, the relay hand-off log a day, a suppressed
+"""Retention (SPEC §4.2, §4.3): the metadata of finished messages, delivery errors, complaints,
+unattributed bounces and finished webhook deliveries is kept RETENTION_DAYS, the relay hand-off log a day, a suppressed
 address until its time (SPEC §10.2); then deleted in bounded batches."""
 
 import datetime
@@ -7,7 +7,16 @@ import datetime
 from django.conf import settings
 from django.utils import timezone
 
-from mailqueue.models import Complaint, DeliveryError, Message, RelayHandoff, Suppression, UnattributedBounce
+from mailqueue.models import (
+    Complaint,
+    DeliveryError,
+    Message,
+    RelayHandoff,
+    Suppression,
+    UnattributedBounce,
+    WebhookDelivery,
+    WebhookDeliveryStatus,
+)
 
 
 def retention_apply(*, batch_size: int | None = None) -> dict[str, int]:
@@ -23,6 +32,9 @@ def retention_apply(*, batch_size: int | None = None) -> dict[str, int]:
         "complaints": Complaint.objects.filter(created_at__lt=cutoff),
         "unattributed_bounces": UnattributedBounce.objects.filter(created_at__lt=cutoff),
         "suppressions": Suppression.objects.filter(expires_at__lte=now),
+        "webhook_deliveries": WebhookDelivery.objects.filter(created_at__lt=cutoff).exclude(
+            status=WebhookDeliveryStatus.PENDING
+        ),
         # Only the rolling hour of hand-offs is read (hourly limit); a day leaves a margin.
         "handoffs": RelayHandoff.objects.filter(at__lt=now - datetime.timedelta(days=1)),
     }

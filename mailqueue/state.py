@@ -14,8 +14,11 @@ import logging
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
+from mailqueue import dispatch
 from mailqueue.locks import mail_service_lock
-from mailqueue.models import Action, ActorKind, BlockReason, Event, MailService, State
+from mailqueue.models import Action, ActorKind, BlockReason, Event, MailService, State, WebhookEvent
+from mailqueue.service_notices import notice_wanted
+from mailqueue.webhooks import webhook_hosting_event
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +150,9 @@ def state_set(service: MailService, state: State, now: datetime.datetime) -> Non
 
 
 def event_record(*, service: MailService, action: Action, actor: Actor, from_state: str, **fields) -> Event:
-    """Write the action's Event (append-only) and log it, with the hosting's id."""
+    """Write the action's Event (append-only) and log it, with the hosting's id; then, after
+    commit, what follows from it: the notice of SPEC §10.3 when the customer did not ask for it,
+    the webhooks `service.state_changed` and `message.purged` (SPEC §10.4)."""
     user = actor.user if getattr(actor.user, "pk", None) else None
     event = Event.objects.create(
         hosting_id=service.hosting_id,
@@ -169,6 +174,14 @@ def event_record(*, service: MailService, action: Action, actor: Actor, from_sta
         actor.label,
         extra={"hosting_id": service.hosting_id, "event_id": event.pk, "actor": actor.label},
     )
+    if notice_wanted(action=action, actor_kind=actor.kind, reason=event.reason):
+        dispatch.service_notice(event_id=event.pk)
+    if from_state != service.state:
+        data = {"from": from_state, "to": service.state, "reason": service.block_reason, "action": action}
+        webhook_hosting_event(hosting=service.hosting_id, event_type=WebhookEvent.SERVICE_STATE_CHANGED, data=data)
+    if action == Action.COMPLETE_PURGE:
+        data = {"count": event.message_count or 0}
+        webhook_hosting_event(hosting=service.hosting_id, event_type=WebhookEvent.MESSAGE_PURGED, data=data)
     return event
 
 

@@ -20,7 +20,8 @@ from mailqueue import dispatch, rfc5322
 from mailqueue.addresses import email_address_valid
 from mailqueue.counters import counter_add, submitted_today_incr
 from mailqueue.locks import mail_service_lock_shared
-from mailqueue.models import Message, RecipientStatus, State, held_fields, queued_fields
+from mailqueue.models import Message, RecipientStatus, State, WebhookEvent, held_fields, queued_fields
+from mailqueue.webhooks import message_data, webhook_hosting_event
 
 
 class SubmissionError(Exception):
@@ -182,6 +183,7 @@ def message_accept(*, hosting: Hosting, sender: str, recipients, raw: bytes) -> 
             # Only held mail touches the day's counter row: a counter updated by every
             # submission would serialise a hosting's concurrent submissions on its row lock.
             counter_add(hosting_id=hosting.pk, held=1)
+            webhook_hosting_event(hosting=hosting.pk, event_type=WebhookEvent.MESSAGE_HELD, data=message_data(message))
         else:
             # The message is stored; a broker hiccup must not turn that into an error (the
             # client would submit it again): the periodic delivery sweep picks it up.

@@ -3,7 +3,17 @@
 
 from celery import shared_task
 
-from mailqueue import abuse, delivery, expiry, notifications, purge, retention, retries
+from mailqueue import (
+    abuse,
+    delivery,
+    expiry,
+    notifications,
+    purge,
+    retention,
+    retries,
+    service_notices,
+    webhook_sending,
+)
 
 
 @shared_task(acks_late=True)
@@ -62,3 +72,21 @@ def auto_block_notify(event_id: int) -> bool:
 def abuse_notify(event_id: int) -> bool:
     """Send the abuse notice of a spam block (once per block)."""
     return notifications.abuse_notify(event_id=event_id)
+
+
+@shared_task(acks_late=True)
+def webhooks_send_due() -> int:
+    """Attempt the webhook deliveries that are due (each attempt logged; failures retried later)."""
+    return webhook_sending.webhooks_send_due()
+
+
+@shared_task(acks_late=True, **NOTICE_RETRY)
+def service_notice(event_id: int) -> bool:
+    """Tell the report recipient of a block or unblock not asked by the customer, or a purge's end."""
+    return service_notices.service_notice(event_id=event_id)
+
+
+@shared_task(acks_late=True, **NOTICE_RETRY)
+def webhook_disabled_notify(endpoint_id: int) -> bool:
+    """Tell the customer that a webhook endpoint was disabled after a day of failures (once)."""
+    return service_notices.webhook_disabled_notify(endpoint_id=endpoint_id)

@@ -66,7 +66,7 @@ def _claim(limit: int) -> list[int]:
             WebhookDelivery.objects.select_for_update(skip_locked=True)
             .filter(status=WebhookDeliveryStatus.PENDING, next_attempt_at__lte=now)
             .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-            .order_by("next_attempt_at")
+            .order_by("next_attempt_at", "id")
             .values_list("id", flat=True)[:limit]
         )
         ids = list(due)
@@ -150,7 +150,9 @@ def webhooks_send_due(*, limit: int = 100, budget_seconds: float = 50) -> int:
         ids = _claim(limit)
         if not ids:
             break
-        for delivery in WebhookDelivery.objects.filter(id__in=ids).select_related("endpoint"):
+        for delivery in (
+            WebhookDelivery.objects.filter(id__in=ids).select_related("endpoint").order_by("next_attempt_at", "id")
+        ):
             if not delivery.endpoint.active and delivery.event_type != "test":
                 WebhookDelivery.objects.filter(pk=delivery.pk).update(
                     status=WebhookDeliveryStatus.FAILED, next_attempt_at=None, claimed_until=None

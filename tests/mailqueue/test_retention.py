@@ -45,6 +45,7 @@ def test_retention_deletes_finished_messages_older_than_the_retention_period(set
         "complaints": 0,
         "unattributed_bounces": 0,
         "suppressions": 0,
+        "webhook_deliveries": 0,
         "handoffs": 1,
     }
     remaining = set(Message.objects.values_list("pk", flat=True))
@@ -59,5 +60,6 @@ def test_retention_deletes_finished_messages_older_than_the_retention_period(set
         "complaints": 0,
         "unattributed_bounces": 0,
         "suppressions": 0,
+        "webhook_deliveries": 0,
         "handoffs": 0,
     }
