@@ -28,6 +28,16 @@ class LimitForm(forms.Form):
     )
 
 
+class CommentForm(forms.Form):
+    comment = forms.CharField(
+        label=_("Comment for the customer"),
+        required=False,
+        max_length=300,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text=_("Kept in the event and written in the notice the customer's report recipient receives."),
+    )
+
+
 def run_for_each(modeladmin, request, queryset, service_call, done_message):
     """Apply `service_call(hosting, actor)` to each hosting; report refusals one by one."""
     actor = Actor.operator(request.user)
@@ -47,8 +57,8 @@ def run_for_each(modeladmin, request, queryset, service_call, done_message):
         modeladmin.message_user(request, done_message % {"count": done}, messages.SUCCESS)
 
 
-def form_action(modeladmin, request, queryset, form_class, title, apply):
-    """An action that asks for one value first (intermediate page), then applies it."""
+def form_action(modeladmin, request, queryset, form_class, title, apply, done_message=None):
+    """An action that asks for one value first (intermediate page, also its confirmation), then applies it."""
     form = form_class(request.POST if "apply" in request.POST else None)
     if "apply" in request.POST and form.is_valid():
         run_for_each(
@@ -56,7 +66,7 @@ def form_action(modeladmin, request, queryset, form_class, title, apply):
             request,
             queryset,
             lambda hosting, actor: apply(hosting, actor, form.cleaned_data),
-            _("%(count)d hosting(s) updated."),
+            done_message or _("%(count)d hosting(s) updated."),
         )
         return None
     context = {

@@ -2,8 +2,6 @@
 
 Every action calls the same service functions as the portal and the API, as the operator."""
 
-import functools
-
 from django.contrib import admin
 from django.db import transaction
 from django.db.models import Sum
@@ -16,8 +14,8 @@ from hosting.admin_paging import CappedCountPaginator
 from hosting.forms import HostingForm
 from hosting.models import Hosting
 from mailqueue.actions import CUSTOMER_ACTIONS
-from mailqueue.admin.bulk import LimitForm, RecipientForm, form_action, run_for_each
-from mailqueue.blocking import mail_service_block, mail_service_force_reset
+from mailqueue.admin.bulk import CommentForm, LimitForm, RecipientForm, form_action, run_for_each
+from mailqueue.blocking import mail_service_block, mail_service_force_reset, mail_service_unblock
 from mailqueue.hourly_limit import mail_service_limit_set
 from mailqueue.models import (
     BlockReason,
@@ -162,29 +160,50 @@ class HostingAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     def _customer_action(self, request, queryset, slug: str):
         action = CUSTOMER_ACTIONS[slug]
         call = action.call
-        if slug == "block":  # an operator's block says so (SPEC §3 reasons)
-            call = functools.partial(mail_service_block, reason=BlockReason.OPERATOR)
         run_for_each(
             self, request, queryset, lambda hosting, actor: call(hosting=hosting, actor=actor), action.admin_done_text
         )
 
     @admin.action(description=CUSTOMER_ACTIONS["block"].label, permissions=["act"])
     def block(self, request, queryset):
-        self._customer_action(request, queryset, "block")
-
-    @admin.action(description=_("Block sending for spam"), permissions=["act"])
-    def block_spam(self, request, queryset):
-        run_for_each(
+        """Asks for the comment the customer's notice will carry (SPEC §10.3), then blocks."""
+        return form_action(
             self,
             request,
             queryset,
-            lambda hosting, actor: mail_service_block(hosting=hosting, actor=actor, reason=BlockReason.SPAM),
+            CommentForm,
+            CUSTOMER_ACTIONS["block"].label,
+            lambda hosting, actor, data: mail_service_block(
+                hosting=hosting, actor=actor, reason=BlockReason.OPERATOR, comment=data["comment"]
+            ),
+            CUSTOMER_ACTIONS["block"].admin_done_text,
+        )
+
+    @admin.action(description=_("Block sending for spam"), permissions=["act"])
+    def block_spam(self, request, queryset):
+        return form_action(
+            self,
+            request,
+            queryset,
+            CommentForm,
+            _("Block sending for spam"),
+            lambda hosting, actor, data: mail_service_block(
+                hosting=hosting, actor=actor, reason=BlockReason.SPAM, comment=data["comment"]
+            ),
             _("Sending blocked for spam for %(count)d hosting(s)."),
         )
 
     @admin.action(description=CUSTOMER_ACTIONS["unblock"].label, permissions=["act"])
     def unblock(self, request, queryset):
-        self._customer_action(request, queryset, "unblock")
+        return form_action(
+            self,
+            request,
+            queryset,
+            CommentForm,
+            CUSTOMER_ACTIONS["unblock"].label,
+            lambda hosting, actor, data: mail_service_unblock(hosting=hosting, actor=actor, comment=data["comment"]),
+            CUSTOMER_ACTIONS["unblock"].admin_done_text,
+        )
 
     @admin.action(description=CUSTOMER_ACTIONS["purge"].label, permissions=["act"])
     def purge(self, request, queryset):

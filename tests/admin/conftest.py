@@ -78,3 +78,11 @@ def submit_intermediate_form(client, form_page, **fields):
     data = {**hidden_inputs(form_page), **fields}
     data.pop("csrfmiddlewaretoken", None)
     return client.post(HOSTINGS_URL, data, follow=True)
+
+
+def run_confirmed_action(client, action: str, hostings, **fields):
+    """An action with a confirmation page (block, unblock: the comment for the customer): the
+    page is shown first, nothing changes until it is submitted with `fields`."""
+    page = run_action(client, action, hostings)
+    assert page.status_code == 200 and 'name="comment"' in page.content.decode(), page.content[:500]
+    return submit_intermediate_form(client, page, **fields)

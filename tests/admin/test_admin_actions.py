@@ -7,12 +7,20 @@ refused hosting, the allowed ones change, and every change is an Event in the op
 import re
 
 import pytest
+from django.core import mail
 
+from mailqueue import dispatch, tasks
 from mailqueue.blocking import mail_service_block
 from mailqueue.models import Event, MailService, MessageStatus
 from mailqueue.purge import mail_service_purge_request, mail_service_purge_start
 from mailqueue.state import Actor
-from tests.admin.conftest import page_text, run_action, shown_messages, submit_intermediate_form
+from tests.admin.conftest import (
+    page_text,
+    run_action,
+    run_confirmed_action,
+    shown_messages,
+    submit_intermediate_form,
+)
 from tests.factories import HostingFactory, MessageFactory
 
 pytestmark = pytest.mark.django_db
@@ -61,7 +69,7 @@ def test_block_holds_the_queue_and_records_the_operator(operator_client, operato
     hosting = hosting_in("active")
     queued = MessageFactory(hosting=hosting, status=MessageStatus.QUEUED)
 
-    response = run_action(operator_client, "block", [hosting])
+    response = run_confirmed_action(operator_client, "block", [hosting])
 
     assert response.status_code == 200
     assert shown_messages(response) == ["Envoi bloqué pour 1 hébergement(s)."]
@@ -74,7 +82,7 @@ def test_block_holds_the_queue_and_records_the_operator(operator_client, operato
 def test_block_spam_sets_the_spam_reason(operator_client, operator):
     hosting = hosting_in("active")
 
-    response = run_action(operator_client, "block_spam", [hosting])
+    response = run_confirmed_action(operator_client, "block_spam", [hosting])
 
     assert shown_messages(response) == ["Envoi bloqué pour spam pour 1 hébergement(s)."]
     assert (service(hosting).state, service(hosting).block_reason) == ("blocked", "spam")
@@ -85,7 +93,7 @@ def test_unblock_releases_held_messages_even_for_spam(operator_client, operator)
     hosting = hosting_in("blocked", spam=True)
     held = MessageFactory(hosting=hosting, status=MessageStatus.HELD)
 
-    response = run_action(operator_client, "unblock", [hosting])
+    response = run_confirmed_action(operator_client, "unblock", [hosting])
 
     assert shown_messages(response) == ["Envoi débloqué pour 1 hébergement(s)."]
     assert (service(hosting).state, service(hosting).block_reason) == ("active", "")
@@ -206,7 +214,7 @@ def test_bulk_block_reports_each_refusal_and_changes_the_others(operator_client,
     active_a, active_b = hosting_in("active"), hosting_in("active")
     blocked, purging = hosting_in("blocked"), hosting_in("purging")
 
-    response = run_action(operator_client, "block", [active_a, blocked, active_b, purging])
+    response = run_confirmed_action(operator_client, "block", [active_a, blocked, active_b, purging])
 
     assert sorted(shown_messages(response)) == sorted(
         [
@@ -225,7 +233,7 @@ def test_bulk_block_reports_each_refusal_and_changes_the_others(operator_client,
 def test_bulk_unblock_refuses_active_and_purging(operator_client, operator):
     blocked, active, purging = hosting_in("blocked"), hosting_in("active"), hosting_in("purging")
 
-    response = run_action(operator_client, "unblock", [blocked, active, purging])
+    response = run_confirmed_action(operator_client, "unblock", [blocked, active, purging])
 
     assert sorted(shown_messages(response)) == sorted(
         [
@@ -279,3 +287,26 @@ def test_bulk_where_everything_is_refused_reports_no_success(operator_client):
 
     assert shown_messages(response) == [f"Hébergement {active.service_name} : Aucune purge n'est en cours."]
     assert service(active).state == "active"
+
+
+def test_an_operators_block_asks_for_a_comment_that_the_customer_is_told(
+    operator_client, operator, monkeypatch, django_capture_on_commit_callbacks
+):
+    # The notice task runs in this process when the block commits (no worker here).
+    monkeypatch.setattr(
+        dispatch, "task_send", lambda name, *args, **kwargs: getattr(tasks, name.rsplit(".")[-1])(*args)
+    )
+    hosting = hosting_in("active")
+
+    page = run_action(operator_client, "block", [hosting])
+    assert service(hosting).state == "active"  # only the confirmation page so far
+    assert hosting.service_name in page_text(page)
+
+    comment = "Formulaire de contact détourné : corrigez-le avant de débloquer."
+    with django_capture_on_commit_callbacks(execute=True):
+        response = submit_intermediate_form(operator_client, page, comment=comment)
+
+    assert shown_messages(response) == ["Envoi bloqué pour 1 hébergement(s)."]
+    assert Event.objects.get(hosting=hosting, action="block").detail == comment
+    assert [notice.to for notice in mail.outbox] == [[service(hosting).effective_report_recipient]]
+    assert comment in mail.outbox[0].body

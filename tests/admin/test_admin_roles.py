@@ -13,7 +13,7 @@ from mailqueue.blocking import mail_service_block
 from mailqueue.models import DeliveryError, Event, MailService, Message, MessageStatus, RecipientStatus
 from mailqueue.state import Actor
 from reports.models import ErrorDigest
-from tests.admin.conftest import HOSTINGS_URL, page_text, run_action, shown_messages
+from tests.admin.conftest import HOSTINGS_URL, page_text, run_action, run_confirmed_action, shown_messages
 from tests.factories import (
     CustomerFactory,
     DeliveryErrorFactory,
@@ -136,7 +136,7 @@ def test_operator_is_offered_the_actions_and_runs_them(operator_client, operator
         assert f'value="{action}"' in listing
     assert 'value="delete_selected"' not in listing
 
-    response = run_action(operator_client, "block", [hosting])
+    response = run_confirmed_action(operator_client, "block", [hosting])
 
     assert shown_messages(response) == ["Envoi bloqué pour 1 hébergement(s)."]
     assert MailService.objects.get(hosting=hosting).state == "blocked"
