@@ -3,11 +3,12 @@
 import dataclasses
 import datetime
 
-from django.db.models import Max, Q, Sum
+from django.db.models import Max, Min, Q, Sum
 from django.utils import timezone
 
 from hosting.models import Hosting
-from mailqueue.models import DailyCounter, DeliveryError, MailService, Message, Suppression
+from mailqueue.hourly_limit import hourly_usage
+from mailqueue.models import DailyCounter, DeliveryError, Event, MailService, Message, MessageStatus, Suppression
 
 # Held messages counted at most: beyond it the page says "10 000+", at a bounded cost.
 HELD_COUNT_CAP = 10_000
@@ -66,6 +67,40 @@ def held_queue_summary(*, hosting: Hosting) -> HeldQueueSummary:
         oldest=first.get("held_at"),
         next_expiry=first.get("held_until"),
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class PendingSummary:
+    """What waits for delivery (SPEC §10.3): queued (for the hourly limit), deferred, held."""
+
+    queued: int
+    deferred: int
+    next_attempt: datetime.datetime | None  # the deferred message tried first
+    used_this_hour: int  # hand-offs to the relay in the rolling hour
+    capped: bool  # a count reached HELD_COUNT_CAP
+
+
+def pending_summary(*, hosting: Hosting) -> PendingSummary:
+    """Queued and deferred counts (bounded by HELD_COUNT_CAP), the next retry, this hour's use:
+    four index reads whatever the queue size."""
+    mine = Message.objects.filter(hosting=hosting).order_by()
+    queued = mine.filter(status__in=[MessageStatus.QUEUED, MessageStatus.SENDING])[: HELD_COUNT_CAP + 1].count()
+    deferred_rows = mine.filter(status=MessageStatus.DEFERRED)
+    deferred = deferred_rows[: HELD_COUNT_CAP + 1].count()
+    next_attempt = deferred_rows.aggregate(first=Min("next_attempt_at"))["first"] if deferred else None
+    used = hourly_usage([hosting.pk], now=timezone.now()).get(hosting.pk, {}).get("used", 0)
+    return PendingSummary(
+        queued=min(queued, HELD_COUNT_CAP),
+        deferred=min(deferred, HELD_COUNT_CAP),
+        next_attempt=next_attempt,
+        used_this_hour=used,
+        capped=max(queued, deferred) > HELD_COUNT_CAP,
+    )
+
+
+def events_recent(*, hosting: Hosting, limit: int = 5):
+    """The service's latest Events (the short history of the Scripts e-mail page)."""
+    return Event.objects.filter(hosting=hosting).select_related("actor_user").order_by("-created_at", "-id")[:limit]
 
 
 def delivery_errors_recent(*, hosting: Hosting, limit: int = 20):
