@@ -232,6 +232,7 @@ class Message(models.Model):
         indexes = [
             models.Index(fields=["hosting", "status"], name="message_hosting_status"),
             models.Index(fields=["hosting", "-created_at"], name="message_hosting_created"),
+            models.Index(fields=["hosting", "-created_at", "-id"], name="message_hosting_log"),  # the log's pages
             models.Index(fields=["created_at"], name="message_created"),
             models.Index(fields=["held_until"], condition=Q(status="held"), name="message_held_until"),
             models.Index(fields=["hosting", "id"], condition=Q(status="held"), name="message_held_hosting"),
