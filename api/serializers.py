@@ -148,6 +148,20 @@ class BounceQuerySerializer(serializers.Serializer):
     limit = serializers.IntegerField(min_value=0, max_value=100, default=20, required=False)  # 0: the manager's
 
 
+class SuppressionSerializer(serializers.Serializer):
+    address = serializers.CharField(help_text="The suppressed address, in lower case")
+    date = serializers.DateTimeField(source="created_at", help_text="When it was suppressed")
+    expires = serializers.DateTimeField(source="expires_at", help_text="When it stops being suppressed")
+    reason = serializers.CharField(help_text="The error that suppressed it")
+
+
+class SuppressionQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=100, default=20, required=False)
+    search = serializers.CharField(
+        max_length=320, allow_blank=True, required=False, default="", help_text="Part of the address"
+    )
+
+
 class VolumeSerializer(serializers.Serializer):
     """OVH's VolumeHistory: the date is a datetime, the local midnight of the day."""
 

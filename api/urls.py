@@ -1,7 +1,7 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from api import credential_views, views
+from api import credential_views, suppression_views, views
 
 EMAIL = "hosting/web/<str:service_name>/email"
 urlpatterns = [
@@ -17,6 +17,13 @@ urlpatterns = [
     path(f"{EMAIL}/volumes", views.VolumesView.as_view(), name="api-email-volumes"),
     path(f"{EMAIL}/messages", views.MessagesView.as_view(), name="api-email-messages"),
     path(f"{EMAIL}/events", views.EventsView.as_view(), name="api-email-events"),
+    path(f"{EMAIL}/suppressions", suppression_views.SuppressionsView.as_view(), name="api-email-suppressions"),
+    # `str` takes any character but "/": an address's "@" and "+" reach the view as written.
+    path(
+        f"{EMAIL}/suppressions/<str:address>",
+        suppression_views.SuppressionView.as_view(),
+        name="api-email-suppression",
+    ),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[]), name="api-schema"),
     # The split view serves its start-up script as a file (?script): no inline script, so the
     # Content-Security-Policy (script-src 'self') lets the page run.

@@ -1,15 +1,17 @@
 """Who may call: OVH signing, bearer tokens, the session; what every refusal looks like (SPEC §7,
 §9.2): no credentials at all is a 401 {"message"}; a refused credential is OVH's errorCode."""
 
+import datetime
 import time
 
 import pytest
+from django.utils import timezone
 from rest_framework.throttling import SimpleRateThrottle
 
 from api.models import ApiApplication, ApiToken
 from api.services import api_application_revoke, api_credentials_create, api_token_revoke
 from api.window_counters import window_counter_clear
-from mailqueue.models import Event, MailService, Message
+from mailqueue.models import Event, MailService, Message, Suppression
 from tests.api.conftest import ApiClient, email_path
 from tests.api.test_tenancy import ENDPOINT_IDS, HOSTING_ENDPOINTS
 
@@ -125,6 +127,8 @@ def test_timestamp_inside_the_window_is_accepted(api, settings):
 
 @pytest.mark.parametrize(("method", "path", "data"), ALL_ENDPOINTS, ids=ALL_IDS)
 def test_bearer_token_works(api, hosting, method, path, data):
+    in_a_day = timezone.now() + datetime.timedelta(days=1)
+    Suppression.objects.create(hosting=hosting, address="victim+news@example.org", expires_at=in_a_day)  # to delete
     response = api.call(method, path.format(sn=hosting.service_name), data, auth="bearer")
     assert response.status_code in (200, 201, 204), response.content
 

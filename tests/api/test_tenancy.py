@@ -1,8 +1,11 @@
 """Every hosting endpoint: another customer's service and an unknown one are the same 404, and change nothing."""
 
-import pytest
+import datetime
 
-from mailqueue.models import Event, MailService, Message
+import pytest
+from django.utils import timezone
+
+from mailqueue.models import Event, MailService, Message, Suppression
 from tests.api.conftest import ApiClient
 from tests.factories import DeliveryErrorFactory, HostingFactory, MessageFactory
 
@@ -19,6 +22,8 @@ HOSTING_ENDPOINTS = [
     ("POST", "/email/messages", {"sender": "app@example.net", "recipients": ["victim@example.org"], "message": RAW}),
     ("GET", "/email/messages", None),
     ("GET", "/email/events", None),
+    ("GET", "/email/suppressions", None),
+    ("DELETE", "/email/suppressions/victim+news@example.org", None),
 ]
 ENDPOINT_IDS = [f"{method} {suffix or '/'}" for method, suffix, _ in HOSTING_ENDPOINTS]
 
@@ -28,6 +33,7 @@ def snapshot(hosting):
         MailService.objects.filter(hosting=hosting).values().get(),
         list(Message.objects.filter(hosting=hosting).values_list("id", "status")),
         Event.objects.filter(hosting=hosting).count(),
+        list(Suppression.objects.filter(hosting=hosting).values_list("address", flat=True)),
     )
 
 
@@ -36,6 +42,9 @@ def snapshot(hosting):
 def test_other_customers_service_is_the_same_404_as_an_unknown_one(api, other_hosting, auth, method, suffix, data):
     MessageFactory(hosting=other_hosting)
     DeliveryErrorFactory(hosting=other_hosting)
+    Suppression.objects.create(
+        hosting=other_hosting, address="victim+news@example.org", expires_at=timezone.now() + datetime.timedelta(days=1)
+    )
     before = snapshot(other_hosting)
     foreign = api.call(method, f"/hosting/web/{other_hosting.service_name}{suffix}", data, auth=auth)
     unknown = api.call(method, f"/hosting/web/no-such-site.example{suffix}", data, auth=auth)

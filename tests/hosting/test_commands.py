@@ -1,6 +1,8 @@
 """The management commands of SPEC §8: seed_demo (idempotent) and provision_hosting."""
 
+import datetime
 import re
+from collections import Counter
 from io import StringIO
 
 import pytest
@@ -8,10 +10,11 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from hosting.models import Customer, Hosting, Membership
 from hosting.selectors import hosting_by_smtp_credentials
-from mailqueue.models import DailyCounter, DeliveryError, MailService
+from mailqueue.models import DailyCounter, DeliveryError, ErrorKind, MailService, Message, Suppression
 from tests.factories import CustomerFactory, HostingFactory
 
 User = get_user_model()
@@ -74,6 +77,33 @@ def test_seed_demo_creates_the_spec_data():
         assert hosting_by_smtp_credentials(service_name=hosting.service_name, password="demo-password") == hosting
     assert DeliveryError.objects.exists()
     assert "alice" in output and "demo-password" in output
+
+
+@pytest.mark.django_db
+def test_seed_demo_shows_bounce_reports_and_suppressed_addresses_consistently():
+    seed()
+
+    reports = DeliveryError.objects.filter(kind=ErrorKind.DSN).select_related("hosting")
+    assert {error.hosting.service_name for error in reports} == {"acme-shop.fr", "acme-blog.fr", "globex.com"}
+    assert {(error.status, error.permanent) for error in reports} == {("5.1.1", True), ("4.2.2", False)}
+    recent = timezone.now() - datetime.timedelta(days=4)
+    for error in reports:
+        assert error.created_at > recent
+        assert error.reply.startswith(("550 5.1.1 <", "452 4.2.2 <")) and error.recipient in error.reply
+        message = Message.objects.get(pk=error.message_id)
+        [recipient] = message.recipients
+        assert (message.status, recipient["address"], recipient["status"]) == ("failed", error.recipient, "failed")
+        assert recipient["bounce"]["status"] == error.status and recipient["reply"] == error.reply
+    # The counters count the errors of their day, as the page's chart and totals read them.
+    for hosting in Hosting.objects.all():
+        by_day = Counter(timezone.localdate(at) for at in hosting.delivery_errors.values_list("created_at", flat=True))
+        assert dict(DailyCounter.objects.filter(hosting=hosting, errors__gt=0).values_list("day", "errors")) == by_day
+    # The hard bounces are on the suppression lists, in force; the soft ones are not.
+    suppressed = Suppression.objects.filter(expires_at__gt=timezone.now())
+    assert Counter(suppressed.values_list("hosting__service_name", flat=True)) == {"acme-shop.fr": 3, "globex.com": 1}
+    assert set(suppressed.values_list("address", flat=True)) == set(
+        reports.filter(permanent=True).values_list("recipient", flat=True)
+    )
 
 
 @pytest.mark.django_db

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 from django.test import Client
 
-from mailqueue.models import Event, MailService
+from mailqueue.models import Event, MailService, Suppression
 from tests.factories import HostingFactory, MembershipFactory
 
 
@@ -49,6 +49,7 @@ def snapshot(hosting) -> dict:
         "purge_due_at": service.purge_due_at,
         "smtp_password_hash": hosting.smtp_password_hash,
         "events": list(Event.objects.filter(hosting=hosting).values_list("id", flat=True)),
+        "suppressions": list(Suppression.objects.filter(hosting=hosting).values_list("address", flat=True)),
     }
 
 

@@ -1,11 +1,14 @@
 """Who may reach what: other customers' hostings, anonymous visitors, CSRF, security headers."""
 
+import datetime
 import urllib.parse
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from mailqueue.blocking import mail_service_block
+from mailqueue.models import Suppression
 from mailqueue.state import Actor
 from tests.portal.conftest import snapshot
 from tests.portal.pages import text
@@ -23,6 +26,7 @@ def hosting_urls(service_name: str) -> list[str]:
         f"{base}emails/",
         f"{base}emails/status.json",
         f"{base}emails/recipient/",
+        f"{base}emails/suppressions/",
         *(f"{base}emails/{slug}/" for slug in ACTIONS),
         f"{base}smtp/",
     ]
@@ -31,10 +35,22 @@ def hosting_urls(service_name: str) -> list[str]:
 def post_urls(service_name: str) -> list[str]:
     """The URLs that change something, on POST."""
     base = f"/hostings/{service_name}/"
-    return [f"{base}emails/recipient/", *(f"{base}emails/{slug}/" for slug in ACTIONS), f"{base}smtp/"]
+    return [
+        f"{base}emails/recipient/",
+        f"{base}emails/suppressions/",
+        *(f"{base}emails/{slug}/" for slug in ACTIONS),
+        f"{base}smtp/",
+    ]
 
 
-POST_DATA = {"email": "attacker@evil.example"}
+SUPPRESSED = "suppressed@victim.example"
+POST_DATA = {"email": "attacker@evil.example", "remove": SUPPRESSED, "address": [SUPPRESSED]}
+
+
+def suppressed(hosting):
+    """An address on the hosting's suppression list: a POST that reached it would remove it."""
+    now = timezone.now()
+    Suppression.objects.create(hosting=hosting, address=SUPPRESSED, expires_at=now + datetime.timedelta(days=90))
 
 
 # --- tenancy -----------------------------------------------------------------------------------------
@@ -44,6 +60,7 @@ POST_DATA = {"email": "attacker@evil.example"}
 def test_another_customers_hosting_is_a_404_everywhere_and_nothing_changes(tenant, stranger, blocked):
     if blocked:  # so that unblock and purge would be allowed for its owner
         mail_service_block(hosting=stranger.hosting, actor=Actor.customer(stranger.user))
+    suppressed(stranger.hosting)
     before = snapshot(stranger.hosting)
 
     for url in hosting_urls(stranger.hosting.service_name):
@@ -109,6 +126,7 @@ def test_a_post_without_csrf_token_is_refused_and_changes_nothing(tenant, blocke
         mail_service_block(hosting=tenant.hosting, actor=Actor.customer(tenant.user))
     strict = Client(enforce_csrf_checks=True)
     strict.force_login(tenant.user)
+    suppressed(tenant.hosting)
     before = snapshot(tenant.hosting)
 
     for url in post_urls(tenant.hosting.service_name):

@@ -4,9 +4,10 @@ import datetime
 
 import pytest
 from django.utils import formats, timezone, translation
+from django.utils.translation import pgettext
 
 from mailqueue.blocking import mail_service_block
-from mailqueue.models import MailService, MessageStatus
+from mailqueue.models import ErrorKind, MailService, MessageStatus
 from mailqueue.purge import mail_service_purge_request
 from mailqueue.state import Actor
 from tests.factories import (
@@ -273,10 +274,11 @@ def test_errors_table_shows_the_newest_twenty_by_default(tenant, stranger):
 
     rows = _error_rows(response)
     assert len(rows) == 20
-    assert rows[0] == [local(errors[0].created_at, "SHORT_DATETIME_FORMAT"), errors[0].recipient, errors[0].reply]
+    assert rows[0][:3] == [local(errors[0].created_at, "SHORT_DATETIME_FORMAT"), errors[0].recipient, errors[0].reply]
     assert [row[1] for row in rows] == [error.recipient for error in errors[:20]]
     table = next(t for t in dom(response).find_all("table") if "Message" in t.find("thead").text)
-    assert [cell.text for cell in table.find("thead").find_all("th")] == ["Date", "E-mail", "Message"]
+    assert [cell.text for cell in table.find("thead").find_all("th")][:3] == ["Date", "E-mail", "Message"]
+    assert len(table.find("thead").find_all("th")) == 4  # and the error's type
     limit = dom(response).find("input", name="limit")
     assert limit.attrs["value"] == "20"
     assert dom(response).find("label", for_=limit.attrs["id"]).text == "Nombre d'e-mails (max 100) :"
@@ -305,6 +307,32 @@ def test_errors_table_refuses_a_bad_limit_with_a_clear_message(tenant, limit):
     field = dom(response).find("input", name="limit")
     assert field.attrs["aria-invalid"] == "true" and field.attrs["aria-describedby"] == alert.attrs["id"]
     assert len(_error_rows(response)) == 20  # the page stays usable with the default
+
+
+def test_each_error_says_whether_it_is_permanent_and_where_it_came_from(tenant):
+    now = timezone.now()
+    kinds = [(ErrorKind.RELAY, True), (ErrorKind.DSN, False), (ErrorKind.SUPPRESSED, True)]
+    for minutes, (kind, permanent) in enumerate(kinds):
+        DeliveryErrorFactory(
+            hosting=tenant.hosting, kind=kind, permanent=permanent, created_at=now - datetime.timedelta(minutes=minutes)
+        )
+
+    response = tenant.client.get(emails_url(tenant.hosting))
+
+    with translation.override("fr"):
+        permanent, temporary = pgettext("delivery error", "permanent"), pgettext("delivery error", "temporary")
+        expected = [
+            f"{permanent} {ErrorKind.RELAY.label}",
+            f"{temporary} {ErrorKind.DSN.label}",
+            f"{permanent} {ErrorKind.SUPPRESSED.label}",
+        ]
+    assert [row[3] for row in _error_rows(response)] == expected
+    cells = dom(response).find_all("td", class_="error-kind")
+    assert [(cell.attrs["data-kind"], cell.attrs["data-permanent"]) for cell in cells] == [
+        ("relay", "true"),
+        ("dsn", "false"),
+        ("suppressed", "true"),
+    ]
 
 
 def test_an_unrelated_query_parameter_is_not_a_bad_limit(tenant):

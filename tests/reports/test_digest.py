@@ -113,6 +113,34 @@ def test_digest_in_french_to_the_contact_through_the_live_mailer(mailer, hosting
 
 
 @pytest.mark.django_db
+def test_digest_says_whether_each_error_is_permanent_and_where_it_came_from(mailer):
+    hosting = HostingFactory(customer=CustomerFactory(language="en"), service_name="globex.com")
+    DeliveryErrorFactory(hosting=hosting, created_at=_at(9), recipient="relay@example.org", kind="relay")
+    DeliveryErrorFactory(
+        hosting=hosting,
+        created_at=_at(10),
+        recipient="full@example.org",
+        reply="452 4.2.2 <full@example.org>: Mailbox full",
+        kind="dsn",
+        permanent=False,
+        status="4.2.2",
+    )
+    DeliveryErrorFactory(hosting=hosting, created_at=_at(11), recipient="listed@example.org", kind="suppressed")
+
+    assert error_digests_send(day=DAY) == {"sent": 1, "failed": 0}
+
+    [(_recipients, message)] = mailer.messages
+    text, html = _parts(message)
+    relay, bounce, suppressed = (text.index(f"{name}@example.org") for name in ("relay", "full", "listed"))
+    assert text.index("Error: permanent, refused by the relay") in range(relay, bounce)
+    assert text.index("Error: temporary, bounced later (delivery report)") in range(bounce, suppressed)
+    assert text.index("Error: permanent, suppressed address") > suppressed
+    assert "<th>Type</th>" in html
+    assert "Mailbox full</td><td>temporary, bounced later (delivery report)</td>" in html
+    assert "<td>permanent, suppressed address</td>" in html
+
+
+@pytest.mark.django_db
 def test_digest_in_english_to_the_chosen_recipient_capped_with_the_total(mailer, hosting_with_errors, settings):
     settings.DIGEST_MAX_ERRORS = 2
     hosting = hosting_with_errors

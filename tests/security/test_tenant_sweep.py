@@ -4,6 +4,7 @@
 The patterns are enumerated from the URL resolver, so a new URL is swept without editing this test.
 """
 
+import datetime
 import hashlib
 import json
 import time
@@ -11,17 +12,19 @@ import time
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 
 from api.models import ApiApplication, ApiToken, ConsumerKey
 from api.services import api_credentials_create
 from hosting.models import Hosting
-from mailqueue.models import Event, MailService, Message, MessageStatus
+from mailqueue.models import Event, MailService, Message, MessageStatus, Suppression
 from tests.factories import HostingFactory, MembershipFactory, MessageFactory
 
 # Not tenant-scoped: the admin has its own tests; the rest takes no customer identifier.
 SKIPPED_PREFIXES = ("admin/", "accounts/", "i18n/", "static/", "metrics", "healthz", "1.0/schema", "1.0/docs")
 IDENTIFIER_KWARGS = {"service_name", "pk"}
 ACTION_SLUGS = ["block", "unblock", "purge", "cancel-purge", "unknown"]
+SUPPRESSED = "victim+news@example.org"  # on the victim's suppression list
 
 
 def _patterns(resolver=None, prefix=""):
@@ -46,7 +49,7 @@ def tenant_routes() -> list[str]:
 
 def _fill(route: str, *, service_name: str, pk: int, slug: str) -> str:
     path = route.replace("<str:service_name>", service_name).replace("<int:pk>", str(pk))
-    return "/" + path.replace("<slug:slug>", slug)
+    return "/" + path.replace("<slug:slug>", slug).replace("<str:address>", SUPPRESSED)
 
 
 def _urls(victim: dict) -> list[str]:
@@ -68,6 +71,7 @@ def _snapshot(hosting: Hosting) -> dict:
         "password": Hosting.objects.get(pk=hosting.pk).smtp_password_hash,
         "events": Event.objects.filter(hosting=hosting).count(),
         "messages": sorted(Message.objects.filter(hosting=hosting).values_list("id", "status")),
+        "suppressions": sorted(Suppression.objects.filter(hosting=hosting).values_list("address", flat=True)),
         "applications": sorted(
             ApiApplication.objects.filter(customer=hosting.customer).values_list("id", "revoked_at")
         ),
@@ -84,6 +88,8 @@ def tenants():
     victim = HostingFactory(customer=victim_member.customer)
     MessageFactory(hosting=victim, status=MessageStatus.HELD)
     MessageFactory(hosting=victim, status=MessageStatus.QUEUED)
+    in_a_day = timezone.now() + datetime.timedelta(days=1)
+    Suppression.objects.create(hosting=victim, address=SUPPRESSED, expires_at=in_a_day)
     victim_credentials = api_credentials_create(customer=victim.customer, name="victim")
     attacker_member = MembershipFactory()
     HostingFactory(customer=attacker_member.customer)
@@ -116,6 +122,7 @@ def _signed_headers(credentials, method: str, url: str, body: str) -> dict:
 
 BODIES = {
     "GET": "",
+    "DELETE": "",
     "POST": json.dumps({"action": "BLOCK", "email": "x@example.org"}),
     "PUT": json.dumps({"email": "x@example.org"}),
 }
@@ -128,11 +135,13 @@ def test_the_sweep_covers_every_tenant_url():
     assert any(route.startswith("1.0/hosting/web/") for route in routes)
     assert any("api-credentials" in route for route in routes)
     assert any("api-credentials/keys/" in route for route in routes)
+    assert any(route.endswith("emails/suppressions/") for route in routes)
+    assert any(route.endswith("suppressions/<str:address>") for route in routes)
     assert len(routes) >= 12
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
 def test_customer_session_gets_404_on_other_customers_urls(tenants, method):
     client = Client()
     client.force_login(tenants["attacker_user"])
@@ -141,7 +150,7 @@ def test_customer_session_gets_404_on_other_customers_urls(tenants, method):
         if url.startswith("/1.0/"):
             response = getattr(client, method.lower())(url, BODIES[method], content_type="application/json")
         else:
-            response = getattr(client, method.lower())(url, {"email": "attacker@example.org"})
+            response = getattr(client, method.lower())(url, {"email": "attacker@example.org", "remove": SUPPRESSED})
         if response.status_code == 405:
             continue  # this URL has no such method for anyone
         assert response.status_code == 404, f"{method} {url} → {response.status_code}"
@@ -149,7 +158,7 @@ def test_customer_session_gets_404_on_other_customers_urls(tenants, method):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("method", ["GET", "POST", "PUT"])
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE"])
 @pytest.mark.parametrize("scheme", ["bearer", "signed"])
 def test_api_credentials_get_404_on_other_customers_services(tenants, method, scheme):
     client = Client()

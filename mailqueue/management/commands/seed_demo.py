@@ -11,8 +11,10 @@ from django.utils import timezone
 
 from hosting.models import Customer, Hosting, Language, Plan
 from hosting.services import membership_add
-from mailqueue.models import DailyCounter, DeliveryError, Message, MessageStatus, RecipientStatus
+from mailqueue.counters import counter_add
+from mailqueue.models import DailyCounter, DeliveryError, ErrorKind, Message, MessageStatus, RecipientStatus
 from mailqueue.provisioning import mail_service_create
+from mailqueue.suppression import suppressions_add
 
 PASSWORD = "demo-password"  # noqa: S105 (development data, printed on purpose)
 CUSTOMERS = [
@@ -27,6 +29,20 @@ HOSTINGS = [
 MEMBERS = [("alice", "acme"), ("bob", "globex")]
 STAFF = [("olivia", "Operators"), ("sam", "Support")]
 HISTORY_DAYS = 30
+# Bounce reports received in the last days (SPEC §10.1): the hard ones put their address on the
+# hosting's suppression list (§10.2), the soft one does not.
+BOUNCED = {
+    "acme-shop.fr": ["jean.dupont@webmail.example", "ancien.client@fai.example", "contact@societe-fermee.example"],
+    "acme-blog.fr": [],
+    "globex.com": ["j.smith@former-partner.example"],
+}
+SOFT_BOUNCED = {
+    "acme-shop.fr": "boite.pleine@fai.example",
+    "acme-blog.fr": "lecteur@boite-pleine.example",
+    "globex.com": "full.mailbox@partner.example",
+}
+HARD_BOUNCE = ("5.1.1", "550 5.1.1 <{address}>: Recipient address rejected: User unknown")
+SOFT_BOUNCE = ("4.2.2", "452 4.2.2 <{address}>: Mailbox full")
 
 
 class Command(BaseCommand):
@@ -59,6 +75,8 @@ class Command(BaseCommand):
             mail_service_create(hosting=hosting)
             if not DailyCounter.objects.filter(hosting=hosting).exists():
                 self._history(hosting)
+            if not DeliveryError.objects.filter(hosting=hosting, kind=ErrorKind.DSN).exists():
+                self._bounces(hosting)
         self.stdout.write("Demo data ready. Logins (password: demo-password):")
         self.stdout.write("  alice (customer acme: acme-shop.fr, acme-blog.fr)")
         self.stdout.write("  bob (customer globex: globex.com)")
@@ -76,14 +94,13 @@ class Command(BaseCommand):
         """Thirty days of counters, a few delivered messages and delivery errors."""
         rng = random.Random(hosting.service_name)
         today = timezone.localdate()
-        now = timezone.now()
         for days_ago in range(HISTORY_DAYS, 0, -1):
             day = today - datetime.timedelta(days=days_ago)
             sent = rng.randint(5, 60)
             errors = rng.randint(0, 4)
             DailyCounter.objects.create(hosting=hosting, day=day, sent=sent, errors=errors)
             for index in range(errors):
-                at = now - datetime.timedelta(days=days_ago, minutes=rng.randint(0, 600))
+                at = _local(day, minutes=rng.randint(0, 600))  # on the counter's day, between 08:00 and 18:00
                 address = f"user{rng.randint(1, 999)}@unknown-domain.example"
                 message = Message.objects.create(
                     hosting=hosting,
@@ -114,3 +131,57 @@ class Command(BaseCommand):
                     reply="550 5.1.1 User unknown",
                     subject=message.subject,
                 )
+
+    def _bounces(self, hosting):
+        """Messages the relay took, then reported failed by the recipient's server (kind dsn): the
+        recipient failed, the message too, an error counted on its day; hard ones suppressed."""
+        rng = random.Random(f"bounces {hosting.service_name}")
+        today = timezone.localdate()
+        bounced = [(address, HARD_BOUNCE) for address in BOUNCED.get(hosting.service_name, [])]
+        if hosting.service_name in SOFT_BOUNCED:
+            bounced.append((SOFT_BOUNCED[hosting.service_name], SOFT_BOUNCE))
+        errors = []
+        for index, (address, (status, reply)) in enumerate(bounced):
+            day = today - datetime.timedelta(days=1 + index % 3)
+            sent_at = _local(day, minutes=60 + rng.randint(0, 480))
+            bounced_at = sent_at + datetime.timedelta(minutes=rng.randint(1, 30))
+            reply = reply.format(address=address)
+            code = int(reply[:3])
+            report = {"at": bounced_at.isoformat(), "status": status, "diagnostic": reply}
+            recipient = {"address": address, "status": RecipientStatus.FAILED, "code": code, "reply": reply}
+            message = Message.objects.create(
+                hosting=hosting,
+                message_id=f"<seed-bounce-{hosting.pk}-{index}@{hosting.service_name}>",
+                sender=f"www-data@{hosting.service_name}",
+                recipients=[{**recipient, "bounce": report}],
+                recipient_count=1,
+                subject=rng.choice(["Votre facture", "Newsletter de mars", "Réinitialisation du mot de passe"]),
+                size=3072,
+                status=MessageStatus.FAILED,
+                created_at=sent_at,
+                completed_at=bounced_at,
+                attempts=1,
+                last_reply=reply,
+            )
+            errors.append(
+                DeliveryError.objects.create(
+                    hosting=hosting,
+                    message=message,
+                    created_at=bounced_at,
+                    recipient=address,
+                    reply=reply,
+                    subject=message.subject,
+                    kind=ErrorKind.DSN,
+                    permanent=status.startswith("5."),
+                    status=status,
+                )
+            )
+            # Sent when the relay took it, in error when the report came back (the same day here).
+            counter_add(hosting_id=hosting.pk, day=day, sent=1, errors=1)
+        suppressions_add(errors)
+
+
+def _local(day: datetime.date, *, minutes: int) -> datetime.datetime:
+    """`minutes` after 08:00 local time on `day`."""
+    start = timezone.make_aware(datetime.datetime.combine(day, datetime.time(8)))
+    return start + datetime.timedelta(minutes=minutes)
