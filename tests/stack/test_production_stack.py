@@ -31,6 +31,7 @@ import pytest
 import requests
 from aiosmtpd.controller import Controller
 
+from tests.bounce_samples import bounce_sample
 from tests.support import free_port
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -286,6 +287,39 @@ def test_production_stack_full_cycle(stack, deadline, monkeypatch):
         on_timeout=stack.log_tail,
     )
 
+    # 1b. The relay accepted it with 250; the recipient's server bounces it later (a Postfix DSN
+    # to the message's return path, through the stack's bounce door). Within a minute it is an
+    # error of the API's bounces and a suppressed address, and the next message to that address
+    # never reaches the relay.
+    [delivered] = stack.relay.received
+    return_path = delivered.mail_from
+    assert return_path.startswith("bounce+") and "@bounces." in return_path
+    report = bounce_sample("postfix-hard", return_path=return_path, recipient="customer@example.org")
+    with smtplib.SMTP("127.0.0.1", stack.bounce_port, timeout=30) as door:
+        door.ehlo("mx.example.org")
+        door.mail("<>")
+        door.rcpt(return_path)
+        assert door.data(report)[0] == 250
+    monkeypatch.setitem(ovh.client.ENDPOINTS, "portal-stack", f"{stack.base_url}/1.0")
+    api = ovh.Client(
+        endpoint="portal-stack",
+        application_key=stack.credentials["application_key"],
+        application_secret=stack.credentials["application_secret"],
+        consumer_key=stack.credentials["consumer_key"],
+    )
+    email = f"/hosting/web/{SERVICE_NAME}/email"
+    [bounce] = api.get(f"{email}/bounces")
+    assert bounce["to"] == "customer@example.org" and "User unknown" in bounce["message"], bounce
+    assert [entry["address"] for entry in api.get(f"{email}/suppressions")] == ["customer@example.org"]
+    smtp_submit(stack, "Order 1b to a suppressed address")
+    deadline.wait_for(
+        "the suppressed recipient to fail without the relay",
+        lambda: [m["status"] for m in api.get(f"{email}/messages", status="failed")["results"]] == ["failed"] * 2,
+        within=45,
+        on_timeout=stack.log_tail,
+    )
+    assert "Order 1b to a suppressed address" not in stack.relay.subjects()
+
     # 2. The customer logs in through the real form and blocks through the confirmation page.
     browser = requests.Session()
     login_page = browser.get(f"{stack.base_url}/accounts/login/", timeout=10)
@@ -316,14 +350,6 @@ def test_production_stack_full_cycle(stack, deadline, monkeypatch):
 
     # 3. Mail submitted now is held, as the API shows (the official `ovh` client, request signing).
     smtp_submit(stack, "Order 2 while blocked")
-    monkeypatch.setitem(ovh.client.ENDPOINTS, "portal-stack", f"{stack.base_url}/1.0")
-    api = ovh.Client(
-        endpoint="portal-stack",
-        application_key=stack.credentials["application_key"],
-        application_secret=stack.credentials["application_secret"],
-        consumer_key=stack.credentials["consumer_key"],
-    )
-    email = f"/hosting/web/{SERVICE_NAME}/email"
     assert api.get(email)["state"] == "ko"
     held = api.get(f"{email}/messages", status="held")["results"]
     assert [message["subject"] for message in held] == ["Order 2 while blocked"]
