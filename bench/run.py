@@ -5,7 +5,7 @@
     … bench/run.py --only purge expiry      # some of them (the report then lists only those)
 
 Each script runs as it would standalone, in a subprocess, on a database of its own on the server of
-DATABASE_URL (PostgreSQL only): delivery, admin and pages create theirs; submission, purge and
+DATABASE_URL (PostgreSQL only): delivery, admin, pages and bounces create theirs; submission, purge and
 expiry share one created and migrated here, then dropped. Their output streams as progress; each
 writes its figures with --json, gathered here beside their baselines, ratios and goals.
 """
@@ -37,6 +37,7 @@ SCALES = {
         "expiry": ["--messages", "100000"],
         "admin": ["--messages", "100000", "--hostings", "1000"],
         "pages": ["--messages", "100000", "--errors", "10000", "--hostings", "1000"],
+        "bounces": ["--clients", "4", "--messages", "200", "--rows", "100000"],
     },
     "large": {
         "submission": ["--clients", "8", "--messages", "2000"],
@@ -45,6 +46,7 @@ SCALES = {
         "expiry": ["--messages", "1000000"],
         "admin": ["--messages", "1000000", "--hostings", "10000"],
         "pages": ["--messages", "1000000", "--errors", "100000", "--hostings", "10000"],
+        "bounces": ["--clients", "8", "--messages", "2000", "--rows", "1000000"],
     },
 }
 BENCHMARKS = list(SCALES["small"])
@@ -57,6 +59,7 @@ DATABASE_USE = {
     "expiry": "shared",
     "admin": "server",
     "pages": "own",
+    "bounces": "own",
 }
 
 
@@ -195,6 +198,24 @@ def report(*, figures: list[dict], scale: str, arguments: dict, info: dict) -> s
             f"- {figure['figure']}: {number(figure['one_page_ms'])} ms, ratio {figure['one_page_ratio']:.2f}"
             for figure in admin
         ]
+    bounces = [
+        figure
+        for figure in figures
+        if figure["benchmark"] == "bounces" and ("recorded" in figure or "blocked" in figure)
+    ]
+    if bounces:
+        lines += [
+            "",
+            "`bounces`: the intake's check (one DeliveryError of kind dsn per report) and what abuse_check() blocked:",
+            "",
+        ]
+        lines += [
+            f"- {figure['figure']}: {figure['recorded']}/{figure['expected']} reports recorded, "
+            f"{figure['unattributed']} unattributed"
+            if "recorded" in figure
+            else f"- {figure['figure']}: blocked {', '.join(figure['blocked']) or 'nothing'}"
+            for figure in bounces
+        ]
     short = [f"{figure['benchmark']}: {figure['figure']}" for figure in figures if verdict(figure) not in ("", "met")]
     lines += ["", "Short of their goals: " + ("; ".join(short) if short else "none") + "."]
     lines += ["", "Arguments per script at this scale:", ""]
@@ -250,10 +271,10 @@ def main() -> int:
                 script_arguments += ["--server", server_url]
             else:
                 env["DATABASE_URL"] = server_url
-                if name == "pages":
-                    script_arguments += ["--database", f"bench_pages_{uuid.uuid4().hex[:8]}"]
+                if name in ("pages", "bounces"):
+                    script_arguments += ["--database", f"bench_{name}_{uuid.uuid4().hex[:8]}"]
             figures += run_one(name, script_arguments, env, work_dir / f"{name}.json", index, len(names))
-            if name == "pages":  # pages.py leaves its database behind
+            if name in ("pages", "bounces"):  # pages.py leaves its database behind; bounces.py if killed
                 run_sql(server_url, f"DROP DATABASE IF EXISTS {script_arguments[-1]} WITH (FORCE)")
     finally:
         run_sql(server_url, f"DROP DATABASE IF EXISTS {shared_name} WITH (FORCE)")

@@ -65,7 +65,9 @@ def abuse_check() -> list[tuple[int, str]]:
     suppressed = DeliveryError.objects.filter(message_id=OuterRef("pk"), kind=ErrorKind.SUPPRESSED)
     finished = (
         Message.objects.finished()
-        .filter(active, completed_at__gte=window_start)
+        # The plain bound lets PostgreSQL use the completed_at index; GREATEST alone cannot.
+        .filter(active, completed_at__gte=since)
+        .filter(completed_at__gte=window_start)
         .values("hosting_id", "hosting__mail_service__forced")
         .annotate(total=Count("id"), failed=Count("id", filter=Q(status=MessageStatus.FAILED) & ~Exists(suppressed)))
         .filter(total__gte=settings.ABUSE_BOUNCE_MIN_MESSAGES)

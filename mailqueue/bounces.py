@@ -76,18 +76,19 @@ def bounce_receive(*, raw: bytes, envelope_recipients: Sequence[str] = (), envel
     answers 451 and the sender's MTA tries again."""
     report = bounce_parse(raw)
     token, problem = _token_find(raw, envelope_recipients)
-    message = None
-    if token is not None:
-        message = Message.objects.filter(pk=token.message_pk, hosting_id=token.hosting_id).first()
-        if message is None or token.index >= len(message.recipients):
-            problem = BounceProblem.UNKNOWN_MESSAGE
     if not problem and report.kind == "unrecognised":
         problem = BounceProblem.UNRECOGNISED
     if problem:
         return _unattributed(raw, report, problem, envelope_recipients, envelope_sender)
-    if report.kind == "complaint":
-        return _complaint(message, token, report)
-    return _report(message.pk, token, report.worst)
+    with transaction.atomic():
+        # The message's row lock: a report arriving twice at once waits for the first, then
+        # finds the recipient already failed.
+        message = Message.objects.select_for_update().filter(pk=token.message_pk, hosting_id=token.hosting_id).first()
+        if message is not None and token.index < len(message.recipients):
+            if report.kind == "complaint":
+                return _complaint(message, token, report)
+            return _report(message, token, report.worst)
+    return _unattributed(raw, report, BounceProblem.UNKNOWN_MESSAGE, envelope_recipients, envelope_sender)
 
 
 def _unattributed(raw, report: BounceReport, problem: str, recipients, sender: str) -> BounceOutcome:
@@ -127,26 +128,23 @@ def _code(report: RecipientReport) -> int:
     return 550 if report.permanent else 450
 
 
-def _report(message_pk: int, token: ReturnPathToken, report: RecipientReport) -> BounceOutcome:
-    """Record one recipient's report under the message's row lock (a report arriving twice at
-    once waits for the first, then finds the recipient already failed)."""
-    with transaction.atomic():
-        message = Message.objects.select_for_update().get(pk=message_pk)
-        recipient = message.recipients[token.index]
-        now = timezone.now()
-        outcome = BounceOutcome("noted", message.hosting_id, message.pk)
-        note = {"at": now.isoformat(), "status": report.status, "diagnostic": report.diagnostic}
-        if report.action == "delayed":
-            recipient["delayed"] = note
-            outcome = dataclasses.replace(outcome, result="delayed")
-        elif report.action == "failed":
-            if recipient.get("status") == RecipientStatus.FAILED:
-                return dataclasses.replace(outcome, result="duplicate")
-            _recipient_fail(message, recipient, report, note, now)
-            outcome = dataclasses.replace(outcome, result="error")
-        else:
-            return outcome  # delivered, relayed, expanded: nothing to record
-        message.save(update_fields=["recipients", "status", "completed_at", "last_reply"])
+def _report(message: Message, token: ReturnPathToken, report: RecipientReport) -> BounceOutcome:
+    """Record one recipient's report on `message` (locked by the caller)."""
+    recipient = message.recipients[token.index]
+    now = timezone.now()
+    outcome = BounceOutcome("noted", message.hosting_id, message.pk)
+    note = {"at": now.isoformat(), "status": report.status, "diagnostic": report.diagnostic}
+    if report.action == "delayed":
+        recipient["delayed"] = note
+        outcome = dataclasses.replace(outcome, result="delayed")
+    elif report.action == "failed":
+        if recipient.get("status") == RecipientStatus.FAILED:
+            return dataclasses.replace(outcome, result="duplicate")
+        _recipient_fail(message, recipient, report, note, now)
+        outcome = dataclasses.replace(outcome, result="error")
+    else:
+        return outcome  # delivered, relayed, expanded: nothing to record
+    message.save(update_fields=["recipients", "status", "completed_at", "last_reply"])
     logger.info(
         "bounce report for message %s of hosting %s: %s %s",
         message.pk,
@@ -181,7 +179,8 @@ def _recipient_fail(message: Message, recipient: dict, report: RecipientReport, 
         permanent=report.permanent,
         status=report.status,
     )
-    counter_add(hosting_id=message.hosting_id, errors=1)
     suppressions_add([error])
     data = message_data(message) | {"bounce": {"recipient": recipient["address"], **note}}
     webhook_hosting_event(hosting=message.hosting_id, event_type=WebhookEvent.MESSAGE_BOUNCED, data=data)
+    # Last: the day's counter row stays locked until commit, so it is taken as late as possible.
+    counter_add(hosting_id=message.hosting_id, errors=1)

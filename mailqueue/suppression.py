@@ -41,21 +41,23 @@ def error_suppresses(error: DeliveryError) -> bool:
 
 
 def suppressions_add(errors: Iterable[DeliveryError]) -> int:
-    """List the recipients of `errors` that suppress (or renew their entry); returns how many.
-    Runs in the caller's transaction."""
+    """List the recipients of `errors` that suppress (or renew their entry) in one upsert;
+    returns how many. Runs in the caller's transaction."""
     entries = {(error.hosting_id, address_key(error.recipient)): error for error in errors if error_suppresses(error)}
+    if not entries:
+        return 0
+    rows = []
     for (hosting_id, address), error in sorted(entries.items()):  # one lock order between workers
         at = error.created_at or timezone.now()
-        Suppression.objects.update_or_create(
-            hosting_id=hosting_id,
-            address=address,
-            defaults={"expires_at": at + datetime.timedelta(days=settings.SUPPRESSION_DAYS), "reason": error.reply},
-            create_defaults={
-                "created_at": at,
-                "expires_at": at + datetime.timedelta(days=settings.SUPPRESSION_DAYS),
-                "reason": error.reply,
-            },
+        expires_at = at + datetime.timedelta(days=settings.SUPPRESSION_DAYS)
+        rows.append(
+            Suppression(
+                hosting_id=hosting_id, address=address, created_at=at, expires_at=expires_at, reason=error.reply
+            )
         )
+    Suppression.objects.bulk_create(
+        rows, update_conflicts=True, unique_fields=["hosting", "address"], update_fields=["expires_at", "reason"]
+    )
     return len(entries)
 
 
