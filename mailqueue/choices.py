@@ -91,3 +91,10 @@ class WebhookDeliveryStatus(models.TextChoices):
     PENDING = "pending", _("pending")
     DELIVERED = "delivered", _("delivered")
     FAILED = "failed", _("failed")
+
+
+class Door(models.TextChoices):
+    """Where a message came in (SPEC §4.1); `sendmail` submits through the SMTP door."""
+
+    SMTP = "smtp", _("SMTP")
+    API = "api", _("API")

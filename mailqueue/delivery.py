@@ -27,6 +27,7 @@ from mailqueue.handoff import message_send, pending_of, suppressed_of
 from mailqueue.hourly_limit import handoffs_return
 from mailqueue.locks import mail_service_lock_shared
 from mailqueue.models import DeliveryError, ErrorKind, Message, MessageStatus, RecipientStatus, State, WebhookEvent
+from mailqueue.outgoing import Outgoing
 from mailqueue.relay import RelayUnavailable, relay_from_settings
 from mailqueue.retries import backoff, retries_exhausted
 from mailqueue.suppression import suppressions_add
@@ -253,8 +254,10 @@ def delivery_run_batch(*, limit: int | None = None, relay=None) -> BatchResult:
 
 
 def _deliver(relay, token, messages, deadline: float, result: BatchResult, *, done: set, heartbeat) -> None:
-    """Send the claimed `messages` over `relay`, recording each in `done`; on an outage, or once
-    the claim is lost (recovered while this worker was stalled), the rest is deferred."""
+    """Send the claimed `messages` over `relay` (signed, with their trace header: `outgoing`),
+    recording each in `done`; on an outage, or once the claim is lost (recovered while this
+    worker was stalled), the rest is deferred."""
+    outgoing = Outgoing({message.hosting_id for message in messages})
     try:
         for chunk in _raw_chunks(messages):
             raws = dict(Message.objects.filter(id__in=[message.pk for message in chunk]).values_list("id", "raw"))
@@ -265,7 +268,8 @@ def _deliver(relay, token, messages, deadline: float, result: BatchResult, *, do
                 results = dict(suppressed.get(message.pk, {}))
                 to_send = [address for address in pending_of(message) if address not in results]
                 if to_send:  # the relay is contacted (and opened) only for what it must carry
-                    results |= message_send(relay, message, bytes(raws.pop(message.pk) or b""), to_send)
+                    raw = outgoing.bytes_of(message, bytes(raws.pop(message.pk) or b""))
+                    results |= message_send(relay, message, raw, to_send)
                 done.add(message.pk)  # before its record: the heartbeat never expects it once written
                 outcome = _outcome(message, results, timezone.now(), suppressed=frozenset(results) - set(to_send))
                 _record(token, [(message, outcome)], result, never_handed_over=not to_send)

@@ -190,8 +190,9 @@ class SubmissionHandler:
         self.in_flight += 1
         server.storing = True
         try:
+            client = session.peer[0] if session.peer else None
             message = await self._in_db_thread(
-                _message_accept, hosting, envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content
+                _message_accept, hosting, envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content, client
             )
         except SubmissionError as error:
             log.info("SMTP message refused for %s: %s", hosting.service_name, smtp_text(error.smtp_reply))
@@ -216,5 +217,5 @@ def _hosting_by_credentials(service_name: str, password: str) -> Hosting | None:
     return hosting_by_smtp_credentials(service_name=service_name, password=password)
 
 
-def _message_accept(hosting: Hosting, sender: str, recipients: list[str], raw: bytes):
-    return message_accept(hosting=hosting, sender=sender, recipients=recipients, raw=raw)
+def _message_accept(hosting: Hosting, sender: str, recipients: list[str], raw: bytes, client: str | None):
+    return message_accept(hosting=hosting, sender=sender, recipients=recipients, raw=raw, client_address=client)

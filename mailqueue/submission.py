@@ -7,6 +7,7 @@ are kept as they came.
 
 import email.header
 import email.policy
+import email.utils
 import uuid
 from email.parser import BytesHeaderParser
 
@@ -20,7 +21,7 @@ from mailqueue import dispatch, rfc5322
 from mailqueue.addresses import email_address_valid
 from mailqueue.counters import counter_add, submitted_today_incr
 from mailqueue.locks import mail_service_lock_shared
-from mailqueue.models import Message, RecipientStatus, State, WebhookEvent, held_fields, queued_fields
+from mailqueue.models import Door, Message, RecipientStatus, State, WebhookEvent, held_fields, queued_fields
 from mailqueue.webhooks import message_data, webhook_hosting_event
 
 
@@ -139,12 +140,23 @@ def recipients_validate(recipients) -> list[str]:
     return unique
 
 
-def message_accept(*, hosting: Hosting, sender: str, recipients, raw: bytes) -> Message:
+def message_accept(
+    *,
+    hosting: Hosting,
+    sender: str,
+    recipients,
+    raw: bytes,
+    door: str = Door.SMTP,
+    client_address: str | None = None,
+) -> Message:
     """Store one submitted message, queued (service active) or held (blocked or purging).
 
     The one submission path of every door (SMTP, sendmail, API). Bad input raises
     SubmissionError and stores nothing; the message is stored with CRLF line ends only and
-    over-long header lines folded (`rfc5322.message_normalise`). The service's state is read under a share lock, so a
+    over-long header lines folded (`rfc5322.message_normalise`), and with a `Date:` and a
+    `Message-ID:` on top when it had none (RFC 5322 §3.6; the Message-ID stored is the one
+    delivered); the rest of its bytes are kept exactly. `door` and `client_address` go into the
+    Received: header written at delivery. The service's state is read under a share lock, so a
     block either sees this message (and holds it) or commits first (and this message is held).
     Delivery is enqueued after commit.
     """
@@ -158,9 +170,14 @@ def message_accept(*, hosting: Hosting, sender: str, recipients, raw: bytes) -> 
     headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
     subject = _clean_text(_decoded_header(headers.get("Subject")), 255)
     message_id = _clean_text(str(headers.get("Message-ID") or ""), 255)
+    now = timezone.now()
+    added = b""
+    if headers.get("Date") is None:
+        added += b"Date: " + email.utils.format_datetime(timezone.localtime(now)).encode("ascii") + b"\r\n"
     if not message_id:
         message_id = f"<{uuid.uuid4().hex}@{settings.SMTP_INGRESS_HOSTNAME}>"
-    now = timezone.now()
+        added += b"Message-ID: " + message_id.encode("ascii") + b"\r\n"
+    raw = added + raw
     with transaction.atomic():
         state = mail_service_lock_shared(hosting_ids=[hosting.pk])[hosting.pk]
         held = state != State.ACTIVE
@@ -177,6 +194,8 @@ def message_accept(*, hosting: Hosting, sender: str, recipients, raw: bytes) -> 
             size=len(raw),
             raw=raw,
             created_at=now,
+            door=door,
+            client_address=client_address,
             **(held_fields(now) if held else queued_fields(now)),
         )
         if held:

@@ -276,6 +276,15 @@ BOUNCE_LOCAL_PART = env("BOUNCE_LOCAL_PART", default="bounce")
 BOUNCE_INGRESS_ADDR = env("BOUNCE_INGRESS_ADDR", default="127.0.0.1:2526")
 SUPPRESSION_DAYS = env.int("SUPPRESSION_DAYS", default=90)  # an address stays suppressed after a hard bounce
 
+# --- What leaves the platform (SPEC §11.2).
+DKIM_KEY_BITS = env.int("DKIM_KEY_BITS", default=2048)  # RSA size of each hosting's key
+DKIM_ROTATION_DAYS = env.int("DKIM_ROTATION_DAYS", default=7)  # a replaced key stays published this long
+# The SPF hint of the SMTP page: the hosting's domain should include the relay's senders.
+SPF_INCLUDE = env("SPF_INCLUDE", default="_spf.portal.localhost")
+# `own-domains`: a hosting sends only as its domain, its subdomains or domains an operator allowed;
+# `any`: as any domain but another tenant's (SPEC §11.2).
+SENDER_POLICY = env("SENDER_POLICY", default="own-domains")
+
 # --- Webhooks (SPEC §10.4).
 # Endpoints on loopback, private, link-local or metadata addresses are refused (server-side request
 # forgery) unless this is true: development (`make run` sets it) and tests with a local receiver.
@@ -283,6 +292,12 @@ WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env.bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", de
 WEBHOOK_TIMEOUT_SECONDS = env.int("WEBHOOK_TIMEOUT_SECONDS", default=10)  # per attempt
 WEBHOOK_RETRY_HOURS = env.int("WEBHOOK_RETRY_HOURS", default=24)  # retried this long; an endpoint failing
 # for this long is disabled, with a notice to the customer
+
+# --- Outbound spam scanning (SPEC §11.1).
+SPAMD_URL = env.str("SPAMD_URL", default="")  # spamd://host:port of SpamAssassin's spamd; empty: nothing is scanned
+SPAM_SCORE_THRESHOLD = env.float("SPAM_SCORE_THRESHOLD", default=5.0)  # at or above: kept from the relay, failed
+SPAMD_TIMEOUT_SECONDS = env.int("SPAMD_TIMEOUT_SECONDS", default=10)  # connect + answer; past it: deferred, retried
+SPAMD_MAX_BYTES = env.int("SPAMD_MAX_BYTES", default=500 * 1024)  # larger messages are not scanned, as spamc's default
 
 _digest_hour, _digest_minute = (int(part) for part in DIGEST_TIME.split(":"))
 CELERY_BEAT_SCHEDULE = {

@@ -23,6 +23,26 @@ CELERY = Path(sys.executable).with_name("celery")
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 
 
+def _without_top_fields(raw: bytes, names: set[bytes]) -> bytes:
+    lines = raw.split(b"\r\n")
+    position = 0
+    while position < len(lines) and lines[position].split(b":", 1)[0].strip().lower() in names:
+        position += 1
+        while position < len(lines) and lines[position][:1] in (b" ", b"\t"):  # folded continuation
+            position += 1
+    return b"\r\n".join(lines[position:])
+
+
+def as_submitted(stored: bytes) -> bytes:
+    """The stored bytes without the Date: and Message-ID: the doors add on top when missing."""
+    return _without_top_fields(bytes(stored), {b"date", b"message-id"})
+
+
+def as_stored(delivered: bytes) -> bytes:
+    """What the relay received without the Received: and DKIM-Signature: delivery puts on top."""
+    return _without_top_fields(bytes(delivered), {b"received", b"dkim-signature"})
+
+
 def return_path_of(message, index: int = 0) -> str:
     """The envelope sender delivery uses for `message`'s recipient number `index` (SPEC §10.1)."""
     from mailqueue.return_path import return_path_for

@@ -1,12 +1,13 @@
 """The mail service's rows: the queue (`queue`: services, messages, errors, counters, events) and
 what comes back after delivery (`bounces`: suppressions, complaints, unattributed bounces), the
-customers' webhooks (`webhooks`: endpoints, deliveries, attempts)."""
+customers' webhooks (`webhooks`: endpoints, deliveries, attempts), the DKIM keys (`signing`)."""
 
 from mailqueue.choices import (
     Action,
     ActorKind,
     BlockReason,
     BounceProblem,
+    Door,
     ErrorKind,
     MessageStatus,
     RecipientStatus,
@@ -25,6 +26,7 @@ from mailqueue.models.queue import (
     held_fields,
     queued_fields,
 )
+from mailqueue.models.signing import DkimKey
 from mailqueue.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -35,6 +37,8 @@ __all__ = [
     "Complaint",
     "DailyCounter",
     "DeliveryError",
+    "DkimKey",
+    "Door",
     "ErrorKind",
     "Event",
     "MailService",

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from hosting.models import PLAN_HOURLY_LIMITS, Hosting, Plan
-from mailqueue.choices import Action, ActorKind, BlockReason, ErrorKind, MessageStatus, State
+from mailqueue.choices import Action, ActorKind, BlockReason, Door, ErrorKind, MessageStatus, State
 
 
 class MailServiceQuerySet(models.QuerySet):
@@ -222,6 +222,9 @@ class Message(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(_("finished on"), null=True, blank=True)
     last_reply = models.CharField(_("last reply"), max_length=500, blank=True)
+    # Who handed it in, for the Received: trace header written at delivery (SPEC §11.2).
+    door = models.CharField(_("door"), max_length=10, choices=Door.choices, default=Door.SMTP)
+    client_address = models.GenericIPAddressField(_("client address"), null=True, blank=True)
 
     objects = MessageQuerySet.as_manager()
 

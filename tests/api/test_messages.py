@@ -7,6 +7,7 @@ from mailqueue.models import Event, Message, MessageStatus
 from mailqueue.state import Actor
 from tests.api.conftest import email_path
 from tests.factories import EventFactory, MessageFactory, UserFactory
+from tests.support import as_submitted
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +26,7 @@ def test_submit_queues_the_message(api, hosting):
     assert body["status"] == "queued"
     message = Message.objects.get(pk=body["id"])
     assert (message.hosting, message.message_id, message.subject) == (hosting, body["messageId"], "Votre commande")
-    assert bytes(message.raw) == RAW.encode()
+    assert as_submitted(message.raw) == RAW.encode()
     assert [recipient["address"] for recipient in message.recipients] == ["client@example.org"]
 
 

@@ -17,7 +17,7 @@ from mailqueue.retries import claims_recover
 from mailqueue.submission import message_accept
 from tests.factories import HostingFactory
 from tests.mailqueue.test_delivery import LiveRelay, counters, queue_message
-from tests.support import return_path_of, wait_until, worker_process
+from tests.support import as_stored, as_submitted, return_path_of, wait_until, worker_process
 
 
 @pytest.mark.django_db(transaction=True)
@@ -32,7 +32,7 @@ def test_a_worker_delivers_an_accepted_message_to_the_relay(celery_worker_live, 
         assert wait_until(lambda: Message.objects.get(pk=message.pk).status == MessageStatus.SENT, timeout=20)
     [received] = relay.received
     # The envelope sender is the message's return path (SPEC §10.1); the From: header is untouched.
-    assert (received.mail_from, received.rcpt_tos, received.content) == (
+    assert (received.mail_from, received.rcpt_tos, as_submitted(as_stored(received.content))) == (
         return_path_of(message),
         ["buyer@example.org"],
         raw,

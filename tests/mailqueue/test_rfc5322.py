@@ -22,11 +22,14 @@ from tests.api.conftest import ApiClient
 from tests.factories import HostingFactory, MembershipFactory, MessageFactory
 from tests.mailqueue.test_sendmail import run as sendmail_run
 from tests.mailqueue.test_sendmail import sendmail_url
-from tests.support import SubmissionDoor, return_path_of, wait_until
+from tests.support import SubmissionDoor, as_submitted, return_path_of, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-HEADERS = b"From: shop@example.net\r\nTo: client@example.org\r\nSubject: Order\r\n\r\n"
+HEADERS = (
+    b"Date: Tue, 01 Dec 2026 10:00:00 +0100\r\nMessage-ID: <order@example.net>\r\n"
+    b"From: shop@example.net\r\nTo: client@example.org\r\nSubject: Order\r\n\r\n"
+)
 SMUGGLING = (
     b"line1\r.\rMAIL FROM:<ceo@victim.example>\rRCPT TO:<target@example.org>\rDATA\r"
     b"Subject: smuggled\r\rWire the money.\r.\r"
@@ -159,7 +162,8 @@ def test_smtp_door_bare_cr_smuggling_never_reaches_the_relay(door, hosting, cr_r
     assert delivery_run_batch().sent == 1
 
     assert [sender for sender, _data in cr_relay.transactions] == [return_path_of(Message.objects.get())]
-    assert cr_relay.transactions[0][1][4:] == [
+    lines = cr_relay.transactions[0][1]
+    assert lines[lines.index(b"") + 1 :] == [
         *[b"line1", b".", b"MAIL FROM:<ceo@victim.example>", b"RCPT TO:<target@example.org>", b"DATA"],
         *[b"Subject: smuggled", b"", b"Wire the money.", b".", b"bye"],
     ]
@@ -171,7 +175,9 @@ def test_api_bare_cr_and_bare_lf_are_stored_as_crlf(hosting, cr_relay):
     response = api_submit(hosting, "Subject: Order\nX-Mixed: a\r\rbody\r.\rMAIL FROM:<ceo@victim.example>\r\n")
     assert response.status_code == 201, response.json()
     stored = bytes(Message.objects.get().raw)
-    assert stored == b"Subject: Order\r\nX-Mixed: a\r\n\r\nbody\r\n.\r\nMAIL FROM:<ceo@victim.example>\r\n"
+    assert (
+        as_submitted(stored) == b"Subject: Order\r\nX-Mixed: a\r\n\r\nbody\r\n.\r\nMAIL FROM:<ceo@victim.example>\r\n"
+    )
     assert delivery_run_batch().sent == 1
     assert [sender for sender, _data in cr_relay.transactions] == [return_path_of(Message.objects.get())]
 
@@ -217,7 +223,10 @@ def test_smtp_door_folds_a_long_header_line_and_refuses_one_it_cannot_fold(door,
     assert code == 250, reply
     stored = bytes(Message.objects.get().raw)
     assert max(len(line) for line in stored.split(b"\r\n")) <= 998
-    assert stored.replace(b"\r\n ", b" ") == b"From: shop@example.net\r\n" + to + b"Subject: News\r\n\r\nHi\r\n"
+    assert (
+        as_submitted(stored).replace(b"\r\n ", b" ")
+        == b"From: shop@example.net\r\n" + to + b"Subject: News\r\n\r\nHi\r\n"
+    )
     code, reply = smtp_submit(door, hosting, b"X-Token: " + b"t" * 1000 + b"\r\n\r\nHi\r\n")
     assert (code, reply[:5]) == (554, b"5.6.0")
 

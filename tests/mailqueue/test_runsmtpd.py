@@ -19,7 +19,7 @@ from django.conf import settings
 
 from mailqueue.models import Message
 from tests.factories import HostingFactory
-from tests.support import free_port, shared_database_url, wait_until
+from tests.support import as_submitted, free_port, shared_database_url, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -83,7 +83,7 @@ def test_sigterm_lets_a_client_mid_data_finish_and_stops_taking_new_ones(tmp_pat
         code, reply = sending.getreply()
         message = Message.objects.get(hosting=hosting)
         assert (code, reply.decode()) == (250, f"2.0.0 Ok: queued as {message.pk}")
-        assert bytes(message.raw) == BODY_START + BODY_END
+        assert as_submitted(message.raw) == BODY_START + BODY_END
         assert sending.getreply() == (421, b"4.3.2 Service shutting down, try again later")
 
         assert process.wait(timeout=60) == 0

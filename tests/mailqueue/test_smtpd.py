@@ -14,7 +14,7 @@ from mailqueue.models import Message, MessageStatus
 from mailqueue.smtpd import AuthFailureThrottle, SubmissionHandler
 from mailqueue.state import Actor
 from tests.factories import HostingFactory
-from tests.support import SubmissionDoor
+from tests.support import SubmissionDoor, as_submitted
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -65,7 +65,7 @@ def test_authenticated_message_is_queued_with_its_envelope(door, hosting):
     assert [r["address"] for r in message.recipients] == ["client@example.org", "boss@example.org"]
     assert message.subject == "Order confirmed"
     assert message.status == MessageStatus.QUEUED
-    assert bytes(message.raw) == raw_message()
+    assert as_submitted(message.raw) == raw_message()
 
 
 def test_several_messages_over_one_connection(door, hosting):

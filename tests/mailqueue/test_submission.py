@@ -1,6 +1,7 @@
 """message_accept, the one submission service every door calls (SPEC §4.1)."""
 
 import datetime
+import email.utils
 
 import pytest
 from django.utils import timezone
@@ -15,6 +16,7 @@ from tests.factories import HostingFactory
 pytestmark = pytest.mark.django_db
 
 RAW = (
+    b"Date: Tue, 01 Dec 2026 10:00:00 +0100\r\n"
     b"From: Shop <shop@acme-shop.fr>\r\n"
     b"To: client@example.org\r\n"
     b"Subject: Your order\r\n"
@@ -83,7 +85,7 @@ def test_raw_message_is_stored_byte_for_byte():
 def test_message_of_exactly_10_mb_is_accepted_and_one_byte_more_refused_with_552(settings):
     assert settings.MAX_MESSAGE_BYTES == 10 * 1024 * 1024
     hosting = HostingFactory()
-    header = b"Subject: big\r\n\r\n"
+    header = b"Date: Tue, 01 Dec 2026 10:00:00 +0100\r\nMessage-ID: <big@example.org>\r\nSubject: big\r\n\r\n"
     lines, rest = divmod(settings.MAX_MESSAGE_BYTES - len(header), 1000)
     exact = header + (b"x" * 998 + b"\r\n") * lines + b"x" * rest  # lines within RFC 5322's 998 octets
 
@@ -158,7 +160,7 @@ def test_long_subject_is_cut_to_255_characters():
     assert len(accept(HostingFactory(), raw=raw).subject) == 255
 
 
-def test_missing_message_id_is_generated_and_unique():
+def test_a_missing_date_and_message_id_are_added_on_top_and_the_rest_kept_exactly():
     hosting = HostingFactory()
     raw = b"From: a@example.org\r\nSubject: no id\r\n\r\nbody\r\n"
 
@@ -167,7 +169,20 @@ def test_missing_message_id_is_generated_and_unique():
     assert first.message_id.startswith("<") and first.message_id.endswith(">")
     assert "@" in first.message_id
     assert first.message_id != second.message_id
-    assert bytes(Message.objects.get(pk=first.pk).raw) == raw, "the raw message is not rewritten"
+    stored = bytes(Message.objects.get(pk=first.pk).raw)
+    date_line, id_line, rest = stored.split(b"\r\n", 2)
+    assert email.utils.parsedate_to_datetime(date_line.removeprefix(b"Date: ").decode()) == first.created_at.replace(
+        microsecond=0
+    )
+    # The Message-ID the portal shows is the one delivered.
+    assert id_line == b"Message-ID: " + first.message_id.encode()
+    assert rest == raw
+    assert first.size == len(stored)
+
+
+def test_a_message_with_its_date_and_message_id_is_stored_untouched():
+    message = accept(HostingFactory(), raw=RAW)
+    assert bytes(Message.objects.get(pk=message.pk).raw) == RAW
 
 
 def test_held_counter_counts_messages_held_on_arrival_only():

@@ -85,11 +85,11 @@ def relay(settings):
 
 @pytest.fixture
 def in_process(monkeypatch):
-    """Notices enqueued after commit run in this process (no worker in these tests); the
-    webhook sender runs when a test calls it."""
+    """Notices enqueued after commit run in this process (no worker in these tests); delivery
+    and the webhook sender run when a test calls them."""
 
     def run(name, *args, **kwargs):
-        if name != dispatch.WEBHOOKS_SEND:
+        if name not in (dispatch.WEBHOOKS_SEND, dispatch.DELIVERY_RUN):
             getattr(tasks, name.rsplit(".")[-1])(*args)
 
     monkeypatch.setattr(dispatch, "task_send", run)

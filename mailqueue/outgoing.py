@@ -1,0 +1,38 @@
+"""What leaves the platform (SPEC §11.2): on top of the stored bytes, a DKIM signature (the
+hosting's key, when its From: domain is the hosting's) and a Received: trace header (RFC 5321
+§4.4) naming the door, the client's address, the authenticated hosting and the queue id (the
+message's id, as the door's 250 reply gave it). Read once per delivery batch."""
+
+import email.utils
+
+from django.conf import settings
+from django.utils import timezone
+
+from hosting.models import Hosting
+from mailqueue.dkim_signing import Signer
+from mailqueue.models import Door, Message
+
+_WITH = {Door.SMTP: "ESMTPA", Door.API: "HTTP"}  # RFC 3848 and the mail transmission types registry
+
+
+def received_header(message: Message, service_name: str) -> bytes:
+    client = f"[{message.client_address}]" if message.client_address else "[unknown]"
+    door = Door(message.door).label if message.door in Door.values else message.door
+    stamp = email.utils.format_datetime(timezone.localtime(message.created_at))
+    return (
+        f"Received: from {client} (authenticated as {service_name})\r\n"
+        f"\tby {settings.SMTP_INGRESS_HOSTNAME} (portal {door} door) with {_WITH.get(message.door, 'ESMTPA')}"
+        f" id {message.pk};\r\n\t{stamp}\r\n"
+    ).encode("ascii", "replace")
+
+
+class Outgoing:
+    """The outgoing bytes of a batch's messages: one query for the hostings' names, one for their keys."""
+
+    def __init__(self, hosting_ids):
+        self.service_names = dict(Hosting.objects.filter(pk__in=set(hosting_ids)).values_list("pk", "service_name"))
+        self.signer = Signer(self.service_names)
+
+    def bytes_of(self, message: Message, raw: bytes) -> bytes:
+        service_name = self.service_names.get(message.hosting_id, "")
+        return received_header(message, service_name) + self.signer.sign(message.hosting_id, raw)
