@@ -4,6 +4,7 @@ complaints (`spam`, SPEC §10.1), checked every minute over the last hour."""
 
 import datetime
 import logging
+from collections import Counter
 
 from django.conf import settings
 from django.db.models import Count, DateTimeField, Exists, F, Min, OuterRef, Q, Value
@@ -32,7 +33,8 @@ def abuse_check() -> list[tuple[int, str]]:
     """Block active services over the thresholds of the last hour: more than ABUSE_RATE_FACTOR
     × their hourly limit submitted (`rate`), or over ABUSE_BOUNCE_RATIO of errors among at least
     ABUSE_BOUNCE_MIN_MESSAGES finished messages (`bounce`; a message failed only because its
-    recipients were suppressed does not count), or SPAM_BLOCK_COUNT complaints (`spam`).
+    recipients were suppressed does not count), or SPAM_BLOCK_COUNT complaints and messages
+    spamd kept from the relay (`spam`).
     Returns what was blocked.
 
     The hour never reaches back before the service last became active, so a customer who
@@ -62,7 +64,10 @@ def abuse_check() -> list[tuple[int, str]]:
     for hosting_id, limit in hourly_limits_of(submitted).items():
         if submitted[hosting_id] > settings.ABUSE_RATE_FACTOR * limit:
             blocked.append((hosting_id, BlockReason.RATE, f"{submitted[hosting_id]} messages in one hour"))
-    suppressed = DeliveryError.objects.filter(message_id=OuterRef("pk"), kind=ErrorKind.SUPPRESSED)
+    # Failed before the relay (a suppressed address, spam): not the recipients' servers' errors.
+    suppressed = DeliveryError.objects.filter(
+        message_id=OuterRef("pk"), kind__in=[ErrorKind.SUPPRESSED, ErrorKind.SPAM]
+    )
     finished = (
         Message.objects.finished()
         # The plain bound lets PostgreSQL use the completed_at index; GREATEST alone cannot.
@@ -80,17 +85,30 @@ def abuse_check() -> list[tuple[int, str]]:
         if row["hosting_id"] not in already and row["failed"] / row["total"] > allowed:
             blocked.append((row["hosting_id"], BlockReason.BOUNCE, f"{row['failed']}/{row['total']} in error"))
     already = {hosting_id for hosting_id, *_rest in blocked}
-    complained = (
-        Complaint.objects.filter(active, created_at__gte=window_start)
-        .values("hosting_id")
-        .annotate(count=Count("id"))
-        .filter(count__gte=settings.SPAM_BLOCK_COUNT)
-        .order_by()
-        .values_list("hosting_id", "count")
+    # Spam: complaints and messages spamd kept from the relay, together (SPEC §10.1, §11.1).
+    spam_counts: Counter[int] = Counter(
+        dict(
+            Complaint.objects.filter(active, created_at__gte=since)
+            .filter(created_at__gte=window_start)
+            .values("hosting_id")
+            .annotate(count=Count("id"))
+            .order_by()
+            .values_list("hosting_id", "count")
+        )
     )
-    for hosting_id, count in complained:
-        if hosting_id not in already:
-            blocked.append((hosting_id, BlockReason.SPAM, f"{count} complaints in one hour"))
+    spam_counts.update(
+        dict(
+            DeliveryError.objects.filter(active, kind=ErrorKind.SPAM, created_at__gte=since)
+            .filter(created_at__gte=window_start)
+            .values("hosting_id")
+            .annotate(count=Count("message_id", distinct=True))
+            .order_by()
+            .values_list("hosting_id", "count")
+        )
+    )
+    for hosting_id, count in sorted(spam_counts.items()):
+        if count >= settings.SPAM_BLOCK_COUNT and hosting_id not in already:
+            blocked.append((hosting_id, BlockReason.SPAM, f"{count} spam e-mails or complaints in one hour"))
     done = []
     for hosting_id, reason, detail in blocked:
         try:

@@ -62,6 +62,7 @@ class ErrorKind(models.TextChoices):
     RELAY = "relay", _("refused by the relay")
     DSN = "dsn", _("bounced later (delivery report)")
     SUPPRESSED = "suppressed", _("suppressed address")
+    SPAM = "spam", _("considered as spam")
 
 
 class BounceProblem(models.TextChoices):

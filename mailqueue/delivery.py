@@ -30,6 +30,7 @@ from mailqueue.models import DeliveryError, ErrorKind, Message, MessageStatus, R
 from mailqueue.outgoing import Outgoing
 from mailqueue.relay import RelayUnavailable, relay_from_settings
 from mailqueue.retries import backoff, retries_exhausted
+from mailqueue.spam_policy import outbound_scan
 from mailqueue.suppression import suppressions_add
 from mailqueue.webhooks import message_data, webhook_events_record, webhook_subscriptions
 
@@ -63,10 +64,11 @@ def _outcome(
     results: dict[str, tuple[int, str]],
     now: datetime.datetime,
     *,
-    suppressed: frozenset[str] = frozenset(),
+    kinds: dict[str, str] | None = None,
 ) -> list[DeliveryError]:
     """Apply the per-recipient results to `message` (in memory); return new errors.
-    `suppressed`: recipients failed because listed, not by the relay (SPEC §10.2)."""
+    `kinds`: recipients failed before the relay, and why (suppressed, SPEC §10.2; spam, §11.1)."""
+    kinds = kinds or {}
     errors: list[DeliveryError] = []
     give_up = retries_exhausted(message, now)
     for recipient in message.recipients:
@@ -79,7 +81,8 @@ def _outcome(
             recipient["status"] = RecipientStatus.SENT
         elif 500 <= code < 600 or give_up:
             recipient["status"] = RecipientStatus.FAILED
-            listed = recipient["address"] in suppressed
+            kind = kinds.get(recipient["address"], ErrorKind.RELAY)
+            listed = kind != ErrorKind.RELAY
             text = f"{code} {reply}" if code >= 500 else f"{code} {reply} (retries exhausted)"
             errors.append(
                 DeliveryError(
@@ -89,7 +92,7 @@ def _outcome(
                     recipient=recipient["address"],
                     reply=(reply if listed else text)[:500],
                     subject=message.subject,
-                    kind=ErrorKind.SUPPRESSED if listed else ErrorKind.RELAY,
+                    kind=kind,
                     permanent=code >= 500,
                     status="" if listed else status_of(reply),
                 )
@@ -107,6 +110,8 @@ _RECORDED_FIELDS = (
     "held_at",
     "held_until",
     "last_reply",
+    "spam_score",
+    "spam_rules",
 )
 
 
@@ -266,12 +271,19 @@ def _deliver(relay, token, messages, deadline: float, result: BatchResult, *, do
                 if heartbeat.lost:
                     raise RelayUnavailable("the claim was recovered by another worker")
                 results = dict(suppressed.get(message.pk, {}))
+                kinds = dict.fromkeys(results, ErrorKind.SUPPRESSED)
                 to_send = [address for address in pending_of(message) if address not in results]
                 if to_send:  # the relay is contacted (and opened) only for what it must carry
                     raw = outgoing.bytes_of(message, bytes(raws.pop(message.pk) or b""))
-                    results |= message_send(relay, message, raw, to_send)
+                    refused = outbound_scan(message, raw, to_send, language=outgoing.language_of(message))
+                    if refused is not None:  # spam, or no verdict: kept from the relay
+                        results |= refused
+                        kinds |= {address: ErrorKind.SPAM for address, (code, _text) in refused.items() if code >= 500}
+                        to_send = []
+                    else:
+                        results |= message_send(relay, message, raw, to_send)
                 done.add(message.pk)  # before its record: the heartbeat never expects it once written
-                outcome = _outcome(message, results, timezone.now(), suppressed=frozenset(results) - set(to_send))
+                outcome = _outcome(message, results, timezone.now(), kinds=kinds)
                 _record(token, [(message, outcome)], result, never_handed_over=not to_send)
                 if time.monotonic() > deadline:
                     raise RelayUnavailable(f"batch deadline of {settings.DELIVERY_BATCH_DEADLINE} s reached")

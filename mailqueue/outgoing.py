@@ -1,7 +1,8 @@
 """What leaves the platform (SPEC §11.2): on top of the stored bytes, a DKIM signature (the
 hosting's key, when its From: domain is the hosting's) and a Received: trace header (RFC 5321
 §4.4) naming the door, the client's address, the authenticated hosting and the queue id (the
-message's id, as the door's 250 reply gave it). Read once per delivery batch."""
+message's id, as the door's 250 reply gave it). Read once per delivery batch, with the
+customers' languages (the texts of failures decided before the relay)."""
 
 import email.utils
 
@@ -30,8 +31,13 @@ class Outgoing:
     """The outgoing bytes of a batch's messages: one query for the hostings' names, one for their keys."""
 
     def __init__(self, hosting_ids):
-        self.service_names = dict(Hosting.objects.filter(pk__in=set(hosting_ids)).values_list("pk", "service_name"))
+        rows = Hosting.objects.filter(pk__in=set(hosting_ids)).values_list("pk", "service_name", "customer__language")
+        self.service_names = {pk: service_name for pk, service_name, _language in rows}
+        self.languages = {pk: language for pk, _service_name, language in rows}
         self.signer = Signer(self.service_names)
+
+    def language_of(self, message: Message) -> str:
+        return self.languages.get(message.hosting_id) or settings.LANGUAGE_CODE
 
     def bytes_of(self, message: Message, raw: bytes) -> bytes:
         service_name = self.service_names.get(message.hosting_id, "")

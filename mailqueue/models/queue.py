@@ -225,6 +225,9 @@ class Message(models.Model):
     # Who handed it in, for the Received: trace header written at delivery (SPEC §11.2).
     door = models.CharField(_("door"), max_length=10, choices=Door.choices, default=Door.SMTP)
     client_address = models.GenericIPAddressField(_("client address"), null=True, blank=True)
+    # SpamAssassin's verdict before delivery (SPEC §11.1): the rules are for operators only.
+    spam_score = models.FloatField(_("spam score"), null=True, blank=True)
+    spam_rules = models.CharField(_("spam rules"), max_length=500, blank=True)
 
     objects = MessageQuerySet.as_manager()
 
