@@ -39,6 +39,7 @@ class Action(models.TextChoices):
     UNSUPPRESS = "unsuppress", _("suppressed address removal")
     DELETE_MESSAGES = "delete_messages", _("deletion of e-mails")
     RETRY_MESSAGES = "retry_messages", _("immediate retry of deferred e-mails")
+    SET_SENDER_DOMAINS = "sender_domains", _("allowed sender domains change")
 
 
 class MessageStatus(models.TextChoices):

@@ -84,6 +84,7 @@ TRANSITIONS: dict[Action, Transition] = {
     # retry deferred ones now (only while delivery runs: a blocked service holds them).
     Action.DELETE_MESSAGES: Transition(_ANY_STATE, None, PEOPLE),
     Action.RETRY_MESSAGES: Transition(frozenset({State.ACTIVE}), None, PEOPLE),
+    Action.SET_SENDER_DOMAINS: Transition(_ANY_STATE, None, frozenset({ActorKind.OPERATOR})),
 }
 
 # A spam block is lifted by a purge (SPEC §9.1); only support may unblock it, or act at all

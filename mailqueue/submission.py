@@ -22,6 +22,7 @@ from mailqueue.addresses import email_address_valid
 from mailqueue.counters import counter_add, submitted_today_incr
 from mailqueue.locks import mail_service_lock_shared
 from mailqueue.models import Door, Message, RecipientStatus, State, WebhookEvent, held_fields, queued_fields
+from mailqueue.sender_policy import domain_of, header_domains, sender_refusal
 from mailqueue.webhooks import message_data, webhook_hosting_event
 
 
@@ -168,6 +169,17 @@ def message_accept(
     sender = sender_validate(sender)
     addresses = recipients_validate(recipients)
     headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
+    refused = sender_refusal(hosting=hosting, domains={domain_of(sender)} | header_domains(headers.get_all("From", [])))
+    if refused:
+        raise SubmissionError(
+            _(
+                "Sending as %(domain)s is not allowed for %(service)s: use an address of %(service)s or of a "
+                "domain our support allowed for it."
+            )
+            % {"domain": refused, "service": hosting.service_name},
+            smtp_code=550,
+            enhanced_code="5.7.1",
+        )
     subject = _clean_text(_decoded_header(headers.get("Subject")), 255)
     message_id = _clean_text(str(headers.get("Message-ID") or ""), 255)
     now = timezone.now()

@@ -28,6 +28,14 @@ class LimitForm(forms.Form):
     )
 
 
+class SenderDomainsForm(forms.Form):
+    domains = forms.CharField(
+        label=_("Domains the hosting may also send as (one per line; their subdomains too)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
+    )
+
+
 class CommentForm(forms.Form):
     comment = forms.CharField(
         label=_("Comment for the customer"),

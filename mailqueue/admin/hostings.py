@@ -14,7 +14,7 @@ from hosting.admin_paging import CappedCountPaginator
 from hosting.forms import HostingForm
 from hosting.models import Hosting
 from mailqueue.actions import CUSTOMER_ACTIONS
-from mailqueue.admin.bulk import CommentForm, LimitForm, RecipientForm, form_action, run_for_each
+from mailqueue.admin.bulk import CommentForm, LimitForm, RecipientForm, SenderDomainsForm, form_action, run_for_each
 from mailqueue.blocking import mail_service_block, mail_service_force_reset, mail_service_unblock
 from mailqueue.hourly_limit import mail_service_limit_set
 from mailqueue.models import (
@@ -27,6 +27,7 @@ from mailqueue.models import (
 )
 from mailqueue.provisioning import mail_service_create
 from mailqueue.report_recipient import mail_service_recipient_change
+from mailqueue.sender_policy import mail_service_sender_domains_set
 
 ACT_PERMISSION = "mailqueue.act_on_mailservice"
 RECENT_EVENTS = 20
@@ -46,6 +47,7 @@ class MailServiceInline(admin.StackedInline):
         "purge_started_at",
         "spam_purged_at",
         "support_only",
+        "allowed_sender_domains",
     ]
 
     def has_add_permission(self, request, obj=None):
@@ -90,6 +92,7 @@ class HostingAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
         "reset_force",
         "change_recipient",
         "set_limit",
+        "set_sender_domains",
     ]
 
     def has_act_permission(self, request):
@@ -233,6 +236,19 @@ class HostingAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
             _("Change the report recipient"),
             lambda hosting, actor, data: mail_service_recipient_change(
                 hosting=hosting, actor=actor, email=data["email"]
+            ),
+        )
+
+    @admin.action(description=_("Allow sender domains"), permissions=["act"])
+    def set_sender_domains(self, request, queryset):
+        return form_action(
+            self,
+            request,
+            queryset,
+            SenderDomainsForm,
+            _("Allow sender domains"),
+            lambda hosting, actor, data: mail_service_sender_domains_set(
+                hosting=hosting, actor=actor, domains=data["domains"].split()
             ),
         )
 

@@ -45,6 +45,8 @@ class MailService(models.Model):
     spam_purged_at = models.DateTimeField(_("spam block purged by the customer on"), null=True, blank=True)
     # Set when the block is made (SPEC §9.1): a repeated spam block is lifted by support only.
     support_only = models.BooleanField(_("to be lifted by support only"), default=False)
+    # Domains (and their subdomains) an operator allowed this hosting to send as (SPEC §11.2).
+    allowed_sender_domains = models.JSONField(_("allowed sender domains"), default=list, blank=True)
 
     objects = MailServiceQuerySet.as_manager()
 
