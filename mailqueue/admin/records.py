@@ -1,6 +1,7 @@
 """Operators' read-only lists: messages (never their content), delivery errors, events."""
 
-from django.contrib import admin
+from django.conf import settings
+from django.contrib import admin, messages
 from django.db import connection
 from django.db.models import Q, TextField
 from django.db.models.functions import Cast
@@ -50,6 +51,15 @@ class MessageAdmin(ReadOnlyAdmin):
     def get_queryset(self, request):
         # The content is never shown: never read it either (up to MAX_MESSAGE_BYTES a row).
         return super().get_queryset(request).defer("raw")
+
+    def changelist_view(self, request, extra_context=None):
+        if not settings.SPAMD_URL:
+            self.message_user(
+                request,
+                _("Outbound spam scanning is off: SPAMD_URL is not set, no e-mail is scanned before delivery."),
+                messages.WARNING,
+            )
+        return super().changelist_view(request, extra_context)
 
     def get_search_results(self, request, queryset, search_term):
         """One exact term: a service name, a message-id, or a sender or recipient address.
