@@ -6,7 +6,10 @@ from tests.admin.conftest import page_text, shown_messages
 from tests.factories import MessageFactory
 
 pytestmark = pytest.mark.django_db
-OFF = "Le filtrage antispam sortant est désactivé : SPAMD_URL n'est pas défini, aucun e-mail n'est analysé avant l'envoi."
+OFF = (
+    "Le filtrage antispam sortant est désactivé : SPAMD_URL n'est pas défini, aucun e-mail n'est analysé "
+    "avant l'envoi."
+)
 
 
 def test_the_messages_list_says_scanning_is_off_without_spamd_url(operator_client, settings):
