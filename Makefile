@@ -14,11 +14,13 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 install: $(BIN)/.installed
 
 ## The whole product on the embedded defaults (or DATABASE_URL / REDIS_URL when set):
-## web on 127.0.0.1:8000, SMTP door on 127.0.0.1:2525, a Celery worker and beat. Ctrl-C stops all.
+## web on 127.0.0.1:8000, SMTP door on 127.0.0.1:2525, bounce door on 127.0.0.1:2526, a Celery worker
+## and beat; webhooks may go to local receivers. Ctrl-C stops all.
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
-	DEBUG=$${DEBUG:-true} PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile.dev start
+	DEBUG=$${DEBUG:-true} WEBHOOK_ALLOW_PRIVATE_ADDRESSES=$${WEBHOOK_ALLOW_PRIVATE_ADDRESSES:-true} \
+	  PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile.dev start
 
 ## Every test, on the configured database and broker.
 test: install
