@@ -7,8 +7,8 @@ from tests.factories import MessageFactory
 
 pytestmark = pytest.mark.django_db
 OFF = (
-    "Le filtrage antispam sortant est désactivé : SPAMD_URL n'est pas défini, aucun e-mail n'est analysé "
-    "avant l'envoi."
+    "L'analyse antispam sortante est désactivée : SPAMD_URL n'est pas défini, aucun e-mail n'est analysé "
+    "avant la distribution."
 )
 
 
