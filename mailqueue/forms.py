@@ -1,5 +1,9 @@
+import datetime
+
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from mailqueue.addresses import EMAIL_MAX_LENGTH, email_address_valid
@@ -61,3 +65,28 @@ class ErrorLimitForm(ErrorsDescribeFieldsForm):
             "max_value": LIMIT_ERROR,
         },
     )
+
+
+class ErrorsExportForm(forms.Form):
+    """The days of the error list's CSV export (SPEC §10.3); by default the retention period."""
+
+    # ISO dates in the field, whatever the language: what a date input reads and writes.
+    since = forms.DateField(
+        label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+    until = forms.DateField(
+        label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+
+    @classmethod
+    def with_retention_period(cls) -> "ErrorsExportForm":
+        today = timezone.localdate()
+        since = today - datetime.timedelta(days=settings.RETENTION_DAYS)
+        return cls(initial={"since": since, "until": today}, auto_id="errors_export_%s")
+
+    def period(self) -> tuple[datetime.date, datetime.date | None]:
+        """(since, until) once valid; a missing start is the start of the retention period."""
+        since = self.cleaned_data.get("since")
+        if since is None:
+            since = timezone.localdate() - datetime.timedelta(days=settings.RETENTION_DAYS)
+        return since, self.cleaned_data.get("until")

@@ -11,6 +11,7 @@ import datetime
 
 import django_filters
 from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import Q, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -22,6 +23,8 @@ from mailqueue.models import DeliveryError, Message, MessageStatus
 
 PAGE_SIZE = 50
 CSV_CHUNK = 2000
+# Days a filter accepts: their local midnights (and the next day's) are datetimes the database can hold.
+DAY_VALIDATORS = [MinValueValidator(datetime.date(1900, 1, 1)), MaxValueValidator(datetime.date(9998, 12, 31))]
 
 
 class MessageLogFilter(django_filters.FilterSet):
@@ -35,8 +38,12 @@ class MessageLogFilter(django_filters.FilterSet):
     subject = django_filters.CharFilter(
         label=_("Subject"), field_name="subject", lookup_expr="icontains", max_length=255
     )
-    since = django_filters.DateFilter(label=_("From"), method="_since", widget=forms.DateInput(attrs={"type": "date"}))
-    until = django_filters.DateFilter(label=_("To"), method="_until", widget=forms.DateInput(attrs={"type": "date"}))
+    since = django_filters.DateFilter(
+        label=_("From"), method="_since", widget=forms.DateInput(attrs={"type": "date"}), validators=DAY_VALIDATORS
+    )
+    until = django_filters.DateFilter(
+        label=_("To"), method="_until", widget=forms.DateInput(attrs={"type": "date"}), validators=DAY_VALIDATORS
+    )
 
     class Meta:
         model = Message
@@ -70,8 +77,11 @@ def cursor_decode(cursor: str) -> tuple[datetime.datetime, int] | None:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, pk = text.rsplit("|", 1)
         created_at = parse_datetime(stamp)
-        return (created_at, int(pk)) if created_at is not None else None
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        if created_at is None or timezone.is_naive(created_at):
+            return None
+        created_at.astimezone(datetime.UTC)  # a forged year 1 or 9999 would overflow in the database
+        return created_at, int(pk)
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         return None
 
 
@@ -88,11 +98,27 @@ def messages_page(*, queryset, cursor: str | None = None, size: int = PAGE_SIZE)
     position = cursor_decode(cursor) if cursor else None
     if position is not None:
         created_at, pk = position
-        rows = rows.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, id__lt=pk))
+        # The bare `created_at <=` bounds the index scan; an OR alone is a filter read from the newest row.
+        rows = rows.filter(Q(created_at__lte=created_at), Q(created_at__lt=created_at) | Q(id__lt=pk))
     page = list(rows[: size + 1])
     more = len(page) > size
     page = page[:size]
     return page, (cursor_encode(page[-1]) if more and page else None)
+
+
+def messages_page_before(*, queryset, cursor: str, size: int = PAGE_SIZE) -> tuple[list[Message], str | None]:
+    """The page just before `cursor` (the newer messages), newest first; and the cursor to give
+    this function for the page before that one (None when this page is the first). The same
+    index as `messages_page`, read the other way."""
+    rows = queryset.defer("raw").order_by("created_at", "id")
+    position = cursor_decode(cursor)
+    if position is not None:
+        created_at, pk = position
+        rows = rows.filter(Q(created_at__gt=created_at) | Q(created_at=created_at, id__gt=pk))
+    page = list(rows[: size + 1])
+    more = len(page) > size
+    page = page[:size][::-1]
+    return page, (cursor_encode(page[0]) if more and page else None)
 
 
 class _Echo:

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from hosting.models import Hosting
 from mailqueue.hourly_limit import hourly_usage
+from mailqueue.message_log import PAGE_SIZE, cursor_decode, cursor_encode
 from mailqueue.models import DailyCounter, DeliveryError, Event, MailService, Message, MessageStatus, Suppression
 
 # Held messages counted at most: beyond it the page says "10 000+", at a bounded cost.
@@ -87,7 +88,8 @@ def pending_summary(*, hosting: Hosting) -> PendingSummary:
     queued = mine.filter(status__in=[MessageStatus.QUEUED, MessageStatus.SENDING])[: HELD_COUNT_CAP + 1].count()
     deferred_rows = mine.filter(status=MessageStatus.DEFERRED)
     deferred = deferred_rows[: HELD_COUNT_CAP + 1].count()
-    next_attempt = deferred_rows.aggregate(first=Min("next_attempt_at"))["first"] if deferred else None
+    # Read even when none is deferred: the page's query count does not depend on the queue.
+    next_attempt = deferred_rows.aggregate(first=Min("next_attempt_at"))["first"]
     used = hourly_usage([hosting.pk], now=timezone.now()).get(hosting.pk, {}).get("used", 0)
     return PendingSummary(
         queued=min(queued, HELD_COUNT_CAP),
@@ -101,6 +103,20 @@ def pending_summary(*, hosting: Hosting) -> PendingSummary:
 def events_recent(*, hosting: Hosting, limit: int = 5):
     """The service's latest Events (the short history of the Scripts e-mail page)."""
     return Event.objects.filter(hosting=hosting).select_related("actor_user").order_by("-created_at", "-id")[:limit]
+
+
+def events_page(*, hosting: Hosting, cursor: str | None = None, size: int = PAGE_SIZE) -> tuple[list, str | None]:
+    """One page of the service's history (its Events), newest first, after `cursor`, and the
+    cursor of the next page (None on the last): keyset on the (hosting, created_at, id) index,
+    no OFFSET, no COUNT, the same cost on every page."""
+    rows = Event.objects.filter(hosting=hosting).order_by("-created_at", "-id")
+    position = cursor_decode(cursor) if cursor else None
+    if position is not None:
+        created_at, pk = position
+        # The bare `created_at <=` bounds the index scan; an OR alone is a filter read from the newest row.
+        rows = rows.filter(Q(created_at__lte=created_at), Q(created_at__lt=created_at) | Q(id__lt=pk))
+    page = list(rows[: size + 1])
+    return page[:size], (cursor_encode(page[size - 1]) if len(page) > size else None)
 
 
 def delivery_errors_recent(*, hosting: Hosting, limit: int = 20):

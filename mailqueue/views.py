@@ -1,27 +1,39 @@
 """The customer's "Scripts e-mail" pages (SPEC §5). Every hosting comes from the tenancy
 selector (404 for anything else); every change is a POST calling one service function."""
 
+import dataclasses
+import datetime
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
+from django.urls import reverse
+from django.utils import formats, timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 
 from hosting.services import hosting_smtp_password_rotate
 from hosting.views import hosting_view
 from mailqueue.actions import CUSTOMER_ACTIONS, REQUEST_SENT
-from mailqueue.forms import ErrorLimitForm, RecipientForm
-from mailqueue.models import State
+from mailqueue.blocking import FORCED
+from mailqueue.forms import ErrorLimitForm, ErrorsExportForm, RecipientForm
+from mailqueue.message_log import cursor_decode
+from mailqueue.models import Action, ActorKind, BlockReason, State
 from mailqueue.purge import PURGE_DEADLINE
 from mailqueue.report_recipient import mail_service_recipient_change
 from mailqueue.selectors import (
+    HELD_COUNT_CAP,
     daily_volumes,
     delivery_errors_recent,
+    events_page,
+    events_recent,
     held_queue_summary,
     mail_service_get,
     mail_service_summary,
+    pending_summary,
 )
 from mailqueue.state import Actor, MailServiceError, transition_refusal
 
@@ -74,10 +86,17 @@ def emails(request, hosting):
     summary = mail_service_summary(hosting=hosting)
     actor = Actor.customer(request.user)
     volumes = daily_volumes(hosting=hosting)
+    pending = pending_summary(hosting=hosting)
     context = {
         "hosting": hosting,
         "summary": summary,
         "held": held_queue_summary(hosting=hosting),
+        "pending": pending,
+        # A count at the cap is shown "10 000+": there are more, not counted.
+        "queued_capped": pending.capped and pending.queued >= HELD_COUNT_CAP,
+        "deferred_capped": pending.capped and pending.deferred >= HELD_COUNT_CAP,
+        "events": event_rows(events_recent(hosting=hosting)),
+        "errors_export": ErrorsExportForm.with_retention_period(),
         "service": summary.service,
         "buttons": _action_buttons(summary.service, actor),
         "purge": _purge_progress(summary.service),
@@ -113,6 +132,81 @@ def action(request, hosting, slug):
         "refusal": refusal,
     }
     return render(request, "mailqueue/confirm.html", context)
+
+
+@dataclasses.dataclass(frozen=True)
+class EventRow:
+    """One line of the service's history as the customer reads it."""
+
+    at: datetime.datetime
+    who: str
+    what: str
+    change: str  # "Active → Blocked (blocked by the customer)", or empty
+    count: str  # "12 e-mails deleted", or empty
+    detail: str
+
+
+# How each action's message count reads; any other action says "n e-mails".
+_COUNT_TEXTS = {
+    Action.BLOCK: lambda n: ngettext("%(count)s e-mail held", "%(count)s e-mails held", n),
+    Action.AUTO_BLOCK: lambda n: ngettext("%(count)s e-mail held", "%(count)s e-mails held", n),
+    Action.UNBLOCK: lambda n: ngettext(
+        "%(count)s e-mail put back in delivery", "%(count)s e-mails put back in delivery", n
+    ),
+    Action.COMPLETE_PURGE: lambda n: ngettext("%(count)s e-mail deleted", "%(count)s e-mails deleted", n),
+    Action.DELETE_MESSAGES: lambda n: ngettext("%(count)s e-mail deleted", "%(count)s e-mails deleted", n),
+    Action.EXPIRE: lambda n: ngettext("%(count)s held e-mail expired", "%(count)s held e-mails expired", n),
+    Action.RETRY_MESSAGES: lambda n: ngettext("%(count)s e-mail retried", "%(count)s e-mails retried", n),
+    Action.UNSUPPRESS: lambda n: ngettext("%(count)s address removed", "%(count)s addresses removed", n),
+}
+# Details that are lists of ids or fixed English notes: the count says it for the customer.
+_DETAIL_HIDDEN = {Action.EXPIRE, Action.DELETE_MESSAGES, Action.RETRY_MESSAGES}
+
+
+def _label(choices, value: str) -> str:
+    return str(choices(value).label) if value in choices.values else value
+
+
+def event_rows(events) -> list[EventRow]:
+    rows = []
+    for event in events:
+        who = _label(ActorKind, event.actor_kind)
+        if event.actor_label and event.actor_label != event.actor_kind:
+            who = f"{who} ({event.actor_label})"
+        change = ""
+        if event.from_state and event.to_state and event.from_state != event.to_state:
+            change = f"{_label(State, event.from_state)} → {_label(State, event.to_state)}"
+            if event.to_state == State.BLOCKED and event.reason:
+                change = f"{change} ({_label(BlockReason, event.reason)})"
+        count = ""
+        if event.message_count is not None:
+            text = _COUNT_TEXTS.get(event.action, lambda n: ngettext("%(count)s e-mail", "%(count)s e-mails", n))
+            count = text(event.message_count) % {"count": formats.localize(event.message_count)}
+        detail = "" if event.action in _DETAIL_HIDDEN else event.detail
+        if event.action == Action.UNBLOCK and detail == FORCED:
+            detail = str(_("error tolerance doubled"))
+        what = _label(Action, event.action)
+        rows.append(EventRow(event.created_at, who, what[:1].upper() + what[1:], change, count, detail))
+    return rows
+
+
+def _history_url(hosting, after: str = "") -> str:
+    url = reverse("mailqueue:history", args=[hosting.service_name])
+    return f"{url}?{urlencode({'after': after})}" if after else url
+
+
+@hosting_view("GET", "HEAD")
+def history(request, hosting):
+    """Every Event of the service, newest first, a page at a time by key (no OFFSET, no COUNT)."""
+    cursor = request.GET.get("after", "")
+    events, next_cursor = events_page(hosting=hosting, cursor=cursor or None)
+    context = {
+        "hosting": hosting,
+        "events": event_rows(events),
+        "next_url": _history_url(hosting, next_cursor) if next_cursor else "",
+        "first_url": _history_url(hosting) if cursor and cursor_decode(cursor) is not None else "",
+    }
+    return render(request, "mailqueue/history.html", context)
 
 
 RECIPIENT_TEXT = _(
