@@ -114,7 +114,7 @@ def messages_page_before(*, queryset, cursor: str, size: int = PAGE_SIZE) -> tup
     position = cursor_decode(cursor)
     if position is not None:
         created_at, pk = position
-        rows = rows.filter(Q(created_at__gt=created_at) | Q(created_at=created_at, id__gt=pk))
+        rows = rows.filter(Q(created_at__gte=created_at), Q(created_at__gt=created_at) | Q(id__gt=pk))
     page = list(rows[: size + 1])
     more = len(page) > size
     page = page[:size][::-1]

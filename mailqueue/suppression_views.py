@@ -37,7 +37,8 @@ def _after(cursor: str) -> Q | None:
         created_at = _EPOCH + datetime.timedelta(microseconds=microseconds)
     except (ValueError, OverflowError):
         return None
-    return Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk)
+    # The bare `created_at <=` bounds the index scan; an OR alone is a filter read from the newest row.
+    return Q(created_at__lte=created_at) & (Q(created_at__lt=created_at) | Q(pk__lt=pk))
 
 
 def _clean(value: str) -> str:
