@@ -49,6 +49,8 @@ def _rsassa_sign(hash_object, private_key: dict) -> bytes:
 
 
 dkim.RSASSA_PKCS1_v1_5_sign = _rsassa_sign  # used by dkim.DKIM.gen_header
+# dkimpy parses the PEM key (pure Python, ~0.2 ms) at every signature: once per key is enough.
+dkim.parse_pem_private_key = functools.lru_cache(maxsize=256)(dkim.parse_pem_private_key)
 
 
 def from_domain(raw: bytes) -> str:
