@@ -198,3 +198,15 @@ def test_events_record_api_actions(api, hosting):
         "blocked",
         "customer",
     )
+
+
+def test_submitting_as_another_tenants_domain_is_a_400(api, hosting, settings):
+    from tests.factories import HostingFactory
+
+    HostingFactory(service_name="globex.com")
+    settings.SENDER_POLICY = "own-domains"
+    raw = "From: ceo@globex.com\r\nTo: client@example.org\r\nSubject: Virement\r\n\r\nUrgent.\r\n"
+    response = api.post(email_path(hosting, "/messages"), submission(sender="ceo@globex.com", message=raw))
+    assert response.status_code == 400
+    assert "globex.com" in response.json()["message"]
+    assert not Message.objects.filter(hosting=hosting).exists()
