@@ -60,16 +60,17 @@ FILL_SQL = [
        FROM generate_series(1, %(hostings)s) AS i""",
     # one hosting in twenty blocked (a fifth of those for spam), one in a hundred purging
     """INSERT INTO mailqueue_mailservice (hosting_id, state, block_reason, report_recipient,
-                                          state_changed_at, purge_deleted)
+                                          state_changed_at, purge_deleted, forced, support_only,
+                                          allowed_sender_domains)
        SELECT id,
               CASE WHEN id %% 100 = 0 THEN 'purging' WHEN id %% 20 = 0 THEN 'blocked' ELSE 'active' END,
               CASE WHEN id %% 100 = 0 OR id %% 20 <> 0 THEN ''
                    WHEN id %% 100 = 20 THEN 'spam' ELSE 'customer' END,
-              '', now(), 0
+              '', now(), 0, false, false, '[]'::jsonb
        FROM hosting_hosting""",
     # messages spread over the hostings and the last 30 days; mostly sent, a few held/queued/failed
     """INSERT INTO mailqueue_message (hosting_id, message_id, sender, recipients, recipient_count, subject,
-                                      size, status, created_at, attempts, last_reply)
+                                      size, status, created_at, attempts, last_reply, door, spam_rules)
        SELECT h.first_id + (i %% h.total),
               '<bench-' || i || '@bench.example>',
               'www-data@bench.example',
@@ -79,7 +80,7 @@ FILL_SQL = [
               CASE WHEN i %% 200 = 0 THEN 'held' WHEN i %% 50 = 1 THEN 'failed'
                    WHEN i %% 97 = 2 THEN 'queued' ELSE 'sent' END,
               now() - ((%(messages)s - i) * interval '30 days' / %(messages)s),
-              1, ''
+              1, '', 'smtp', ''
        FROM generate_series(1, %(messages)s) AS i,
             (SELECT min(id) AS first_id, count(*) AS total FROM hosting_hosting) AS h""",
     "ANALYZE",

@@ -122,13 +122,13 @@ def delivered_messages_create(*, hosting_ids: list[int], count: int) -> list[tup
         cursor.execute(
             """
             INSERT INTO mailqueue_message (hosting_id, message_id, sender, recipients, recipient_count, subject, size,
-                raw, status, created_at, attempts, completed_at, last_reply)
+                raw, status, created_at, attempts, completed_at, last_reply, door, spam_rules)
             SELECT (%s::bigint[])[1 + n %% %s], '<intake-' || n || '@shop.bench.example>',
                    'www-data@shop.bench.example',
                    jsonb_build_array(jsonb_build_object('address', 'customer' || n || '@dest.example',
                                                         'status', 'sent', 'code', 250, 'reply', 'OK')),
                    1, 'Order ' || n, 2048, NULL, 'sent', now() - interval '21 minutes', 1,
-                   now() - interval '20 minutes', '250 OK'
+                   now() - interval '20 minutes', '250 OK', 'smtp', ''
             FROM generate_series(1, %s) AS n
             RETURNING id, hosting_id, message_id, recipients -> 0 ->> 'address', subject
             """,
@@ -265,15 +265,16 @@ FILL_SQL = [
     # All active for a month (the hour is not cut short), a limit that never binds (no `rate`
     # block from the skewed hour below), one in fifty forced.
     """INSERT INTO mailqueue_mailservice (hosting_id, state, block_reason, report_recipient, hourly_limit_override,
-                                          state_changed_at, purge_deleted, forced, support_only)
-       SELECT id, 'active', '', '', 100000, now() - interval '30 days', 0, id %% 50 = 0, false
+                                          state_changed_at, purge_deleted, forced, support_only,
+                                          allowed_sender_domains)
+       SELECT id, 'active', '', '', 100000, now() - interval '30 days', 0, id %% 50 = 0, false, '[]'::jsonb
        FROM hosting_hosting""",
     # Bucket by n %% 100: 0-4 finished within the last 50 minutes (skewed towards the first
     # hostings), 5-89 finished between 2 hours and 30 days ago, 90-99 still queued, deferred or
     # held (with their content). One finished message in ten failed.
     """INSERT INTO mailqueue_message (hosting_id, message_id, sender, recipients, recipient_count, subject, size, raw,
                                       status, created_at, held_at, held_until, next_attempt_at, attempts,
-                                      completed_at, last_reply)
+                                      completed_at, last_reply, door, spam_rules)
        SELECT m.hosting_id, '<bench-' || m.n || '@bench.example>', 'www-data@bench.example',
               jsonb_build_array(jsonb_build_object(
                   'address', 'user' || (m.n %% 50000) || '@dest.example',
@@ -289,7 +290,8 @@ FILL_SQL = [
               CASE WHEN m.status IN ('queued', 'deferred') THEN now() + interval '5 minutes' END,
               CASE WHEN m.status = 'queued' THEN 0 ELSE 1 END,
               m.completed_at,
-              CASE m.status WHEN 'sent' THEN '250 OK' WHEN 'failed' THEN '550 5.1.1 User unknown' ELSE '' END
+              CASE m.status WHEN 'sent' THEN '250 OK' WHEN 'failed' THEN '550 5.1.1 User unknown' ELSE '' END,
+              'smtp', ''
        FROM (
            SELECT s.n, s.completed_at,
                   CASE WHEN s.completed_at IS NULL THEN s.completed_at_or_created

@@ -40,12 +40,13 @@ def insert_messages(cursor, *, hosting_id: int, count: int, status: str, held_un
     cursor.execute(
         f"""
         INSERT INTO mailqueue_message (hosting_id, message_id, sender, recipients, recipient_count, subject, size,
-            raw, status, created_at, held_at, held_until, next_attempt_at, attempts, completed_at, last_reply)
+            raw, status, created_at, held_at, held_until, next_attempt_at, attempts, completed_at, last_reply,
+            door, spam_rules)
         SELECT %s, '<bench-' || %s || '-' || i || '@bench>', 'www-data@bench.example',
             '[{{"address": "to@example.org", "status": "pending", "code": null, "reply": ""}}]'::jsonb, 1,
             'Bench message ' || i, 1000, convert_to(repeat('x', 1000), 'UTF8'), %s, now(),
             CASE WHEN %s = 'held' THEN now() END, {held_until_sql}, NULL, 0,
-            CASE WHEN %s IN ('sent', 'failed') THEN now() END, ''
+            CASE WHEN %s IN ('sent', 'failed') THEN now() END, '', 'smtp', ''
         FROM generate_series(1, %s) AS i
         """,
         [hosting_id, hosting_id, status, status, status, count],
