@@ -31,7 +31,7 @@ DEFAULT_SERVER = "postgres://postgres@127.0.0.1:5432/postgres"
 # Arguments of each script per scale; "small" runs in a few minutes on a 2-CPU machine.
 SCALES = {
     "small": {
-        "submission": ["--clients", "4", "--messages", "200"],
+        "submission": ["--clients", "4", "16", "--messages", "200"],
         "delivery": ["--messages", "2000"],
         "purge": ["--messages", "100000"],
         "expiry": ["--messages", "100000"],
