@@ -15,11 +15,20 @@ from rest_framework.views import exception_handler
 from api.auth_errors import OvhAuthError
 from mailqueue.state import MailServiceError
 from mailqueue.submission import SubmissionError
+from mailqueue.webhook_addresses import WebhookUrlRefused
 
 log = logging.getLogger(__name__)
 
 # Seconds a client is asked to wait when the broker or the cache is unreachable.
 UNAVAILABLE_RETRY_AFTER = 30
+
+
+class Conflict(exceptions.APIException):
+    """Not possible in the current state of the object (nothing changed)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "Not possible in the current state."
+    default_code = "conflict"
 
 
 def _flatten(detail) -> str:
@@ -49,6 +58,8 @@ def handler(exc, context):
         return Response({"message": str(exc.message)}, status=code)
     if isinstance(exc, SubmissionError):
         return Response({"message": str(exc.message), "smtpCode": exc.smtp_code}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, WebhookUrlRefused):  # the customer is told why the URL cannot receive webhooks
+        return Response({"message": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, SuspiciousOperation):  # too large a body, too many form fields: bad input
         return Response({"message": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Http404):

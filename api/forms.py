@@ -1,4 +1,4 @@
-"""The portal's forms of API credentials: creation, and the validation of a consumer key."""
+"""The portal's forms of API credentials (creation, the validation of a consumer key) and of webhook endpoints."""
 
 import datetime
 
@@ -6,6 +6,8 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from hosting.selectors import customers_of
+from mailqueue.models import WebhookEndpoint
+from mailqueue.webhooks import CHOOSABLE_EVENTS
 
 # The lifetimes a user may give a consumer key on validation (OVH's choices); None: no expiry.
 LIFETIMES = {
@@ -61,3 +63,37 @@ class ValidationForm(CustomerChoiceForm):
 
     def lifetime_delta(self) -> datetime.timedelta | None:
         return LIFETIMES[self.cleaned_data["lifetime"]][0]
+
+
+def _webhook_url_field() -> forms.URLField:
+    return forms.URLField(
+        label=_("URL"),
+        max_length=WebhookEndpoint._meta.get_field("url").max_length,
+        assume_scheme="https",
+        help_text=_("http:// or https://, on a public address: where the events are POSTed."),
+        widget=forms.TextInput(attrs={"inputmode": "url", "autocomplete": "url"}),
+    )
+
+
+def _webhook_events_field() -> forms.MultipleChoiceField:
+    return forms.MultipleChoiceField(
+        label=_("Events"),
+        choices=[(event.value, event.label) for event in CHOOSABLE_EVENTS],
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+
+class WebhookEndpointForm(CustomerChoiceForm):
+    """A new endpoint: where, which events, for which of the user's customers."""
+
+    url = _webhook_url_field()
+    events = _webhook_events_field()
+    field_order = ["url", "events", "customer"]
+
+
+class WebhookEndpointChangeForm(forms.Form):
+    url = _webhook_url_field()
+    events = _webhook_events_field()
+    active = forms.BooleanField(
+        label=_("Active"), required=False, help_text=_("Turning it back on forgets its past failures.")
+    )

@@ -9,6 +9,7 @@ from api.access_rules import ANY_METHOD, METHODS, rules_clean
 from api.auth_errors import ERROR_CODES
 from api.models import CredentialStatus
 from mailqueue.actions import CUSTOMER_ACTIONS_BY_API_NAME
+from mailqueue.message_log import DAY_VALIDATORS
 from mailqueue.models import MessageStatus
 
 ACTIONS = list(CUSTOMER_ACTIONS_BY_API_NAME)
@@ -203,8 +204,13 @@ class MessageSerializer(serializers.Serializer):
         return [recipient["address"] for recipient in message.recipients]
 
 
-class MessageQuerySerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=MessageStatus.values, required=False)
+class DayRangeQuerySerializer(serializers.Serializer):
+    since = serializers.DateField(
+        required=False, validators=DAY_VALIDATORS, help_text="From this day (local time); empty: no bound"
+    )
+    until = serializers.DateField(
+        required=False, validators=DAY_VALIDATORS, help_text="To this day (local time), included; empty: no bound"
+    )
 
 
 class EventSerializer(serializers.Serializer):

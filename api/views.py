@@ -8,7 +8,7 @@ import time
 
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
 from rest_framework import serializers as drf_serializers
 from rest_framework.decorators import api_view, authentication_classes, permission_classes, schema
@@ -24,11 +24,10 @@ from api.throttling import AddressRateThrottle, CustomerRateThrottle
 from hosting.models import Hosting
 from hosting.selectors import hostings_visible_to
 from mailqueue.actions import CUSTOMER_ACTIONS_BY_API_NAME
-from mailqueue.models import BlockReason, Event, Message, State
+from mailqueue.models import BlockReason, Event, State
 from mailqueue.report_recipient import mail_service_recipient_change
 from mailqueue.selectors import daily_volumes, delivery_errors_recent, mail_service_summary
 from mailqueue.state import Actor
-from mailqueue.submission import message_accept
 
 OVH_STATE_BY_REASON = {BlockReason.BOUNCE: "bounce", BlockReason.SPAM: "spam"}
 
@@ -233,53 +232,6 @@ PAGING_PARAMETERS = [
     OpenApiParameter("cursor", str, description="Opaque paging cursor (from `next` or `previous`)"),
     OpenApiParameter("pageSize", int, description="1–500, default 50"),
 ]
-
-
-class MessagesView(HostingView):
-    pagination_class = NewestFirst  # so that the schema describes the paginated envelope
-
-    @extend_schema(
-        parameters=[serializers.MessageQuerySerializer, *PAGING_PARAMETERS],
-        responses={200: serializers.MessageSerializer(many=True), **errors(400, 404, *AUTHENTICATED_ERRORS)},
-        summary="Messages' metadata, newest first (never their content)",
-    )
-    def get(self, request, service_name):
-        hosting = self.hosting(request, service_name)
-        query = serializers.MessageQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        messages = Message.objects.filter(hosting=hosting).defer("raw")
-        if "status" in query.validated_data:
-            messages = messages.filter(status=query.validated_data["status"])
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(messages, request, view=self)
-        return paginator.get_paginated_response(serializers.MessageSerializer(page, many=True).data)
-
-    @extend_schema(
-        request=serializers.MessageSubmitSerializer,
-        responses={
-            201: inline_serializer(
-                "AcceptedMessage",
-                {
-                    "id": drf_serializers.IntegerField(),
-                    "messageId": drf_serializers.CharField(),
-                    "status": drf_serializers.ChoiceField(choices=["queued", "held"]),
-                },
-            ),
-            **errors(400, 404, *AUTHENTICATED_ERRORS),
-        },
-        summary="Submit a message (queued, or held when sending is blocked)",
-    )
-    def post(self, request, service_name):
-        hosting = self.hosting(request, service_name)
-        payload = serializers.MessageSubmitSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        data = payload.validated_data
-        try:
-            raw = data["message"].encode("utf-8", "surrogateescape")
-        except UnicodeEncodeError:  # a lone surrogate ("\ud800") in the JSON string
-            raise exceptions.ValidationError({"message": "Not valid Unicode text."}) from None
-        message = message_accept(hosting=hosting, sender=data["sender"], recipients=data["recipients"], raw=raw)
-        return Response({"id": message.pk, "messageId": message.message_id, "status": message.status}, status=201)
 
 
 class EventsView(HostingView):

@@ -38,9 +38,12 @@ def hosting_by_smtp_credentials(*, service_name: str, password: str) -> Hosting 
 
 
 def customers_of(user):
-    """The customers `user` is a member of."""
+    """The customers `user` is a member of; for an API caller, the one customer it acts for."""
     from hosting.models import Customer
 
     if not user.is_authenticated:
         return Customer.objects.none()
+    api_customer_id = getattr(user, "api_customer_id", None)
+    if api_customer_id is not None:
+        return Customer.objects.filter(pk=api_customer_id)
     return Customer.objects.filter(memberships__user=user).order_by("name")

@@ -6,9 +6,21 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from hosting.encryption import encrypt
 from hosting.models import Customer, Hosting, Membership, Plan
 from hosting.services import hosting_smtp_password_rotate
-from mailqueue.models import DailyCounter, DeliveryError, Event, MailService, Message, MessageStatus, RecipientStatus
+from mailqueue.models import (
+    DailyCounter,
+    DeliveryError,
+    Event,
+    MailService,
+    Message,
+    MessageStatus,
+    RecipientStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from reports.models import ErrorDigest
 
 TEST_PASSWORD = "a-long-test-password-42"
@@ -123,3 +135,34 @@ class ErrorDigestFactory(factory.django.DjangoModelFactory):
 
     hosting = factory.SubFactory(HostingFactory)
     day = factory.LazyFunction(timezone.localdate)
+
+
+class WebhookEndpointFactory(factory.django.DjangoModelFactory):
+    """An endpoint as webhook_endpoint_create makes it (its secret: `whsec_test`), without its URL check."""
+
+    class Meta:
+        model = WebhookEndpoint
+
+    customer = factory.SubFactory(CustomerFactory)
+    url = factory.Sequence(lambda n: f"https://hooks{n}.example.com/portal")
+    events = factory.LazyFunction(lambda: ["message.sent", "message.failed"])
+    secret_encrypted = factory.LazyFunction(lambda: encrypt("whsec_test"))
+
+
+class WebhookDeliveryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = WebhookDelivery
+
+    endpoint = factory.SubFactory(WebhookEndpointFactory)
+    event_type = "message.sent"
+    payload = factory.LazyFunction(dict)
+
+
+class WebhookAttemptFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = WebhookAttempt
+
+    delivery = factory.SubFactory(WebhookDeliveryFactory)
+    status_code = 200
+    duration_ms = 42
+    reply = "ok"

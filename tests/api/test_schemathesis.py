@@ -10,8 +10,16 @@ import pytest
 from django.utils import timezone
 
 from api.services import api_credentials_create
-from mailqueue.models import Suppression
-from tests.factories import DeliveryErrorFactory, EventFactory, HostingFactory, MessageFactory
+from mailqueue.models import MessageStatus, Suppression, WebhookEndpoint
+from tests.factories import (
+    DeliveryErrorFactory,
+    EventFactory,
+    HostingFactory,
+    MessageFactory,
+    WebhookAttemptFactory,
+    WebhookDeliveryFactory,
+    WebhookEndpointFactory,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -21,6 +29,9 @@ SCHEMATHESIS = shutil.which("schemathesis") or str(Path(sys.executable).with_nam
 def test_served_schema_holds(live_server, tmp_path):
     hosting = HostingFactory(service_name="fuzzed-shop.example")
     MessageFactory(hosting=hosting)
+    deferred = MessageFactory(hosting=hosting, status=MessageStatus.DEFERRED)
+    endpoint = WebhookEndpointFactory(customer=hosting.customer)
+    WebhookAttemptFactory(delivery=WebhookDeliveryFactory(endpoint=endpoint), status_code=None, reply="timed out")
     DeliveryErrorFactory(hosting=hosting)
     EventFactory(hosting=hosting)
     Suppression.objects.create(
@@ -28,8 +39,13 @@ def test_served_schema_holds(live_server, tmp_path):
     )
     credentials = api_credentials_create(customer=hosting.customer)
     config = tmp_path / "schemathesis.toml"
-    # Most cases aim at the caller's own hosting; other names are covered by the tenancy tests.
-    config.write_text(f'[parameters]\nservice_name = "{hosting.service_name}"\n')
+    # Most cases aim at the caller's own hosting, message and webhook endpoint; other names and ids
+    # are covered by the tenancy tests.
+    config.write_text(
+        f'[parameters]\nservice_name = "{hosting.service_name}"\n'
+        f'[[operations]]\ninclude-path-regex = "/messages/[{{]id"\nparameters = {{ id = {deferred.pk} }}\n'
+        f'[[operations]]\ninclude-path-regex = "/me/webhooks/[{{]id"\nparameters = {{ id = {endpoint.pk} }}\n'
+    )
     result = subprocess.run(
         [
             SCHEMATHESIS,
@@ -64,4 +80,5 @@ def test_served_schema_holds(live_server, tmp_path):
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert "15 selected / 16 total" in result.stdout  # every documented operation but the logout was exercised
+    assert "27 selected / 28 total" in result.stdout  # every documented operation but the logout was exercised
+    assert not WebhookEndpoint.objects.filter(pk=endpoint.pk).exists()  # its DELETE reached the caller's endpoint

@@ -57,6 +57,7 @@ def _urls(victim: dict) -> list[str]:
     for route in tenant_routes():
         pk = victim["token_pk"] if "tokens" in route else victim["application_pk"]
         pk = victim["consumer_key_pk"] if "keys" in route else pk
+        pk = victim["message_pk"] if "emails/messages/" in route else pk
         slugs = ACTION_SLUGS if "<slug:slug>" in route else ["-"]
         urls.extend(_fill(route, service_name=victim["service_name"], pk=pk, slug=slug) for slug in slugs)
     return sorted(set(urls))
@@ -86,8 +87,9 @@ def _snapshot(hosting: Hosting) -> dict:
 def tenants():
     victim_member = MembershipFactory()
     victim = HostingFactory(customer=victim_member.customer)
-    MessageFactory(hosting=victim, status=MessageStatus.HELD)
+    held = MessageFactory(hosting=victim, status=MessageStatus.HELD)
     MessageFactory(hosting=victim, status=MessageStatus.QUEUED)
+    deferred = MessageFactory(hosting=victim, status=MessageStatus.DEFERRED)
     in_a_day = timezone.now() + datetime.timedelta(days=1)
     Suppression.objects.create(hosting=victim, address=SUPPRESSED, expires_at=in_a_day)
     victim_credentials = api_credentials_create(customer=victim.customer, name="victim")
@@ -101,7 +103,9 @@ def tenants():
             "application_pk": ApiApplication.objects.get(application_key=victim_credentials.application_key).pk,
             "token_pk": ApiToken.objects.get(customer=victim.customer).pk,
             "consumer_key_pk": ConsumerKey.objects.get(customer=victim.customer).pk,
+            "message_pk": held.pk,
         },
+        "victim_messages": [held.pk, deferred.pk],
         "attacker_user": attacker_member.user,
         "attacker_credentials": attacker_credentials,
     }
@@ -137,6 +141,9 @@ def test_the_sweep_covers_every_tenant_url():
     assert any("api-credentials/keys/" in route for route in routes)
     assert any(route.endswith("emails/suppressions/") for route in routes)
     assert any(route.endswith("suppressions/<str:address>") for route in routes)
+    for new_page in ("emails/history/", "emails/messages/", "emails/messages/<int:pk>/", "messages/export.csv"):
+        assert any(route.endswith(new_page) for route in routes), new_page
+    assert any(route.endswith("emails/errors/export.csv") for route in routes)
     assert len(routes) >= 12
 
 
@@ -150,7 +157,15 @@ def test_customer_session_gets_404_on_other_customers_urls(tenants, method):
         if url.startswith("/1.0/"):
             response = getattr(client, method.lower())(url, BODIES[method], content_type="application/json")
         else:
-            response = getattr(client, method.lower())(url, {"email": "attacker@example.org", "remove": SUPPRESSED})
+            data = {
+                "email": "attacker@example.org",
+                "remove": SUPPRESSED,
+                # the delivery log's actions, on the victim's own messages
+                "action": "delete",
+                "message": tenants["victim_messages"],
+                "delete": tenants["victim_messages"][0],
+            }
+            response = getattr(client, method.lower())(url, data)
         if response.status_code == 405:
             continue  # this URL has no such method for anyone
         assert response.status_code == 404, f"{method} {url} → {response.status_code}"
