@@ -3,6 +3,8 @@ filters of the portal's « Suivi des envois » on keyset pages; delete a held or
 retry a deferred one now (through `message_actions`, as the portal); the streamed CSV of the log
 and of the delivery errors."""
 
+import ipaddress
+
 from django.http import Http404, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
@@ -15,6 +17,7 @@ from rest_framework.utils.urls import replace_query_param
 
 from api import serializers
 from api.exceptions import Conflict
+from api.throttling import client_address
 from api.views import AUTHENTICATED_ERRORS, PAGING_PARAMETERS, HostingView, NewestFirst, api_actor, errors
 from mailqueue.message_actions import DELETABLE, messages_delete, messages_retry
 from mailqueue.message_log import (
@@ -27,7 +30,7 @@ from mailqueue.message_log import (
     messages_page,
     messages_page_before,
 )
-from mailqueue.models import Message, MessageStatus
+from mailqueue.models import Door, Message, MessageStatus
 from mailqueue.submission import message_accept
 
 # An API cursor is the log's own (the page after that message) or BEFORE + one (the page before
@@ -126,7 +129,14 @@ class MessagesView(HostingView):
             raw = data["message"].encode("utf-8", "surrogateescape")
         except UnicodeEncodeError:  # a lone surrogate ("\ud800") in the JSON string
             raise exceptions.ValidationError({"message": "Not valid Unicode text."}) from None
-        message = message_accept(hosting=hosting, sender=data["sender"], recipients=data["recipients"], raw=raw)
+        message = message_accept(
+            hosting=hosting,
+            sender=data["sender"],
+            recipients=data["recipients"],
+            raw=raw,
+            door=Door.API,
+            client_address=_ip_or_none(client_address(request)),
+        )
         return Response({"id": message.pk, "messageId": message.message_id, "status": message.status}, status=201)
 
 
@@ -248,3 +258,11 @@ class BouncesExportView(CsvExportView):
         query.is_valid(raise_exception=True)
         lines = errors_csv(hosting=hosting, **query.validated_data)
         return self.streamed(lines, csv_filename(hosting, "errors"))
+
+
+def _ip_or_none(address: str) -> str | None:
+    """The client's address for the Received: header, when it is one (a proxy may send anything)."""
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return None

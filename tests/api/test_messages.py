@@ -210,3 +210,19 @@ def test_submitting_as_another_tenants_domain_is_a_400(api, hosting, settings):
     assert response.status_code == 400
     assert "globex.com" in response.json()["message"]
     assert not Message.objects.filter(hosting=hosting).exists()
+
+
+def test_a_message_submitted_through_the_api_leaves_with_its_trace_header(api, hosting, settings, tmp_path):
+    from mailqueue.delivery import delivery_run_batch
+
+    settings.SMTP_RELAY_URL = f"file://{tmp_path}"
+    response = api.post(email_path(hosting, "/messages"), submission(), REMOTE_ADDR="198.51.100.23")
+    assert response.status_code == 201
+    message = Message.objects.get(pk=response.json()["id"])
+    assert (message.door, message.client_address) == ("api", "198.51.100.23")
+
+    assert delivery_run_batch().sent == 1
+    [delivered] = list(tmp_path.glob("*.eml"))
+    trace = delivered.read_bytes().split(b"\r\n")[2:5]  # after the file relay's two envelope lines
+    assert trace[0] == f"Received: from [198.51.100.23] (authenticated as {hosting.service_name})".encode()
+    assert trace[1].startswith(b"\tby portal.localhost (portal API door) with HTTP id ")
