@@ -13,35 +13,9 @@ from django.utils import formats, timezone, translation
 
 from mailqueue.models import ActorKind, Event, Suppression
 from mailqueue.suppression_views import PAGE_SIZE
-from tests.factories import HostingFactory, MembershipFactory
 from tests.portal.pages import dom, flash_messages, text
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def _customer():
-    """A customer's user logged in (the page in English, its source language), and their hosting."""
-    membership = MembershipFactory()
-    hosting = HostingFactory(customer=membership.customer)
-    client = Client()
-    client.force_login(membership.user)
-    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
-    return membership.user, hosting, client
-
-
-@pytest.fixture
-def owner():
-    return _customer()
-
-
-@pytest.fixture
-def stranger():
-    return _customer()
 
 
 def suppress(hosting, address, *, minutes_ago=0, reason="550 5.1.1 User unknown", expired=False):

@@ -16,35 +16,10 @@ from mailqueue.blocking import mail_service_block
 from mailqueue.message_log import PAGE_SIZE
 from mailqueue.models import Action, ActorKind, Event, Message, MessageStatus, RecipientStatus
 from mailqueue.state import Actor
-from tests.factories import HostingFactory, MembershipFactory, MessageFactory
+from tests.factories import MessageFactory
 from tests.portal.pages import dom, flash_messages, text
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def _customer():
-    """A customer's user logged in (the pages in English, their source language), and their hosting."""
-    membership = MembershipFactory()
-    hosting = HostingFactory(customer=membership.customer)
-    client = Client()
-    client.force_login(membership.user)
-    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
-    return membership.user, hosting, client
-
-
-@pytest.fixture
-def owner():
-    return _customer()
-
-
-@pytest.fixture
-def stranger():
-    return _customer()
 
 
 def log_url(hosting) -> str:

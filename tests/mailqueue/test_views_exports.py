@@ -7,11 +7,10 @@ import io
 
 import pytest
 from django.conf import settings
-from django.test import Client
 from django.utils import timezone
 
 from mailqueue.models import DeliveryError, ErrorKind, Message, MessageStatus
-from tests.factories import DeliveryErrorFactory, HostingFactory, MembershipFactory, MessageFactory
+from tests.factories import DeliveryErrorFactory, MessageFactory
 from tests.portal.pages import dom, flash_messages
 
 pytestmark = pytest.mark.django_db
@@ -19,30 +18,6 @@ pytestmark = pytest.mark.django_db
 ROWS = 3_000
 LOG_HEADER = ["received", "message_id", "sender", "subject", "status", "recipient", "recipient_status", "reply"]
 ERRORS_HEADER = ["date", "recipient", "reply", "subject", "origin", "permanent", "status"]
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def _customer():
-    membership = MembershipFactory()
-    hosting = HostingFactory(customer=membership.customer)
-    client = Client()
-    client.force_login(membership.user)
-    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
-    return membership.user, hosting, client
-
-
-@pytest.fixture
-def owner():
-    return _customer()
-
-
-@pytest.fixture
-def stranger():
-    return _customer()
 
 
 def export_url(hosting) -> str:

@@ -6,9 +6,7 @@ hosting only."""
 import datetime
 
 import pytest
-from django.conf import settings
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import formats, timezone, translation
 
@@ -18,34 +16,10 @@ from mailqueue.message_log import PAGE_SIZE
 from mailqueue.models import Event, MailService, MessageStatus, RelayHandoff
 from mailqueue.purge import mail_service_purge_request, purge_run
 from mailqueue.state import Actor
-from tests.factories import EventFactory, HostingFactory, MembershipFactory, MessageFactory
+from tests.factories import EventFactory, MembershipFactory, MessageFactory
 from tests.portal.pages import dom, facts
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def _customer():
-    membership = MembershipFactory()
-    hosting = HostingFactory(customer=membership.customer)
-    client = Client()
-    client.force_login(membership.user)
-    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
-    return membership.user, hosting, client
-
-
-@pytest.fixture
-def owner():
-    return _customer()
-
-
-@pytest.fixture
-def stranger():
-    return _customer()
 
 
 def emails_url(hosting) -> str:
