@@ -7,6 +7,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from mailqueue.addresses import EMAIL_MAX_LENGTH, email_address_valid
+from mailqueue.message_log import DAY_VALIDATORS
 from mailqueue.report_recipient import INVALID_ADDRESS
 
 
@@ -72,10 +73,16 @@ class ErrorsExportForm(forms.Form):
 
     # ISO dates in the field, whatever the language: what a date input reads and writes.
     since = forms.DateField(
-        label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+        label=_("From"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        validators=DAY_VALIDATORS,
     )
     until = forms.DateField(
-        label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+        label=_("To"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        validators=DAY_VALIDATORS,
     )
 
     @classmethod

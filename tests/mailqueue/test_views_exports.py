@@ -235,3 +235,10 @@ def test_another_customers_exports_are_a_404(owner, stranger):
         assert response.status_code == 404, url
         assert not response.streaming
         assert b"Victim's subject" not in response.content
+
+
+@pytest.mark.parametrize("query", ["until=9999-12-31", "since=0001-01-01"])
+def test_an_export_of_days_out_of_range_is_refused_not_a_server_error(owner, query):
+    _user, hosting, client = owner
+    response = client.get(f"{errors_url(hosting)}?{query}")
+    assert response.status_code in (302, 400)

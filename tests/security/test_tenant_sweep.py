@@ -17,8 +17,15 @@ from django.utils import timezone
 from api.models import ApiApplication, ApiToken, ConsumerKey
 from api.services import api_credentials_create
 from hosting.models import Hosting
-from mailqueue.models import Event, MailService, Message, MessageStatus, Suppression
-from tests.factories import HostingFactory, MembershipFactory, MessageFactory
+from mailqueue.models import Event, MailService, Message, MessageStatus, Suppression, WebhookDelivery, WebhookEndpoint
+from tests.factories import (
+    HostingFactory,
+    MembershipFactory,
+    MessageFactory,
+    WebhookAttemptFactory,
+    WebhookDeliveryFactory,
+    WebhookEndpointFactory,
+)
 
 # Not tenant-scoped: the admin has its own tests; the rest takes no customer identifier.
 SKIPPED_PREFIXES = ("admin/", "accounts/", "i18n/", "static/", "metrics", "healthz", "1.0/schema", "1.0/docs")
@@ -52,14 +59,24 @@ def _fill(route: str, *, service_name: str, pk: int, slug: str) -> str:
     return "/" + path.replace("<slug:slug>", slug).replace("<str:address>", SUPPRESSED)
 
 
-def _urls(victim: dict) -> list[str]:
+def _urls(victim: dict, *, own_service_name: str | None = None) -> list[str]:
+    """Every tenant URL with the victim's identifiers; and, given the attacker's own hosting, the
+    URLs naming one of the victim's objects (a message) through that hosting."""
     urls = []
     for route in tenant_routes():
         pk = victim["token_pk"] if "tokens" in route else victim["application_pk"]
         pk = victim["consumer_key_pk"] if "keys" in route else pk
-        pk = victim["message_pk"] if "emails/messages/" in route else pk
+        pk = victim["message_pk"] if "messages/<int:pk>" in route else pk
+        pk = victim["webhook_pk"] if "webhooks/" in route else pk
         slugs = ACTION_SLUGS if "<slug:slug>" in route else ["-"]
-        urls.extend(_fill(route, service_name=victim["service_name"], pk=pk, slug=slug) for slug in slugs)
+        service_names = [victim["service_name"]]
+        if own_service_name and "<str:service_name>" in route and "<int:pk>" in route:
+            service_names.append(own_service_name)
+        urls.extend(
+            _fill(route, service_name=service_name, pk=pk, slug=slug)
+            for slug in slugs
+            for service_name in service_names
+        )
     return sorted(set(urls))
 
 
@@ -80,6 +97,10 @@ def _snapshot(hosting: Hosting) -> dict:
         "consumer_keys": sorted(
             ConsumerKey.objects.filter(customer=hosting.customer).values_list("id", "status", "revoked_at")
         ),
+        "webhooks": list(WebhookEndpoint.objects.filter(customer=hosting.customer).values().order_by("id")),
+        "webhook_deliveries": sorted(
+            WebhookDelivery.objects.filter(endpoint__customer=hosting.customer).values_list("id", "status")
+        ),
     }
 
 
@@ -93,8 +114,10 @@ def tenants():
     in_a_day = timezone.now() + datetime.timedelta(days=1)
     Suppression.objects.create(hosting=victim, address=SUPPRESSED, expires_at=in_a_day)
     victim_credentials = api_credentials_create(customer=victim.customer, name="victim")
+    webhook = WebhookEndpointFactory(customer=victim.customer)
+    WebhookAttemptFactory(delivery=WebhookDeliveryFactory(endpoint=webhook))
     attacker_member = MembershipFactory()
-    HostingFactory(customer=attacker_member.customer)
+    attacker_hosting = HostingFactory(customer=attacker_member.customer)
     attacker_credentials = api_credentials_create(customer=attacker_member.customer, name="attacker")
     return {
         "victim": victim,
@@ -104,7 +127,9 @@ def tenants():
             "token_pk": ApiToken.objects.get(customer=victim.customer).pk,
             "consumer_key_pk": ConsumerKey.objects.get(customer=victim.customer).pk,
             "message_pk": held.pk,
+            "webhook_pk": webhook.pk,
         },
+        "attacker_service_name": attacker_hosting.service_name,
         "victim_messages": [held.pk, deferred.pk],
         "attacker_user": attacker_member.user,
         "attacker_credentials": attacker_credentials,
@@ -144,6 +169,13 @@ def test_the_sweep_covers_every_tenant_url():
     for new_page in ("emails/history/", "emails/messages/", "emails/messages/<int:pk>/", "messages/export.csv"):
         assert any(route.endswith(new_page) for route in routes), new_page
     assert any(route.endswith("emails/errors/export.csv") for route in routes)
+    for api_route in ("email/messages/<int:pk>", "email/messages/<int:pk>/retry", "email/messages/export"):
+        assert f"1.0/hosting/web/<str:service_name>/{api_route}" in routes, api_route
+    assert "1.0/hosting/web/<str:service_name>/email/bounces/export" in routes
+    for webhook_route in ("", "/rotateSecret", "/test", "/deliveries"):
+        assert f"1.0/me/webhooks/<int:pk>{webhook_route}" in routes, webhook_route
+    for webhook_page in ("", "rotate/", "delete/", "test/"):
+        assert f"webhooks/<int:pk>/{webhook_page}" in routes, webhook_page
     assert len(routes) >= 12
 
 
@@ -153,7 +185,7 @@ def test_customer_session_gets_404_on_other_customers_urls(tenants, method):
     client = Client()
     client.force_login(tenants["attacker_user"])
     before = _snapshot(tenants["victim"])
-    for url in _urls(tenants["victim_ids"]):
+    for url in _urls(tenants["victim_ids"], own_service_name=tenants["attacker_service_name"]):
         if url.startswith("/1.0/"):
             response = getattr(client, method.lower())(url, BODIES[method], content_type="application/json")
         else:
@@ -179,7 +211,10 @@ def test_api_credentials_get_404_on_other_customers_services(tenants, method, sc
     client = Client()
     credentials = tenants["attacker_credentials"]
     before = _snapshot(tenants["victim"])
-    api_urls = [url for url in _urls(tenants["victim_ids"]) if url.startswith("/1.0/")]
+    own_service_name = tenants["attacker_service_name"]
+    api_urls = [
+        url for url in _urls(tenants["victim_ids"], own_service_name=own_service_name) if url.startswith("/1.0/")
+    ]
     assert api_urls
     for url in api_urls:
         body = BODIES[method]
