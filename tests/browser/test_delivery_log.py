@@ -160,3 +160,9 @@ def test_the_new_pages_never_scroll_sideways(acme, new_page, screen):
     page.goto(f"{LOG_URL}?status=sent&status=failed&recipient=example&subject=e")
     expect(rows(page)).to_have_count(3)
     assert no_sideways_scroll(page)
+
+    # The DKIM page: a 2048-bit key's record and the zone-file lines wrap inside their card.
+    page.goto("/hostings/acme-shop.fr/smtp/dkim/")
+    page.locator("details summary").first.click()  # the zone-file line, the longest
+    expect(page.locator("details pre.wrap").first).to_be_visible()
+    assert no_sideways_scroll(page)
