@@ -18,7 +18,17 @@ MAX_LINE_OCTETS = 998
 # Any run of CRs before a LF is one line end ("\r\r\n" is a CRLF written twice by a script's
 # library, not a blank line); a CR not followed by a LF is a line end of its own.
 _LINE_END = re.compile(rb"\r*\n|\r")
-_OVERLONG_LINE = re.compile(rb"[^\r\n]{%d}" % (MAX_LINE_OCTETS + 1))
+
+
+def _overlong_index(raw: bytes) -> int | None:
+    """The index (from 0) of the first CRLF-separated line of `raw` over MAX_LINE_OCTETS, or None.
+    A split and a max run at C speed: a regex tried at every offset cost ~10 ms a 100 KB message."""
+    if len(raw) <= MAX_LINE_OCTETS:
+        return None
+    lines = raw.split(b"\r\n")
+    if max(map(len, lines)) <= MAX_LINE_OCTETS:
+        return None
+    return next(index for index, line in enumerate(lines) if len(line) > MAX_LINE_OCTETS)
 
 
 def line_ends_normalise(raw: bytes) -> bytes:
@@ -33,7 +43,7 @@ def headers_fold(raw: bytes) -> bytes:
         return raw
     end = raw.find(b"\r\n\r\n")
     head, body = (raw, b"") if end < 0 else (raw[: end + 2], raw[end + 2 :])
-    if _OVERLONG_LINE.search(head) is None:
+    if _overlong_index(head) is None:
         return raw
     return b"\r\n".join(_line_fold(line) for line in head.split(b"\r\n")) + body
 
@@ -61,9 +71,7 @@ def message_normalise(raw: bytes) -> bytes:
 def overlong_line(raw: bytes) -> tuple[int, int] | None:
     """(line number from 1, its length in octets) of the first line of a CRLF-normalised message
     longer than MAX_LINE_OCTETS, or None when every line fits. Pure."""
-    match = _OVERLONG_LINE.search(raw)
-    if match is None:
+    index = _overlong_index(raw)
+    if index is None:
         return None
-    start = raw.rfind(b"\n", 0, match.start()) + 1
-    end = raw.find(b"\r", match.end())
-    return raw.count(b"\n", 0, start) + 1, (len(raw) if end < 0 else end) - start
+    return index + 1, len(raw.split(b"\r\n", index + 1)[index])

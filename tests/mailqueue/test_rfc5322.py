@@ -10,10 +10,12 @@ import smtplib
 import socketserver
 import threading
 
+import hypothesis
 import pytest
 from django.test import Client
 
 from api.services import api_credentials_create
+from mailqueue import rfc5322
 from mailqueue.delivery import delivery_run_batch
 from mailqueue.models import Message, MessageStatus
 from mailqueue.rfc5322 import headers_fold, line_ends_normalise, overlong_line
@@ -293,3 +295,27 @@ def test_headers_fold_folds_at_whitespace_and_leaves_the_body_alone():
     unbreakable = b"X-Token: " + b"t" * 1200 + b"\r\n\r\n"
     assert headers_fold(unbreakable) == unbreakable
     assert headers_fold(folded) == folded
+
+
+_REFERENCE_OVERLONG = re.compile(rb"[^\r\n]{%d}" % (rfc5322.MAX_LINE_OCTETS + 1))
+
+
+def _reference_overlong_line(raw: bytes):
+    """The rule as a regex (what overlong_line computed before it was made fast)."""
+    match = _REFERENCE_OVERLONG.search(raw)
+    if match is None:
+        return None
+    start = raw.rfind(b"\n", 0, match.start()) + 1
+    end = raw.find(b"\r", match.end())
+    return raw.count(b"\n", 0, start) + 1, (len(raw) if end < 0 else end) - start
+
+
+@hypothesis.settings(max_examples=300, deadline=None, database=None)
+@hypothesis.given(
+    hypothesis.strategies.lists(
+        hypothesis.strategies.integers(min_value=0, max_value=1100).map(lambda n: b"x" * n), max_size=12
+    )
+)
+def test_the_fast_overlong_line_agrees_with_the_rule(lines):
+    raw = b"\r\n".join(lines)
+    assert rfc5322.overlong_line(raw) == _reference_overlong_line(raw)
