@@ -46,6 +46,7 @@ def test_every_endpoint_has_a_curl_and_a_python_example():
     text = DOC.read_text()
     paths = ["/auth/time", "/hosting/web", "/request", "/bounces", "/volumes", "/messages", "/events", RETRY]
     paths += ["/messages/export", "/bounces/export", "/me/webhooks", "/rotateSecret", "/test", "/deliveries"]
+    paths += ["/suppressions"]
     for path in [*paths, "/auth/credential", "/auth/currentCredential", LOGOUT]:
         assert path in "".join(blocks("bash")), path
     for path in [*paths, "/auth/currentCredential", LOGOUT]:
