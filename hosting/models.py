@@ -47,9 +47,13 @@ class Customer(models.Model):
 
 
 class Membership(models.Model):
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="memberships")
-    created_at = models.DateTimeField(auto_now_add=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("user")
+    )
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("customer")
+    )
+    created_at = models.DateTimeField(_("member since"), auto_now_add=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "customer"], name="membership_unique")]
@@ -57,7 +61,7 @@ class Membership(models.Model):
         verbose_name_plural = _("members")
 
     def __str__(self) -> str:
-        return f"{self.user} @ {self.customer}"
+        return _("%(user)s, member of %(customer)s") % {"user": self.user, "customer": self.customer}
 
 
 class Hosting(models.Model):
@@ -68,7 +72,7 @@ class Hosting(models.Model):
     plan = models.CharField(_("plan"), max_length=20, choices=Plan.choices, default=Plan.PERSO)
     # SHA-256 of a generated 192-bit secret: such entropy needs no key stretching, and the
     # SMTP door checks it on every connection (README, "The mail service").
-    smtp_password_hash = models.CharField(max_length=100, blank=True, editable=False)
+    smtp_password_hash = models.CharField(_("SMTP password digest"), max_length=100, blank=True, editable=False)
     smtp_password_changed_at = models.DateTimeField(
         _("SMTP password changed on"), null=True, blank=True, editable=False
     )

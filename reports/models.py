@@ -1,7 +1,7 @@
 """Error digests: one row per hosting and day makes the daily report a once-only affair."""
 
 from django.db import models
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.translation import gettext_lazy as _
 
 from hosting.models import Hosting
@@ -37,4 +37,5 @@ class ErrorDigest(models.Model):
         verbose_name_plural = _("error reports")
 
     def __str__(self) -> str:
-        return f"{self.hosting_id} {self.day} ({self.status})"
+        values = {"hosting": self.hosting, "day": formats.date_format(self.day), "status": self.get_status_display()}
+        return _("Error report of %(hosting)s for %(day)s (%(status)s)") % values

@@ -120,6 +120,21 @@ def error_digest_send(*, hosting_id: int, day: datetime.date) -> ErrorDigest | N
     return digest
 
 
+def error_digest_resend(*, hosting: Hosting, day: datetime.date) -> ErrorDigest | None:
+    """Send the hosting's digest of `day` again, at an operator's request, even if it went out.
+
+    The row goes back to pending and `error_digest_send` takes it as any run would (never while
+    another run is sending it), so the outcome is recorded the same way. Returns the row as left
+    (sent, failed), or None when that day had no errors or another run is sending it.
+    """
+    if not hosting_errors_of_day(hosting_id=hosting.pk, day=day).exists():
+        return None
+    ErrorDigest.objects.get_or_create(hosting_id=hosting.pk, day=day)
+    sending = Q(status=DigestStatus.SENDING, lease_until__gt=timezone.now())
+    ErrorDigest.objects.filter(hosting_id=hosting.pk, day=day).exclude(sending).update(status=DigestStatus.PENDING)
+    return error_digest_send(hosting_id=hosting.pk, day=day)
+
+
 def error_digests_retry() -> dict[str, int]:
     """Retry the digests of the last DIGEST_RETRY_DAYS days that failed, or whose sending run
     died (lease expired). Run hourly: a mailer outage delays a digest by an hour, not a day."""

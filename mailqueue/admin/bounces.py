@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from hosting.models import Hosting
 from mailqueue.admin.records import ReadOnlyAdmin
@@ -92,7 +93,18 @@ class SuppressionAdmin(ReadOnlyAdmin):
             else:
                 hostings_done += 1
         if hostings_done:
-            done = _("%(count)d address(es) removed from the suppression lists of %(hostings)d hosting(s).")
+            if hostings_done == 1:
+                done = ngettext(
+                    "%(count)d address removed from the suppression list of %(hostings)d hosting.",
+                    "%(count)d addresses removed from the suppression list of %(hostings)d hosting.",
+                    removed,
+                )
+            else:
+                done = ngettext(
+                    "%(count)d address removed from the suppression lists of %(hostings)d hostings.",
+                    "%(count)d addresses removed from the suppression lists of %(hostings)d hostings.",
+                    removed,
+                )
             self.message_user(request, done % {"count": removed, "hostings": hostings_done}, messages.SUCCESS)
 
 

@@ -2,7 +2,7 @@
 bounces nobody could attribute, kept for operators."""
 
 from django.db import models
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.translation import gettext_lazy as _
 
 from hosting.models import Hosting
@@ -69,7 +69,7 @@ class Complaint(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.hosting_id}: {self.recipient}"
+        return f"{self.hosting}: {self.recipient}"
 
 
 class UnattributedBounce(models.Model):
@@ -93,7 +93,7 @@ class UnattributedBounce(models.Model):
         indexes = [models.Index(fields=["-created_at", "-id"], name="unattributed_recent")]
 
     def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M} {self.get_problem_display()}"
+        return f"{formats.localize(timezone.localtime(self.created_at))}: {self.get_problem_display()}"
 
 
 __all__ = ["Complaint", "Suppression", "UnattributedBounce"]

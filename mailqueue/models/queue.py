@@ -10,11 +10,14 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Case, Q, Value, When
 from django.db.models.functions import Coalesce
-from django.utils import timezone
+from django.utils import formats, timezone
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from hosting.models import PLAN_HOURLY_LIMITS, Hosting, Plan
 from mailqueue.choices import Action, ActorKind, BlockReason, Door, ErrorKind, MessageStatus, State
+
+EMAIL = _("e-mail")
 
 
 class MailServiceQuerySet(models.QuerySet):
@@ -29,7 +32,9 @@ class MailServiceQuerySet(models.QuerySet):
 
 
 class MailService(models.Model):
-    hosting = models.OneToOneField(Hosting, on_delete=models.CASCADE, primary_key=True, related_name="mail_service")
+    hosting = models.OneToOneField(
+        Hosting, on_delete=models.CASCADE, primary_key=True, related_name="mail_service", verbose_name=_("hosting")
+    )
     state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.ACTIVE)
     block_reason = models.CharField(_("block reason"), max_length=10, choices=BlockReason.choices, blank=True)
     report_recipient = models.EmailField(_("error report to"), blank=True)
@@ -38,7 +43,7 @@ class MailService(models.Model):
     purge_requested_at = models.DateTimeField(_("purge requested at"), null=True, blank=True)
     purge_due_at = models.DateTimeField(_("purge scheduled at"), null=True, blank=True)
     purge_started_at = models.DateTimeField(_("purge started at"), null=True, blank=True)
-    purge_deleted = models.PositiveBigIntegerField(default=0)  # deleted so far by the running purge
+    purge_deleted = models.PositiveBigIntegerField(_("deleted by the purge"), default=0)  # so far, while it runs
     # Force (SPEC §9.1): active after unblocking a `bounce` block, with the error ratio doubled.
     forced = models.BooleanField(_("error tolerance doubled"), default=False)
     # When the customer last purged a `spam` block: a second one within SPAM_REPEAT_DAYS is support's.
@@ -59,7 +64,7 @@ class MailService(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.hosting_id}: {self.get_state_display()}"
+        return _("E-mail service of %(hosting)s") % {"hosting": self.hosting}
 
     @property
     def hourly_limit(self) -> int:
@@ -109,7 +114,7 @@ class Event(models.Model):
     reason = models.CharField(_("reason"), max_length=10, choices=BlockReason.choices, blank=True)
     actor_kind = models.CharField(_("actor"), max_length=10, choices=ActorKind.choices)
     actor_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("user")
     )
     actor_label = models.CharField(_("actor identity"), max_length=150, blank=True)
     message_count = models.PositiveBigIntegerField(_("number of e-mails"), null=True, blank=True)
@@ -127,7 +132,9 @@ class Event(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.hosting_id} {self.action} {self.created_at:%Y-%m-%d %H:%M}"
+        when = formats.localize(timezone.localtime(self.created_at))
+        action = capfirst(self.get_action_display())
+        return _("%(action)s, %(hosting)s, %(date)s") % {"action": action, "hosting": self.hosting, "date": when}
 
     def save(self, *args, **kwargs):
         if not self._state.adding:
@@ -213,15 +220,15 @@ class Message(models.Model):
     recipient_count = models.PositiveSmallIntegerField(_("number of recipients"), default=0)
     subject = models.CharField(_("subject"), max_length=255, blank=True)
     size = models.PositiveIntegerField(_("size"))
-    raw = models.BinaryField(null=True, editable=False)  # dropped once delivered or failed
+    raw = models.BinaryField(_("content"), null=True, editable=False)  # dropped once delivered or failed
     status = models.CharField(_("status"), max_length=10, choices=MessageStatus.choices)
     created_at = models.DateTimeField(_("received on"), default=timezone.now)
-    held_at = models.DateTimeField(null=True, blank=True)
+    held_at = models.DateTimeField(_("held on"), null=True, blank=True)
     held_until = models.DateTimeField(_("held until"), null=True, blank=True)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(_("next attempt on"), null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
-    claim_token = models.UUIDField(null=True, blank=True, editable=False)
-    claimed_at = models.DateTimeField(null=True, blank=True)
+    claim_token = models.UUIDField(_("claim"), null=True, blank=True, editable=False)
+    claimed_at = models.DateTimeField(_("claimed by a worker on"), null=True, blank=True)
     completed_at = models.DateTimeField(_("finished on"), null=True, blank=True)
     last_reply = models.CharField(_("last reply"), max_length=500, blank=True)
     # Who handed it in, for the Received: trace header written at delivery (SPEC §11.2).
@@ -271,10 +278,10 @@ class DeliveryError(models.Model):
     )
     # No database constraint: purge and retention delete messages in bulk, errors stay.
     message = models.ForeignKey(
-        Message, on_delete=models.DO_NOTHING, db_constraint=False, null=True, blank=True, related_name="+"
+        Message, models.DO_NOTHING, db_constraint=False, null=True, blank=True, related_name="+", verbose_name=EMAIL
     )
     created_at = models.DateTimeField(_("date"), default=timezone.now)
-    recipient = models.CharField(_("e-mail"), max_length=320)
+    recipient = models.CharField(EMAIL, max_length=320)
     reply = models.CharField(_("message"), max_length=500)
     subject = models.CharField(_("subject"), max_length=255, blank=True)
     kind = models.CharField(_("origin"), max_length=10, choices=ErrorKind.choices, default=ErrorKind.RELAY)
@@ -308,11 +315,11 @@ class DailyCounter(models.Model):
         Hosting, on_delete=models.CASCADE, related_name="daily_counters", verbose_name=_("hosting")
     )
     day = models.DateField(_("day"))
-    sent = models.PositiveIntegerField(default=0)
-    errors = models.PositiveIntegerField(default=0)
-    held = models.PositiveIntegerField(default=0)
-    purged = models.PositiveIntegerField(default=0)
-    expired = models.PositiveIntegerField(default=0)
+    sent = models.PositiveIntegerField(_("sent"), default=0)
+    errors = models.PositiveIntegerField(_("in error"), default=0)
+    held = models.PositiveIntegerField(_("held"), default=0)
+    purged = models.PositiveIntegerField(_("held e-mails purged"), default=0)
+    expired = models.PositiveIntegerField(_("held e-mails expired"), default=0)
 
     class Meta:
         ordering = ["-day"]
@@ -321,7 +328,7 @@ class DailyCounter(models.Model):
         verbose_name_plural = _("daily counters")
 
     def __str__(self) -> str:
-        return f"{self.hosting_id} {self.day}"
+        return f"{self.hosting}, {formats.date_format(self.day)}"
 
 
 class RelayHandoff(models.Model):

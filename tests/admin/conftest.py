@@ -81,8 +81,10 @@ def submit_intermediate_form(client, form_page, **fields):
 
 
 def run_confirmed_action(client, action: str, hostings, **fields):
-    """An action with a confirmation page (block, unblock: the comment for the customer): the
-    page is shown first, nothing changes until it is submitted with `fields`."""
+    """An action with a confirmation page (block, unblock: the comment for the customer; purge,
+    cancel purge: the reason kept in the history): the page is shown first, nothing changes until
+    it is submitted with `fields`."""
     page = run_action(client, action, hostings)
-    assert page.status_code == 200 and 'name="comment"' in page.content.decode(), page.content[:500]
+    content = page.content.decode()
+    assert page.status_code == 200 and ('name="comment"' in content or 'name="reason"' in content), content[:500]
     return submit_intermediate_form(client, page, **fields)

@@ -72,7 +72,7 @@ def test_block_holds_the_queue_and_records_the_operator(operator_client, operato
     response = run_confirmed_action(operator_client, "block", [hosting])
 
     assert response.status_code == 200
-    assert shown_messages(response) == ["Envoi bloqué pour 1 hébergement(s)."]
+    assert shown_messages(response) == ["Envoi bloqué pour 1 hébergement."]
     assert (service(hosting).state, service(hosting).block_reason) == ("blocked", "operator")
     queued.refresh_from_db()
     assert queued.status == MessageStatus.HELD
@@ -84,7 +84,7 @@ def test_block_spam_sets_the_spam_reason(operator_client, operator):
 
     response = run_confirmed_action(operator_client, "block_spam", [hosting])
 
-    assert shown_messages(response) == ["Envoi bloqué pour spam pour 1 hébergement(s)."]
+    assert shown_messages(response) == ["Envoi bloqué pour spam pour 1 hébergement."]
     assert (service(hosting).state, service(hosting).block_reason) == ("blocked", "spam")
     assert_one_operator_event(hosting, operator, "block", reason="spam")
 
@@ -95,7 +95,7 @@ def test_unblock_releases_held_messages_even_for_spam(operator_client, operator)
 
     response = run_confirmed_action(operator_client, "unblock", [hosting])
 
-    assert shown_messages(response) == ["Envoi débloqué pour 1 hébergement(s)."]
+    assert shown_messages(response) == ["Envoi débloqué pour 1 hébergement."]
     assert (service(hosting).state, service(hosting).block_reason) == ("active", "")
     held.refresh_from_db()
     assert held.status == MessageStatus.QUEUED
@@ -106,9 +106,9 @@ def test_purge_schedules_the_deletion(operator_client, operator):
     hosting = hosting_in("blocked")
     held = MessageFactory(hosting=hosting, status=MessageStatus.HELD)
 
-    response = run_action(operator_client, "purge", [hosting])
+    response = run_confirmed_action(operator_client, "purge", [hosting], reason="Spam confirmé")
 
-    assert shown_messages(response) == ["Purge demandée pour 1 hébergement(s)."]
+    assert shown_messages(response) == ["Purge demandée pour 1 hébergement."]
     assert service(hosting).state == "purging"
     assert service(hosting).purge_due_at is not None
     held.refresh_from_db()  # deleted by the worker after the grace delay, not by the request
@@ -119,9 +119,9 @@ def test_purge_schedules_the_deletion(operator_client, operator):
 def test_cancel_purge_returns_to_blocked(operator_client, operator):
     hosting = hosting_in("purging")
 
-    response = run_action(operator_client, "cancel_purge", [hosting])
+    response = run_confirmed_action(operator_client, "cancel_purge", [hosting], reason="Demande du client")
 
-    assert shown_messages(response) == ["Purge annulée pour 1 hébergement(s)."]
+    assert shown_messages(response) == ["Purge annulée pour 1 hébergement."]
     assert (service(hosting).state, service(hosting).purge_due_at) == ("blocked", None)
     assert_one_operator_event(hosting, operator, "cancel_purge", from_state="purging", to_state="blocked")
 
@@ -144,7 +144,7 @@ def test_change_recipient_asks_then_applies_a_valid_address(operator_client, ope
 
     response = submit_intermediate_form(operator_client, form_page, email="reports@client.example")
 
-    assert shown_messages(response) == ["2 hébergement(s) modifié(s)."]
+    assert shown_messages(response) == ["2 hébergements modifiés."]
     assert service(first).report_recipient == service(second).report_recipient == "reports@client.example"
     assert service(second).state == "blocked"  # the recipient changes in any state
     assert_one_operator_event(first, operator, "change_recipient", detail="- → reports@client.example")
@@ -174,14 +174,14 @@ def test_set_limit_overrides_then_returns_to_the_plan(operator_client, operator)
     assert 'name="limit"' in page_text(form_page)
     response = submit_intermediate_form(operator_client, form_page, limit="500")
 
-    assert shown_messages(response) == ["1 hébergement(s) modifié(s)."]
+    assert shown_messages(response) == ["1 hébergement modifié."]
     assert service(hosting).hourly_limit_override == 500
     assert service(hosting).hourly_limit == 500
     assert_one_operator_event(hosting, operator, "set_limit", detail="- → 500")
 
     response = submit_intermediate_form(operator_client, run_action(operator_client, "set_limit", [hosting]), limit="")
 
-    assert shown_messages(response) == ["1 hébergement(s) modifié(s)."]
+    assert shown_messages(response) == ["1 hébergement modifié."]
     assert service(hosting).hourly_limit_override is None
     assert service(hosting).hourly_limit == 100
     assert Event.objects.filter(hosting=hosting, action="set_limit", detail="500 → -").count() == 1
@@ -220,7 +220,7 @@ def test_bulk_block_reports_each_refusal_and_changes_the_others(operator_client,
         [
             f"Hébergement {blocked.service_name} : L'envoi des e-mails est déjà bloqué.",
             f"Hébergement {purging.service_name} : Une purge est en cours : l'envoi est déjà bloqué.",
-            "Envoi bloqué pour 2 hébergement(s).",
+            "Envoi bloqué pour 2 hébergements.",
         ]
     )
     assert service(active_a).state == service(active_b).state == "blocked"
@@ -239,7 +239,7 @@ def test_bulk_unblock_refuses_active_and_purging(operator_client, operator):
         [
             f"Hébergement {active.service_name} : L'envoi des e-mails n'est pas bloqué.",
             f"Hébergement {purging.service_name} : Une purge est en cours : annulez-la avant de débloquer l'envoi.",
-            "Envoi débloqué pour 1 hébergement(s).",
+            "Envoi débloqué pour 1 hébergement.",
         ]
     )
     assert [service(h).state for h in (blocked, active, purging)] == ["active", "active", "purging"]
@@ -249,12 +249,12 @@ def test_bulk_unblock_refuses_active_and_purging(operator_client, operator):
 def test_bulk_purge_refuses_active_hostings(operator_client, operator):
     blocked, active = hosting_in("blocked"), hosting_in("active")
 
-    response = run_action(operator_client, "purge", [blocked, active])
+    response = run_confirmed_action(operator_client, "purge", [blocked, active], reason="Nettoyage")
 
     assert sorted(shown_messages(response)) == sorted(
         [
             f"Hébergement {active.service_name} : Pour purger les e-mails, vous devez d'abord en demander le blocage.",
-            "Purge demandée pour 1 hébergement(s).",
+            "Purge demandée pour 1 hébergement.",
         ]
     )
     assert (service(blocked).state, service(active).state) == ("purging", "active")
@@ -266,14 +266,14 @@ def test_bulk_cancel_purge_refuses_a_started_deletion(operator_client, operator,
     pending, started, blocked = hosting_in("purging"), hosting_in("purging"), hosting_in("blocked")
     assert mail_service_purge_start(hosting=started) is not None
 
-    response = run_action(operator_client, "cancel_purge", [pending, started, blocked])
+    response = run_confirmed_action(operator_client, "cancel_purge", [pending, started, blocked], reason="Erreur")
 
     assert sorted(shown_messages(response)) == sorted(
         [
             f"Hébergement {started.service_name} : La suppression des e-mails a déjà commencé : "
             "la purge ne peut plus être annulée.",
             f"Hébergement {blocked.service_name} : Aucune purge n'est en cours.",
-            "Purge annulée pour 1 hébergement(s).",
+            "Purge annulée pour 1 hébergement.",
         ]
     )
     assert [service(h).state for h in (pending, started, blocked)] == ["blocked", "purging", "blocked"]
@@ -283,7 +283,7 @@ def test_bulk_cancel_purge_refuses_a_started_deletion(operator_client, operator,
 def test_bulk_where_everything_is_refused_reports_no_success(operator_client):
     active = hosting_in("active")
 
-    response = run_action(operator_client, "cancel_purge", [active])
+    response = run_confirmed_action(operator_client, "cancel_purge", [active], reason="Erreur")
 
     assert shown_messages(response) == [f"Hébergement {active.service_name} : Aucune purge n'est en cours."]
     assert service(active).state == "active"
@@ -306,7 +306,7 @@ def test_an_operators_block_asks_for_a_comment_that_the_customer_is_told(
     with django_capture_on_commit_callbacks(execute=True):
         response = submit_intermediate_form(operator_client, page, comment=comment)
 
-    assert shown_messages(response) == ["Envoi bloqué pour 1 hébergement(s)."]
+    assert shown_messages(response) == ["Envoi bloqué pour 1 hébergement."]
     assert Event.objects.get(hosting=hosting, action="block").detail == comment
     assert [notice.to for notice in mail.outbox] == [[service(hosting).effective_report_recipient]]
     assert comment in mail.outbox[0].body

@@ -138,7 +138,7 @@ def test_operator_is_offered_the_actions_and_runs_them(operator_client, operator
 
     response = run_confirmed_action(operator_client, "block", [hosting])
 
-    assert shown_messages(response) == ["Envoi bloqué pour 1 hébergement(s)."]
+    assert shown_messages(response) == ["Envoi bloqué pour 1 hébergement."]
     assert MailService.objects.get(hosting=hosting).state == "blocked"
     assert Event.objects.get(hosting=hosting).actor_user == operator
 

@@ -136,7 +136,7 @@ def test_operators_remove_the_selection_through_the_service_per_hosting(operator
 
     response = remove(client, rows["suppressions"][1:])
 
-    assert shown_messages(response) == ["2 address(es) removed from the suppression lists of 2 hosting(s)."]
+    assert shown_messages(response) == ["2 addresses removed from the suppression lists of 2 hostings."]
     assert list(Suppression.objects.values_list("address", flat=True)) == ["jean@webmail.example"]
     events = Event.objects.order_by("hosting__service_name")
     assert [(event.hosting, event.action, event.actor_kind, event.detail) for event in events] == [
@@ -153,7 +153,7 @@ def test_a_large_selection_is_removed_in_batches(operator_client, monkeypatch):
 
     response = remove(operator_client, selection)
 
-    assert shown_messages(response) == ["5 address(es) removed from the suppression lists of 1 hosting(s)."]
+    assert shown_messages(response) == ["5 addresses removed from the suppression list of 1 hosting."]
     assert not Suppression.objects.exists()
     assert sorted(Event.objects.values_list("message_count", flat=True)) == [1, 2, 2]
 
