@@ -39,4 +39,5 @@ def hosting_list(request):
 
 @hosting_view("GET", "HEAD")
 def hosting_detail(request, hosting):
-    return render(request, "hosting/hosting_detail.html", {"hosting": hosting})
+    # The mail service's state, as the list shows it (every hosting has its service).
+    return render(request, "hosting/hosting_detail.html", {"hosting": hosting, "mail_service": hosting.mail_service})

@@ -35,6 +35,11 @@ class CustomerAction:
     outcome_text: str  # what happened, as the API answers it, with %(…)s durations
     admin_done_text: str  # the admin's report, with %(count)d hostings
     call: Callable[..., MailService]  # (*, hosting, actor) → the service
+    # The portal's confirmation buttons: Valider / Annuler, unless that would be ambiguous.
+    confirm_label: str = _("Confirm")
+    dismiss_label: str = _("Cancel")
+    # What the portal adds after the reference text, where that text says less than what happens.
+    note: str = ""
 
     def confirmation(self) -> str:
         return self.confirmation_text % _durations()
@@ -72,6 +77,10 @@ CUSTOMER_ACTIONS: dict[str, CustomerAction] = {
             outcome_text=_("Sending unblocked: held messages are delivered again."),
             admin_done_text=_("Sending unblocked for %(count)d hosting(s)."),
             call=mail_service_unblock,
+            note=_(
+                "In fact you need not wait for a new e-mail: the held e-mails go back to delivery at once, by "
+                "themselves, within the hourly limit."
+            ),
         ),
         CustomerAction(
             slug="purge",
@@ -97,6 +106,9 @@ CUSTOMER_ACTIONS: dict[str, CustomerAction] = {
             outcome_text=_("Purge cancelled: held messages are kept, sending stays blocked."),
             admin_done_text=_("Purge cancelled for %(count)d hosting(s)."),
             call=mail_service_purge_cancel,
+            # « Valider / Annuler » would read "confirm / cancel the cancellation".
+            confirm_label=_("Cancel the purge"),
+            dismiss_label=_("Continue the purge"),
         ),
     )
 }

@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import formats, timezone
+from django.utils import formats
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
@@ -36,6 +36,7 @@ from mailqueue.selectors import (
     pending_summary,
 )
 from mailqueue.state import Actor, MailServiceError, transition_refusal
+from mailqueue.volume_chart import CHART_SIZES, chart_geometry
 
 
 def _purge_progress(service) -> dict | None:
@@ -59,23 +60,31 @@ BUTTONS_BY_STATE = {
 
 def _action_buttons(service, actor) -> list[dict]:
     buttons = []
+    hints = {}  # a refusal shared by two buttons is printed once, and both point at it
     for slug in BUTTONS_BY_STATE[State(service.state)]:
         action = CUSTOMER_ACTIONS[slug]
         refusal = transition_refusal(service=service, action=action.action, actor=actor)
+        repeated = refusal is not None and str(refusal) in hints
+        if refusal is not None and not repeated:
+            hints[str(refusal)] = slug
         buttons.append(
             {
                 "slug": slug,
                 "title": action.label,
                 "confirmation": action.confirmation(),
+                "note": action.note,
+                "confirm_label": action.confirm_label,
+                "dismiss_label": action.dismiss_label,
                 "enabled": refusal is None,
-                "hint": refusal,
+                "hint": None if repeated else refusal,
+                "hint_id": f"hint-{hints[str(refusal)]}" if refusal is not None else "",
             }
         )
     return buttons
 
 
-@hosting_view("GET", "HEAD")
-def emails(request, hosting):
+def _emails_page(request, hosting, *, recipient_form=None):
+    """The Scripts e-mail page; `recipient_form` with errors: the recipient dialog is open on them."""
     # Only a `limit` in the query is judged: other parameters (tracking, anchors) are ignored.
     if "limit" in request.GET:
         limit_form = ErrorLimitForm(request.GET)
@@ -87,6 +96,7 @@ def emails(request, hosting):
     actor = Actor.customer(request.user)
     volumes = daily_volumes(hosting=hosting)
     pending = pending_summary(hosting=hosting)
+    chart = chart_geometry(volumes, **CHART_SIZES["wide"])
     context = {
         "hosting": hosting,
         "summary": summary,
@@ -102,10 +112,23 @@ def emails(request, hosting):
         "purge": _purge_progress(summary.service),
         "errors": delivery_errors_recent(hosting=hosting, limit=limit),
         "limit_form": limit_form,
-        "chart": _chart(volumes),
+        "chart": chart,
+        "drawings": [
+            {"name": "wide", "chart": chart},
+            {"name": "narrow", "chart": chart_geometry(volumes, **CHART_SIZES["narrow"])},
+        ],
         "recipient_confirmation": RECIPIENT_TEXT,
+        "recipient_form": recipient_form or _recipient_form(summary.service),
+        "recipient_dialog_open": recipient_form is not None,
+        "contact_email": hosting.customer.contact_email,
     }
-    return render(request, "mailqueue/emails.html", context, status=200 if limit_valid else 400)
+    status = 200 if limit_valid and recipient_form is None else 400
+    return render(request, "mailqueue/emails.html", context, status=status)
+
+
+@hosting_view("GET", "HEAD")
+def emails(request, hosting):
+    return _emails_page(request, hosting)
 
 
 @hosting_view("GET", "HEAD", "POST")
@@ -128,6 +151,9 @@ def action(request, hosting, slug):
         "hosting": hosting,
         "title": action.label,
         "confirmation": action.confirmation(),
+        "note": action.note,
+        "confirm_label": action.confirm_label,
+        "dismiss_label": action.dismiss_label,
         "slug": slug,
         "refusal": refusal,
     }
@@ -215,29 +241,41 @@ RECIPIENT_TEXT = _(
 )
 
 
+def _recipient_form(service, data=None) -> RecipientForm:
+    # The field shows where the reports go now: the contact address when none was chosen.
+    return RecipientForm(data, initial={"email": service.effective_report_recipient})
+
+
 @hosting_view("GET", "HEAD", "POST")
 def recipient(request, hosting):
+    """GET: the recipient's page (without JavaScript). POST: a new recipient, or back to the default
+    (the customer's contact address); a refused address shows the whole Scripts e-mail page again,
+    its dialog open on the error."""
     service = mail_service_get(hosting=hosting)
-    form = RecipientForm(
-        request.POST if request.method == "POST" else None, initial={"email": service.report_recipient}
-    )
-    if request.method == "POST" and form.is_valid():
-        try:
-            mail_service_recipient_change(
-                hosting=hosting, actor=Actor.customer(request.user), email=form.cleaned_data["email"]
-            )
-        except MailServiceError as error:
-            form.add_error("email", error.message)
-        else:
-            messages.success(request, REQUEST_SENT)
-            return redirect("mailqueue:emails", service_name=hosting.service_name)
-    status = 400 if request.method == "POST" else 200
-    return render(
-        request,
-        "mailqueue/recipient.html",
-        {"hosting": hosting, "form": form, "confirmation": RECIPIENT_TEXT},
-        status=status,
-    )
+    form = _recipient_form(service, request.POST if request.method == "POST" else None)
+    if request.method == "POST":
+        use_default = "use_default" in request.POST
+        if use_default or form.is_valid():
+            try:
+                mail_service_recipient_change(
+                    hosting=hosting,
+                    actor=Actor.customer(request.user),
+                    email=None if use_default else form.cleaned_data["email"],
+                )
+            except MailServiceError as error:
+                form.add_error("email", error.message)
+            else:
+                messages.success(request, REQUEST_SENT)
+                return redirect("mailqueue:emails", service_name=hosting.service_name)
+        return _emails_page(request, hosting, recipient_form=form)
+    context = {
+        "hosting": hosting,
+        "form": form,
+        "confirmation": RECIPIENT_TEXT,
+        "service": service,
+        "contact_email": hosting.customer.contact_email,
+    }
+    return render(request, "mailqueue/recipient.html", context)
 
 
 @never_cache
@@ -259,53 +297,23 @@ def status(request, hosting):
 @never_cache
 @hosting_view("GET", "HEAD", "POST")
 def smtp_credentials(request, hosting):
+    """The SMTP user and server; a new password after a confirmation (a dialog, or ?rotate=1 without
+    JavaScript), since every script still using the old one fails from then on."""
     new_password = None
     if request.method == "POST":
         new_password = hosting_smtp_password_rotate(hosting=hosting)
     # never_cache: the new password is shown once, in this response only, and kept by no cache.
-    return render(
-        request,
-        "mailqueue/smtp_credentials.html",
-        {"hosting": hosting, "new_password": new_password, "ingress": settings.SMTP_INGRESS_ADDR},
-    )
-
-
-def _chart(volumes: list[dict]) -> dict:
-    """Geometry of the 30-day bar chart, drawn as server-side SVG (no script, no CDN)."""
-    width, height, left, right, bottom, top = 720, 220, 40, 24, 30, 10
-    peak = max([1, *(max(v["sent"], v["errors"]) for v in volumes)])
-    slot = (width - left - right) / len(volumes)  # the right margin keeps the last date readable
-    bar = max(2.0, slot / 2 - 2)
-    scale = (height - bottom - top) / peak
-    bars = []
-    for index, volume in enumerate(volumes):
-        x = left + index * slot + 1
-        sent_h = volume["sent"] * scale
-        error_h = volume["errors"] * scale
-        bars.append(
-            {
-                "day": volume["day"],
-                "sent": volume["sent"],
-                "errors": volume["errors"],
-                "sent_x": round(x, 1),
-                "sent_y": round(height - bottom - sent_h, 1),
-                "sent_h": round(sent_h, 1),
-                "error_x": round(x + bar + 1, 1),
-                "error_y": round(height - bottom - error_h, 1),
-                "error_h": round(error_h, 1),
-                "label": index % 5 == 0 or index == len(volumes) - 1,
-                "label_x": round(x + bar, 1),
-            }
-        )
-    tick_values = sorted({0, round(peak / 2), peak})  # a peak of 1 gives 0 and 1, not 0, 0, 1
-    ticks = [{"value": value, "y": round(height - bottom - value * scale, 1)} for value in tick_values]
-    return {
-        "width": width,
-        "height": height,
-        "bar": round(bar, 1),
-        "bars": bars,
-        "ticks": ticks,
-        "axis_y": height - bottom,
-        "left": left,
-        "today": timezone.localdate(),
+    context = {
+        "hosting": hosting,
+        "new_password": new_password,
+        "ingress": settings.SMTP_INGRESS_ADDR,
+        "confirm_rotation": request.method != "POST" and "rotate" in request.GET,
+        "rotation_warning": SMTP_ROTATION_WARNING,
     }
+    return render(request, "mailqueue/smtp_credentials.html", context)
+
+
+SMTP_ROTATION_WARNING = _(
+    "The current password stops working at once: your scripts and applications that still use it will fail to "
+    "send e-mail until you give them the new one."
+)

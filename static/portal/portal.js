@@ -23,6 +23,14 @@
       });
     });
   });
+  // A refused address comes back with its dialog open (non-modal without JavaScript): made modal, on the field.
+  document.querySelectorAll("dialog[data-open-on-load]").forEach(function (dialog) {
+    if (typeof dialog.showModal !== "function") return;
+    dialog.removeAttribute("open");  // not close(): its event would send the focus back to the link
+    dialog.showModal();
+    var invalid = dialog.querySelector("[aria-invalid=true]");
+    if (invalid) invalid.focus();
+  });
   // Back to a page kept in the browser's cache: its Valider buttons work again.
   window.addEventListener("pageshow", function (event) {
     if (!event.persisted) return;

@@ -88,7 +88,7 @@ def validate_in_the_browser(page, validation_url: str, *, customer: str, lifetim
     page.get_by_label("Identifiant").fill("alice")
     page.get_by_label("Mot de passe").fill(TEST_PASSWORD)
     page.get_by_role("button", name="Se connecter").click()
-    expect(page.get_by_role("heading", name="Valider un accès à l'API")).to_be_visible()
+    expect(page.get_by_role("heading", name="Valider un accès à l’API")).to_be_visible()
     expect(page.locator("#request")).to_contain_text("Mail dashboard")
     expect(page.locator("#request")).to_contain_text("Reads your mail state")
     expect(page.locator("#rules")).to_contain_text("/1.0/hosting/web/*")

@@ -27,15 +27,15 @@ pytestmark = [
 BLOCK_TEXT = (
     "Vous êtes sur le point de bloquer la distribution des e-mails envoyés depuis votre hébergement WEB. "
     "Aucun e-mail ne sera supprimé, ils seront mis en attente pendant 72H. Vous pourrez pendant cette "
-    "période, soit débloquer l'envoi, soit le purger."
+    "période, soit débloquer l’envoi, soit le purger."
 )
 PURGE_TEXT = (
-    "Vous êtes sur le point d'effacer l'ensemble des e-mails en attente pour votre compte. Votre compte "
-    "sera ensuite automatiquement débloqué. L'opération prend entre {grace_minutes} et 10 minutes."
+    "Vous êtes sur le point d’effacer l’ensemble des e-mails en attente pour votre compte. Votre compte "
+    "sera ensuite automatiquement débloqué. L’opération prend entre {grace_minutes} et 10 minutes."
 )
 RECIPIENT_TEXT = (
-    "Indiquez l'adresse e-mail sur laquelle vous souhaitez recevoir les rapports d'erreurs. Si des erreurs ont "
-    "lieu lors de l'envoi d'e-mails à partir de votre hébergement WEB, vous recevrez un rapport le lendemain."
+    "Indiquez l’adresse e-mail sur laquelle vous souhaitez recevoir les rapports d’erreurs. Si des erreurs ont "
+    "lieu lors de l’envoi d’e-mails à partir de votre hébergement WEB, vous recevrez un rapport le lendemain."
 )
 SUCCESS = "La requête a été envoyée avec succès."
 EMAILS_URL = "/hostings/acme-shop.fr/emails/"
@@ -117,8 +117,11 @@ def test_alice_blocks_purges_and_changes_the_recipient(
         page.get_by_text("Cette page ne concerne que les e-mails envoyés depuis des scripts CGI/PERL/PHP.")
     ).to_be_visible()
     expect(badge(page)).to_have_text("Actif")
-    expect(fact(page, "Total des e-mails envoyés :")).to_have_text(str(sum(20 + (d * 37) % 60 for d in range(30))))
-    expect(fact(page, "Total des e-mails en erreur :")).to_have_text(str(sum(d % 4 for d in range(30))))
+    sent = f"{sum(20 + (d * 37) % 60 for d in range(30)):,}".replace(",", "\u00a0")  # « 1 455 »
+    expect(fact(page, "Total des e-mails envoyés\u00a0:")).to_contain_text(re.compile(f"^{sent} \\("))
+    expect(fact(page, "Total des e-mails en erreur\u00a0:")).to_contain_text(
+        re.compile(f"^{sum(d % 4 for d in range(30))} \\(")
+    )
     expect(page.get_by_role("row").filter(has_text="inconnu@example.org")).to_contain_text("550 5.1.1 User unknown")
     expect(page.get_by_role("button", name="Purger les e-mails")).to_be_disabled()
     expect(page.get_by_text("Pour purger les e-mails, vous devez d'abord en demander le blocage.")).to_be_visible()
@@ -146,7 +149,7 @@ def test_alice_blocks_purges_and_changes_the_recipient(
     expect(page.locator(".messages .success")).to_have_text(SUCCESS)
     expect(badge(page)).to_have_text("Inactif")
     expect(page.locator("#service .reason")).to_be_visible()
-    expect(fact(page, "E-mails en attente :")).to_contain_text(re.compile(r"^\s*3 —"))
+    expect(fact(page, "E-mails en attente\u00a0:")).to_contain_text(re.compile(r"^\s*3 —"))
     assert service_state(hosting) == State.BLOCKED
     assert Message.objects.filter(hosting=hosting, status=MessageStatus.HELD).count() == 3
     screenshot(page, "emails-blocked")
@@ -174,7 +177,7 @@ def test_alice_blocks_purges_and_changes_the_recipient(
     expect(badge(page)).to_have_text("Actif", timeout=30_000)
     assert polls, "the page never polled status.json"
     expect(page.locator(".purge")).to_have_count(0)
-    expect(fact(page, "E-mails en attente :")).to_have_text("aucun")
+    expect(fact(page, "E-mails en attente\u00a0:")).to_have_text("aucun")
     assert service_state(hosting) == State.ACTIVE
     assert not Message.objects.filter(hosting=hosting).exists()
 
@@ -182,7 +185,7 @@ def test_alice_blocks_purges_and_changes_the_recipient(
     page.get_by_role("link", name="Changer le destinataire").click()
     dialog = page.locator("dialog#recipient-dialog")
     expect(dialog).to_be_visible()
-    expect(dialog.locator("p")).to_have_text(RECIPIENT_TEXT)
+    expect(dialog.locator("p").first).to_have_text(RECIPIENT_TEXT)
     dialog.get_by_label("Adresse e-mail").fill("")
     dialog.get_by_role("button", name="Valider").click()
     expect(page.get_by_role("alert")).to_have_text("Vous devez saisir une adresse e-mail.")
@@ -193,7 +196,7 @@ def test_alice_blocks_purges_and_changes_the_recipient(
     page.get_by_label("Adresse e-mail").fill("alertes@acme-shop.fr")
     page.get_by_role("button", name="Valider").click()
     expect(page.locator(".messages .success")).to_have_text(SUCCESS)
-    expect(fact(page, "Rapport d'erreurs à :")).to_contain_text("alertes@acme-shop.fr")
+    expect(fact(page, "Rapport d'erreurs à\u00a0:")).to_contain_text("alertes@acme-shop.fr")
     assert MailService.objects.get(hosting=hosting).report_recipient == "alertes@acme-shop.fr"
 
 

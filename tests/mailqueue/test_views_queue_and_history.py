@@ -86,7 +86,7 @@ def test_this_hours_use_is_shown_beside_the_days_count(owner, stranger):
     assert labels.index("Hourly limit:") == labels.index("E-mails sent today:") + 1
     assert facts(response)["Hourly limit:"] == "37 / 100 this hour"
     MailService.objects.filter(hosting=hosting).update(hourly_limit_override=2000)
-    assert facts(client.get(emails_url(hosting)))["Hourly limit:"] == "37 / 2000 this hour"
+    assert facts(client.get(emails_url(hosting)))["Hourly limit:"] == "37 / 2,000 this hour"  # English grouping
 
 
 def test_counts_past_the_cap_say_so(owner, monkeypatch):

@@ -19,21 +19,21 @@ CONFIRMATIONS = {
         "Bloquer l'envoi",
         "Vous êtes sur le point de bloquer la distribution des e-mails envoyés depuis votre hébergement WEB. "
         "Aucun e-mail ne sera supprimé, ils seront mis en attente pendant 72H. Vous pourrez pendant cette "
-        "période, soit débloquer l'envoi, soit le purger.",
+        "période, soit débloquer l’envoi, soit le purger.",
     ),
     "unblock": (
         "Débloquer l'envoi",
-        "Vous êtes sur le point de débloquer l'envoi de vos e-mails. La distribution reprendra dès l'envoi du "
+        "Vous êtes sur le point de débloquer l’envoi de vos e-mails. La distribution reprendra dès l’envoi du "
         "prochain e-mail. Les mails qui étaient bloqués seront remis en distribution.",
     ),
     "purge": (
         "Purger les e-mails",
-        "Vous êtes sur le point d'effacer l'ensemble des e-mails en attente pour votre compte. Votre compte "
-        "sera ensuite automatiquement débloqué. L'opération prend entre 5 et 10 minutes.",
+        "Vous êtes sur le point d’effacer l’ensemble des e-mails en attente pour votre compte. Votre compte "
+        "sera ensuite automatiquement débloqué. L’opération prend entre 5 et 10 minutes.",
     ),
     "cancel-purge": (
         "Annuler la purge",
-        "Vous êtes sur le point d'annuler la purge. Les e-mails en attente seront conservés et l'envoi restera bloqué.",
+        "Vous êtes sur le point d’annuler la purge. Les e-mails en attente seront conservés et l’envoi restera bloqué.",
     ),
 }
 PURGE_NEEDS_BLOCK = "Pour purger les e-mails, vous devez d'abord en demander le blocage."
@@ -165,8 +165,10 @@ def test_the_confirmation_page_shows_the_reference_text(tenant, slug, state):
     assert page.find("h1").text == title
     assert confirmation in text(response)
     form = next(f for f in page.find_all("form") if f.attrs.get("method") == "post" and not f.attrs.get("action"))
-    assert form.find("button", type="submit").text == "Valider"
-    assert form.find("a", href=emails_url(tenant.hosting)).text == "Annuler"
+    # « Valider / Annuler » but for the cancellation of a purge, whose buttons say what they do.
+    confirm, dismiss = ("Annuler la purge", "Continuer la purge") if slug == "cancel-purge" else ("Valider", "Annuler")
+    assert form.find("button", type="submit").text == confirm
+    assert form.find("a", href=emails_url(tenant.hosting)).text == dismiss
     assert snapshot(tenant.hosting) == before
 
 

@@ -35,7 +35,7 @@ def test_the_login_page_has_labelled_username_and_password_fields():
         field = form.find("input", name=name)
         assert page.find("label", for_=field.attrs["id"]).text == label
     assert form.find("input", name="password").attrs["type"] == "password"
-    assert page.find("a", href="/accounts/password_reset/").text == "Mot de passe oublié ?"
+    assert page.find("a", href="/accounts/password_reset/").text == "Mot de passe oublié\u202f?"
 
 
 def test_login_with_the_right_password_leads_to_the_hostings(tenant):
@@ -138,7 +138,7 @@ def test_password_reset_by_email(tenant, mailoutbox):
     assert dom(done).find("a", href="/accounts/login/") is not None
     assert is_logged_in_with(tenant.user.username, NEW_PASSWORD)
     assert not is_logged_in_with(tenant.user.username, TEST_PASSWORD)
-    assert "Ce lien n'est plus valide." in text(Client().get(link, follow=True))  # used once
+    assert "Ce lien n’est plus valide." in text(Client().get(link, follow=True))  # used once
 
 
 def test_password_reset_for_an_unknown_address_sends_nothing_and_says_the_same(mailoutbox):

@@ -61,7 +61,7 @@ def test_home_lists_exactly_the_users_hostings_with_their_state(tenant, stranger
     rows = {row.find("a").text: row.find_all("td")[3].text for row in dom(response).find("tbody").find_all("tr")}
     assert rows == {
         tenant.hosting.service_name: "Actif",
-        "b-blocked.example": "Inactif (bloqué par le client)",
+        "b-blocked.example": "Inactif — bloqué par le client",
         "c-purging.example": "Purge",  # the block's reason is no longer the news
     }
     assert stranger.hosting.service_name not in text(response)
@@ -113,15 +113,15 @@ def test_emails_page_of_an_active_service(tenant):
     assert page.find("h1").text == "Scripts e-mail"
     assert page.find("p", class_="info").text == INFO
     shown = facts(response)
-    assert shown["État du service :"] == "Actif"
+    assert shown["État du service\u00a0:"] == "Actif"
     assert page.find("span", class_="badge-active").text == "Actif"
-    assert shown["Rapport d'erreurs à :"] == f"{tenant.customer.contact_email} Changer le destinataire"
+    assert shown["Rapport d'erreurs à\u00a0:"] == f"{tenant.customer.contact_email} Changer le destinataire"
     link = page.find("a", href=f"{emails_url(tenant.hosting)}recipient/")
     assert link.text == "Changer le destinataire"
-    assert shown["Total des e-mails envoyés :"] == "0"
-    assert shown["E-mails envoyés aujourd'hui :"] == "0 (limite : 100 par heure)"
-    assert shown["Total des e-mails en erreur :"] == "0"
-    assert shown["E-mails en attente :"] == "aucun"
+    assert shown["Total des e-mails envoyés\u00a0:"] == "0 (depuis la mise en service\u202f; 0 ces 30 derniers jours)"
+    assert shown["E-mails envoyés aujourd’hui\u00a0:"] == "0 (limite\u00a0: 100 par heure)"
+    assert shown["Total des e-mails en erreur\u00a0:"] == "0 (depuis la mise en service\u202f; 0 ces 30 derniers jours)"
+    assert shown["E-mails en attente\u00a0:"] == "aucun"
     assert "Aucun e-mail en erreur." in text(response)
 
 
@@ -130,7 +130,7 @@ def test_emails_page_shows_the_reason_of_a_block(tenant):
 
     response = tenant.client.get(emails_url(tenant.hosting))
 
-    assert facts(response)["État du service :"] == "Inactif (envoi abusif (spam))"
+    assert facts(response)["État du service\u00a0:"] == "Inactif — envoi abusif (spam)"  # no parentheses in parentheses
     assert dom(response).find("span", class_="badge-blocked").text == "Inactif"
 
 
@@ -140,7 +140,7 @@ def test_emails_page_shows_the_progress_and_expected_end_of_a_purge(tenant):
 
     response = tenant.client.get(emails_url(tenant.hosting))
 
-    state = facts(response)["État du service :"]
+    state = facts(response)["État du service\u00a0:"]
     assert state.startswith("Purge ")
     assert "bloqué par le client" not in state
     assert f"La suppression commencera à {local(due, 'H:i')}." in state
@@ -148,8 +148,8 @@ def test_emails_page_shows_the_progress_and_expected_end_of_a_purge(tenant):
     assert dom(response).find("section", id="service").attrs["data-status-url"].endswith("/emails/status.json")
 
     MailService.objects.filter(hosting=tenant.hosting).update(purge_started_at=timezone.now(), purge_deleted=12)
-    state = facts(tenant.client.get(emails_url(tenant.hosting)))["État du service :"]
-    assert "Suppression en cours : 12 e-mails supprimés." in state
+    state = facts(tenant.client.get(emails_url(tenant.hosting)))["État du service\u00a0:"]
+    assert "Suppression en cours\u00a0: 12 e-mails supprimés." in state
     assert f"Fin prévue au plus tard à {local(end, 'H:i')}." in state
 
 
@@ -158,7 +158,7 @@ def test_emails_page_shows_the_chosen_recipient(tenant):
 
     shown = facts(tenant.client.get(emails_url(tenant.hosting)))
 
-    assert shown["Rapport d'erreurs à :"].startswith("errors@shop.example ")
+    assert shown["Rapport d'erreurs à\u00a0:"].startswith("errors@shop.example ")
 
 
 def test_emails_page_counters_come_from_the_daily_counters(tenant):
@@ -171,9 +171,11 @@ def test_emails_page_counters_come_from_the_daily_counters(tenant):
 
     shown = facts(tenant.client.get(emails_url(tenant.hosting)))
 
-    assert shown["Total des e-mails envoyés :"] == "142"
-    assert shown["E-mails envoyés aujourd'hui :"] == "12 (limite : 100 par heure)"
-    assert shown["Total des e-mails en erreur :"] == "8"
+    # The totals since the start beside the 30 days of the chart, each saying which it is.
+    since = "depuis la mise en service\u202f;"
+    assert shown["Total des e-mails envoyés\u00a0:"] == f"142 ({since} 42 ces 30 derniers jours)"
+    assert shown["E-mails envoyés aujourd’hui\u00a0:"] == "12 (limite\u00a0: 100 par heure)"
+    assert shown["Total des e-mails en erreur\u00a0:"] == "8 (depuis la mise en service\u202f; 7 ces 30 derniers jours)"
 
 
 def test_emails_page_shows_an_operators_hourly_limit(tenant):
@@ -181,7 +183,7 @@ def test_emails_page_shows_an_operators_hourly_limit(tenant):
 
     shown = facts(tenant.client.get(emails_url(tenant.hosting)))
 
-    assert shown["E-mails envoyés aujourd'hui :"] == "0 (limite : 7 par heure)"
+    assert shown["E-mails envoyés aujourd’hui\u00a0:"] == "0 (limite\u00a0: 7 par heure)"
 
 
 def test_emails_page_counters_use_the_french_thousands_separator(tenant, settings):
@@ -193,8 +195,8 @@ def test_emails_page_counters_use_the_french_thousands_separator(tenant, setting
 
     shown = facts(tenant.client.get(emails_url(tenant.hosting)))
 
-    assert shown["Total des e-mails envoyés :"] == sent
-    assert shown["Total des e-mails en erreur :"] == errors
+    assert shown["Total des e-mails envoyés\u00a0:"].startswith(f"{sent} (")
+    assert shown["Total des e-mails en erreur\u00a0:"].startswith(f"{errors} (")
 
 
 def test_emails_page_summarises_the_held_queue(tenant):
@@ -211,7 +213,7 @@ def test_emails_page_summarises_the_held_queue(tenant):
     MessageFactory(hosting=tenant.hosting, status=MessageStatus.SENT)
     MessageFactory(status=MessageStatus.HELD)  # another hosting's
 
-    held = facts(tenant.client.get(emails_url(tenant.hosting)))["E-mails en attente :"]
+    held = facts(tenant.client.get(emails_url(tenant.hosting)))["E-mails en attente\u00a0:"]
 
     expiry = oldest + datetime.timedelta(hours=72)
     assert held == (
@@ -235,10 +237,17 @@ def test_emails_page_draws_thirty_days_of_history_as_svg(tenant):
     assert svg.attrs["role"] == "img"
     assert svg.find("title").text == "Historique des e-mails envoyés"
     assert len(svg.find_all("rect", class_="sent")) == 30
-    assert len(svg.find_all("rect", class_="errors")) == 30
+    assert len(svg.find_all("circle", class_="errors")) == 30  # a line on its own axis: 2 errors stay visible
     heights = [float(rect.attrs["height"]) for rect in svg.find_all("rect", class_="sent")]
     assert heights[-1] > heights[0] > 0  # today's 12 above the first day's 7; the 500 is outside
     assert sum(1 for height in heights if height > 0) == 2
+    # Round steps: the top tick of the sent axis is 20, not the peak of 12; of the errors, 4 (not 2).
+    ticks = [text.text for text in svg.find_all("text", class_="tick") if "tick-errors" not in text.attrs["class"]]
+    errors_ticks = [text.text for text in svg.find_all("text", class_="tick-errors")]
+    assert ticks[:5] == ["0", "5", "10", "15", "20"]
+    assert errors_ticks == ["0", "1", "2", "3", "4"]
+    assert page.find("svg", **{"aria-labelledby": "chart-title-narrow chart-desc-narrow"}) is not None
+    assert "30 derniers jours\u00a0: 19 envoyés, 3 en erreur." in text(response)
     rows = page.find("details").find("tbody").find_all("tr")
     assert len(rows) == 30
     with translation.override("fr"):
@@ -281,7 +290,7 @@ def test_errors_table_shows_the_newest_twenty_by_default(tenant, stranger):
     assert len(table.find("thead").find_all("th")) == 4  # and the error's type
     limit = dom(response).find("input", name="limit")
     assert limit.attrs["value"] == "20"
-    assert dom(response).find("label", for_=limit.attrs["id"]).text == "Nombre d'e-mails (max 100) :"
+    assert dom(response).find("label", for_=limit.attrs["id"]).text == "Nombre d’e-mails (max 100)\u00a0:"
 
 
 @pytest.mark.parametrize(("limit", "shown"), [("1", 1), ("5", 5), ("100", 25)])
@@ -303,7 +312,7 @@ def test_errors_table_refuses_a_bad_limit_with_a_clear_message(tenant, limit):
 
     assert response.status_code == 400
     alert = dom(response).find(role="alert")
-    assert alert.text == "Le nombre d'e-mails doit être un entier entre 1 et 100."
+    assert alert.text == "Le nombre d’e-mails doit être un entier entre 1 et 100."
     field = dom(response).find("input", name="limit")
     assert field.attrs["aria-invalid"] == "true" and field.attrs["aria-describedby"] == alert.attrs["id"]
     assert len(_error_rows(response)) == 20  # the page stays usable with the default

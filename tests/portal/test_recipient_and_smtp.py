@@ -11,8 +11,8 @@ from tests.portal.pages import dom, facts, flash_messages, text
 pytestmark = pytest.mark.django_db
 
 RECIPIENT_TEXT = (
-    "Indiquez l'adresse e-mail sur laquelle vous souhaitez recevoir les rapports d'erreurs. Si des erreurs ont "
-    "lieu lors de l'envoi d'e-mails à partir de votre hébergement WEB, vous recevrez un rapport le lendemain."
+    "Indiquez l’adresse e-mail sur laquelle vous souhaitez recevoir les rapports d’erreurs. Si des erreurs ont "
+    "lieu lors de l’envoi d’e-mails à partir de votre hébergement WEB, vous recevrez un rapport le lendemain."
 )
 
 
@@ -39,7 +39,10 @@ def test_the_recipient_page_explains_and_shows_the_current_address(tenant):
     field = page.find("input", name="email")
     assert field.attrs["value"] == "ops@shop.example"
     assert page.find("label", for_=field.attrs["id"]).text == "Adresse e-mail"
-    assert [button.text for button in page.find_all("button", type="submit")][-1] == "Valider"
+    buttons = [button.text for button in page.find_all("button", type="submit")]
+    assert buttons[-2:] == ["Valider", "Revenir au destinataire par défaut"]
+    crumbs = page.find("p", class_="crumbs").text
+    assert tenant.hosting.service_name in crumbs and "Scripts e-mail" in crumbs
 
 
 def test_the_recipient_dialog_of_the_emails_page_posts_to_the_form(tenant):
@@ -60,7 +63,7 @@ def test_a_valid_recipient_is_saved_and_shown(tenant):
 
     assert response.redirect_chain == [(f"/hostings/{tenant.hosting.service_name}/emails/", 302)]
     assert flash_messages(response) == ["La requête a été envoyée avec succès."]
-    assert facts(response)["Rapport d'erreurs à :"].startswith("errors@shop.example ")
+    assert facts(response)["Rapport d'erreurs à\u00a0:"].startswith("errors@shop.example ")
     assert MailService.objects.get(hosting=tenant.hosting).report_recipient == "errors@shop.example"
     event = Event.objects.filter(hosting=tenant.hosting).exclude(id__in=before["events"]).get()
     assert (event.action, event.actor_kind, event.actor_user) == ("change_recipient", ActorKind.CUSTOMER, tenant.user)
@@ -74,7 +77,7 @@ def test_a_valid_recipient_is_saved_and_shown(tenant):
         ("not-an-address", "L'adresse e-mail n'est pas valide."),
         ("two@example.org, three@example.org", "L'adresse e-mail n'est pas valide."),
         ("a@b@example.org", "L'adresse e-mail n'est pas valide."),
-        ("x" * 250 + "@example.org", "L'adresse e-mail ne doit pas dépasser 254 caractères."),
+        ("x" * 250 + "@example.org", "L’adresse e-mail ne doit pas dépasser 254 caractères."),
     ],
 )
 def test_a_bad_recipient_is_refused_with_a_clear_message(tenant, email, error):
@@ -125,7 +128,7 @@ def test_rotating_the_smtp_password_shows_the_new_one_once(tenant):
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
     secret = dom(response).find("div", class_="secret")
-    assert secret.find("p").text == "Nouveau mot de passe (il ne sera plus affiché) :"
+    assert secret.find("p").text == "Nouveau mot de passe (il ne sera plus affiché)\u00a0:"
     new_password = secret.find("code").text
     assert len(new_password) >= 24 and new_password != old_password
     name = tenant.hosting.service_name
