@@ -132,6 +132,53 @@ def server_start(command: list[str], env: dict, log_path: Path) -> tuple[subproc
     return process, int(address.rsplit(":", 1)[-1])
 
 
+def database_commits() -> int:
+    """Transactions committed so far in the door's database (PostgreSQL's statistics; 0 elsewhere)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def door_profile_start(directory: str | None, pid: int, name: str) -> subprocess.Popen | None:
+    """py-spy sampling process `pid` (idle time left out) until door_profile_stop, when `directory` is set."""
+    if not directory:
+        return None
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    output = Path(directory) / f"{name}.txt"
+    command = [
+        "py-spy",
+        "record",
+        "--pid",
+        str(pid),
+        "--rate",
+        "250",
+        "--gil",
+        "--format",
+        "raw",
+        "--output",
+        str(output),
+    ]
+    py_spy = shutil.which("py-spy", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    return subprocess.Popen([py_spy or "py-spy", *command[1:]], stdout=subprocess.DEVNULL)
+
+
+def door_profile_stop(profiler: subprocess.Popen | None) -> None:
+    if profiler is not None:
+        profiler.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
+        profiler.wait(timeout=60)
+
+
 def server_stop(process: subprocess.Popen) -> None:
     process.terminate()
     try:
@@ -330,7 +377,7 @@ def cell_run(*, clients: int, size: int, args, hosting, password: str, env: dict
     message = message_make(service_name, size)
     common = {"user": service_name, "password": password, "clients": clients, "messages": args.messages}
     cell = {"clients": clients, "bytes": len(message), "expected": clients * args.messages * args.runs}
-    cell.update(door=0.0, stored=0, postfix=None, queued=None, bare=0.0)
+    cell.update(door=0.0, stored=0, postfix=None, queued=None, bare=0.0, door_cpu_ms=None, commits_per_message=None)
     label = f"[{clients} clients x {args.messages} messages of {len(message):,} bytes]"
     door_command = [sys.executable, "manage.py", "runsmtpd", "--addr", "127.0.0.1:0"]
     door_command += ["--db-threads", str(args.db_threads)]
@@ -340,7 +387,15 @@ def cell_run(*, clients: int, size: int, args, hosting, password: str, env: dict
         before = Message.objects.filter(hosting=hosting).count()
         door, port = server_start(door_command, env, log_dir / f"bench-smtpd-{clients}x{size}-{run}.log")
         try:
-            cell["door"] = max(cell["door"], clients_measure(port=port, message=message, **common))
+            commits_before = database_commits()
+            cpu_before = process_cpu_seconds(door.pid)
+            profiler = door_profile_start(args.door_profile, door.pid, f"door-{clients}x{size}-{run}")
+            rate = clients_measure(port=port, message=message, **common)
+            door_profile_stop(profiler)
+            cpu_ms = 1000 * (process_cpu_seconds(door.pid) - cpu_before) / (clients * args.messages)
+            commits = (database_commits() - commits_before) / (clients * args.messages)
+            if rate > cell["door"]:
+                cell.update(door=rate, door_cpu_ms=cpu_ms, commits_per_message=commits)
         finally:
             server_stop(door)
         cell["stored"] += Message.objects.filter(hosting=hosting).count() - before
@@ -365,7 +420,8 @@ def cell_run(*, clients: int, size: int, args, hosting, password: str, env: dict
 def cells_print(cells: list[dict], *, messages: int, runs: int) -> None:
     header = (
         f"{'clients':>7} {'bytes':>8} {'door msg/s':>11} {'Postfix msg/s':>14} {'bare msg/s':>11} "
-        f"{'door/Postfix':>13} {'door/bare':>10} {'stored (door)':>14} {'queued (Postfix)':>17}"
+        f"{'door/Postfix':>13} {'door/bare':>10} {'door CPU ms/msg':>16} {'commits/msg':>12} {'stored (door)':>14} "
+        f"{'queued (Postfix)':>17}"
     )
     print(header)
     for cell in cells:
@@ -374,7 +430,9 @@ def cells_print(cells: list[dict], *, messages: int, runs: int) -> None:
         queued = "—" if cell["queued"] is None else f"{cell['queued']}/{cell['expected']}"
         print(
             f"{cell['clients']:>7} {cell['bytes']:>8,} {cell['door']:>11.0f} {postfix:>14} {cell['bare']:>11.0f} "
-            f"{ratio:>13} {cell['door'] / cell['bare']:>10.2f} {str(cell['stored']) + '/' + str(cell['expected']):>14} "
+            f"{ratio:>13} {cell['door'] / cell['bare']:>10.2f} {cell['door_cpu_ms']:>16.2f} "
+            f"{cell['commits_per_message']:>12.2f} "
+            f"{str(cell['stored']) + '/' + str(cell['expected']):>14} "
             f"{queued:>17}"
         )
     best = f", best of {runs} runs" if runs > 1 else ""
@@ -408,6 +466,8 @@ def figures_of(cells: list[dict], *, messages: int, runs: int, postfix_label: st
             "postfix_queued": cell["queued"],
             "bare": cell["bare"],
             "ratio_bare": cell["door"] / cell["bare"],
+            "door_cpu_ms_per_message": cell["door_cpu_ms"],
+            "commits_per_message": cell["commits_per_message"],
         }
         figures.append(figure)
     return figures
@@ -433,6 +493,11 @@ def main() -> int:
         "--database", help="create, migrate and drop this database (bench_sub…) on DATABASE_URL's server"
     )
     parser.add_argument("--json", metavar="PATH", help="also write the figures there (bench/run.py)")
+    parser.add_argument(
+        "--door-profile",
+        metavar="DIR",
+        help="record the door with py-spy (pip install py-spy) into DIR/door-CLIENTSxBYTES-RUN.txt (collapsed stacks)",
+    )
     args = parser.parse_args()
     if min(*args.clients, args.messages, args.runs, args.db_threads) < 1 or min(args.sizes) <= 0:
         parser.error("--clients, --messages, --runs, --db-threads and --sizes must be positive")

@@ -1,5 +1,7 @@
 """What a valid e-mail address is, written once for every door, form and service."""
 
+import functools
+
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
@@ -17,6 +19,13 @@ def email_address_valid(address) -> bool:
     control character or lone surrogate, no list separator or angle bracket."""
     if not isinstance(address, str) or len(address) > EMAIL_MAX_LENGTH:
         return False
+    return _address_valid(address)
+
+
+# The doors check each address twice (at RCPT and at submission), and scripts send to the same
+# few addresses again and again: the answer for a string never changes.
+@functools.lru_cache(maxsize=4096)
+def _address_valid(address: str) -> bool:
     if any(char in address for char in "<>,;") or not _storable_text(address):
         return False
     try:

@@ -1,8 +1,10 @@
 """Per hosting and day counters, incremented with one upsert (PostgreSQL and SQLite alike)."""
 
 import datetime
+import functools
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.db import connection
 from django.utils import timezone
 
@@ -40,14 +42,35 @@ def _submitted_key(day) -> str:
     return f"mailqueue:submitted:{day.isoformat()}"
 
 
-def submitted_today_incr() -> None:
-    """Count one accepted message in the cache (for metrics): no database row to contend on."""
+_SUBMITTED_TTL = 2 * 24 * 3600
+
+
+@functools.cache
+def _redis_client():
+    """The Redis client of the cache when it is Django's Redis cache, made once (Django makes
+    one per call, ~0.3 ms each), or None."""
+    if not isinstance(caches["default"], RedisCache):
+        return None
+    return caches["default"]._cache.get_client(write=True)
+
+
+def submitted_today_incr(count: int = 1) -> None:
+    """Count `count` accepted messages in the cache (for metrics): no database row to contend on.
+    On Redis one round trip (INCRBY, then EXPIRE once the key is new), as the doors call it at
+    every commit."""
     key = _submitted_key(timezone.localdate())
-    cache.add(key, 0, timeout=2 * 24 * 3600)
+    client = _redis_client()
+    if client is not None:
+        with client.pipeline(transaction=False) as pipeline:
+            pipeline.incrby(cache.make_and_validate_key(key), count)
+            pipeline.expire(cache.make_and_validate_key(key), _SUBMITTED_TTL, nx=True)
+            pipeline.execute()
+        return
     try:
-        cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=2 * 24 * 3600)
+        cache.incr(key, count)
+    except ValueError:  # the day's first: the key is not there yet
+        if not cache.add(key, count, timeout=_SUBMITTED_TTL):
+            cache.incr(key, count)  # another process added it meanwhile
 
 
 def submitted_today() -> int:

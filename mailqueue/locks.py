@@ -53,12 +53,21 @@ def mail_service_lock_shared(*, hosting_ids) -> dict[int, str]:
 
     Submissions and delivery results take this lock, transitions the exclusive one: a message
     stored under the shared lock is seen by the block that waits for it (no slip between).
+    On PostgreSQL the locks and the read go in one round trip, as statements that follow each
+    other: the read's snapshot is taken once every lock is held.
     """
     hosting_ids = sorted(set(hosting_ids))
-    advisory_lock(LockPurpose.MAIL_SERVICE, hosting_ids, shared=True)
     table = MailService._meta.db_table
     placeholders = ", ".join(["%s"] * len(hosting_ids))
     sql = f"SELECT hosting_id, state FROM {table} WHERE hosting_id IN ({placeholders}) ORDER BY hosting_id"
     with connection.cursor() as cursor:
-        cursor.execute(sql, hosting_ids)
+        if connection.vendor != "postgresql":
+            cursor.execute(sql, hosting_ids)
+            return dict(cursor.fetchall())
+        namespace = int(LockPurpose.MAIL_SERVICE) << 32
+        locks = [namespace + (hosting_id & 0xFFFFFFFF) for hosting_id in hosting_ids]
+        statements = ["SELECT pg_advisory_xact_lock_shared(%s)"] * len(locks)
+        cursor.execute("; ".join([*statements, sql]), [*locks, *hosting_ids])
+        for _statement in statements:
+            cursor.nextset()
         return dict(cursor.fetchall())

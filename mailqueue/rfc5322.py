@@ -33,6 +33,9 @@ def _overlong_index(raw: bytes) -> int | None:
 
 def line_ends_normalise(raw: bytes) -> bytes:
     """`raw` with every line end written CRLF: bare CR and bare LF become CRLF. Pure; idempotent."""
+    crlf = raw.count(b"\r\n")
+    if raw.count(b"\r") == crlf and raw.count(b"\n") == crlf:
+        return raw  # every CR is followed by a LF and every LF preceded by a CR: three C-speed counts
     return _LINE_END.sub(b"\r\n", raw)
 
 
@@ -60,6 +63,15 @@ def _line_fold(line: bytes) -> bytes:
         pieces.append(rest[:cut])
         rest = rest[cut:]  # starts with the whitespace: a continuation line
     return b"\r\n".join([*pieces, rest])
+
+
+def header_block(raw: bytes) -> bytes:
+    """The header section of a CRLF-normalised message, with the blank line that ends it (all of
+    `raw` when it has no body, nothing when it starts with the blank line). Pure."""
+    if raw.startswith(b"\r\n"):
+        return b""
+    end = raw.find(b"\r\n\r\n")
+    return raw if end < 0 else raw[: end + 4]
 
 
 def message_normalise(raw: bytes) -> bytes:

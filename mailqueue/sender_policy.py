@@ -5,6 +5,7 @@ customer's domain (one of its hostings or their subdomains) is refused in every 
 operator allowed it for this hosting."""
 
 import email.utils
+import re
 from collections.abc import Iterable
 
 from django.conf import settings
@@ -20,9 +21,16 @@ OWN_DOMAINS = "own-domains"
 ANY = "any"
 
 
+# ASCII letters, digits, hyphens and dots: whatever service_name_normalize makes of such a name
+# (canonical, or refused), domain_of's answer is its lower case, without IDNA's cost at every door.
+_ASCII_HOST_CHARACTERS = re.compile(r"[A-Za-z0-9.-]+")
+
+
 def domain_of(address: str) -> str:
     """The canonical domain of an address ("" when it has none or none that is a host name)."""
     domain = address.strip().strip("<>").rpartition("@")[2]
+    if not domain.endswith(".") and _ASCII_HOST_CHARACTERS.fullmatch(domain):
+        return domain.lower()
     try:
         return service_name_normalize(domain) if domain else ""
     except ServiceNameError:

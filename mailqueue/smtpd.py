@@ -1,8 +1,10 @@
 """The SMTP submission door (SPEC §4.1): aiosmtpd in front of `message_accept`.
 
 Hosted scripts authenticate with their hosting's service name and SMTP password (AUTH PLAIN
-or LOGIN), then submit; every message goes through `mailqueue.submission.message_accept`, the
-one submission service, run in a thread pool so the event loop never waits on the database.
+or LOGIN), then submit; every message goes through the one submission service
+(`mailqueue.submission`: `message_prepare`, `messages_store`), the messages of concurrent
+sessions stored together (`group_commit`), in a thread pool so the event loop never waits on
+the database.
 Rooms: `smtpd_auth` (failed AUTH counting), `smtpd_protocol` (the aiosmtpd session: limits,
 timeouts), `smtpd_server` (listening, TLS, draining on stop); `runsmtpd` serves it.
 """
@@ -20,8 +22,9 @@ from django.db import DatabaseError
 from hosting.models import Hosting
 from hosting.selectors import hosting_by_smtp_credentials
 from mailqueue.db_threads import DatabaseThreads
+from mailqueue.group_commit import GroupCommit
 from mailqueue.smtpd_auth import AuthFailureThrottle
-from mailqueue.submission import SubmissionError, address_validate, message_accept, sender_validate
+from mailqueue.submission import SubmissionError, address_validate, sender_validate
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,7 @@ def addr_parse(addr: str) -> tuple[str, int]:
 
 
 class SubmissionHandler:
-    """aiosmtpd handler: AUTH against the hostings, envelope checks, `message_accept` at DATA.
+    """aiosmtpd handler: AUTH against the hostings, envelope checks, the group commit at DATA.
 
     Database work runs in `db_threads` worker threads; `close()` closes their connections.
     """
@@ -64,6 +67,11 @@ class SubmissionHandler:
         )
         self.db_threads = db_threads
         self._threads = DatabaseThreads(size=db_threads, name="smtpd-db")
+        self._group_commit = GroupCommit(
+            threads=self._threads,
+            max_batch=settings.SMTP_GROUP_COMMIT_MAX_BATCH,
+            max_in_flight=settings.SMTP_GROUP_COMMIT_IN_FLIGHT,
+        )
         self.in_flight = 0  # DATA commands waiting for the database (event-loop thread only)
         self.open_sessions: set = set()  # SubmissionSMTP sessions  # live connections, closed when the door stops
         self.connections_per_address: collections.Counter[str] = collections.Counter()  # event-loop thread only
@@ -191,8 +199,12 @@ class SubmissionHandler:
         server.storing = True
         try:
             client = session.peer[0] if session.peer else None
-            message = await self._in_db_thread(
-                _message_accept, hosting, envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content, client
+            message = await self._group_commit.accept(
+                hosting=hosting,
+                sender=envelope.mail_from,
+                recipients=list(envelope.rcpt_tos),
+                raw=envelope.original_content,
+                client_address=client,
             )
         except SubmissionError as error:
             log.info("SMTP message refused for %s: %s", hosting.service_name, smtp_text(error.smtp_reply))
@@ -215,7 +227,3 @@ class SubmissionHandler:
 
 def _hosting_by_credentials(service_name: str, password: str) -> Hosting | None:
     return hosting_by_smtp_credentials(service_name=service_name, password=password)
-
-
-def _message_accept(hosting: Hosting, sender: str, recipients: list[str], raw: bytes, client: str | None):
-    return message_accept(hosting=hosting, sender=sender, recipients=recipients, raw=raw, client_address=client)

@@ -4,8 +4,10 @@ import asyncio
 import logging
 import ssl
 
+from celery import current_app
 from django.conf import settings
 
+from mailqueue.addresses import email_address_valid
 from mailqueue.smtpd import REPLY_SHUTTING_DOWN, SubmissionHandler
 from mailqueue.smtpd_protocol import SubmissionSMTP
 
@@ -21,9 +23,18 @@ def tls_context_from_settings() -> ssl.SSLContext | None:
     return context
 
 
+def door_warm_up() -> None:
+    """Pay before listening what the first message would pay: Django's address validator
+    compiles its regexes at first use (~0.3 s), the broker's transport is imported at the first
+    delivery kick."""
+    email_address_valid("warm-up@example.org")
+    current_app.connection_for_write().release()  # made, not connected: the transport imported
+
+
 async def door_listen(*, host: str, port: int, handler: SubmissionHandler) -> asyncio.Server:
     """Start listening (port 0 picks a free one); the caller closes the returned server."""
     tls_context = tls_context_from_settings()
+    door_warm_up()
     loop = asyncio.get_running_loop()
     return await loop.create_server(lambda: SubmissionSMTP(handler, tls_context=tls_context), host=host, port=port)
 

@@ -5,6 +5,9 @@ nothing. Header texts (subject, Message-ID) are decoded and cleaned for storage;
 are kept as they came.
 """
 
+import collections
+import dataclasses
+import datetime
 import email.header
 import email.policy
 import email.utils
@@ -21,9 +24,19 @@ from mailqueue import dispatch, rfc5322
 from mailqueue.addresses import email_address_valid
 from mailqueue.counters import counter_add, submitted_today_incr
 from mailqueue.locks import mail_service_lock_shared
-from mailqueue.models import Door, Message, RecipientStatus, State, WebhookEvent, held_fields, queued_fields
+from mailqueue.message_insert import messages_insert
+from mailqueue.models import (
+    Door,
+    Message,
+    MessageStatus,
+    RecipientStatus,
+    State,
+    WebhookEvent,
+    held_fields,
+    queued_fields,
+)
 from mailqueue.sender_policy import domain_of, header_domains, sender_refusal
-from mailqueue.webhooks import message_data, webhook_hosting_event
+from mailqueue.webhooks import message_data, webhook_events_record
 
 
 class SubmissionError(Exception):
@@ -141,7 +154,22 @@ def recipients_validate(recipients) -> list[str]:
     return unique
 
 
-def message_accept(
+@dataclasses.dataclass(frozen=True, slots=True)
+class Submission:
+    """A submitted message that passed every check (`message_prepare`), ready to be stored."""
+
+    hosting: Hosting
+    sender: str
+    addresses: list[str]
+    raw: bytes
+    subject: str
+    message_id: str
+    created_at: datetime.datetime
+    door: str
+    client_address: str | None
+
+
+def message_prepare(
     *,
     hosting: Hosting,
     sender: str,
@@ -149,17 +177,13 @@ def message_accept(
     raw: bytes,
     door: str = Door.SMTP,
     client_address: str | None = None,
-) -> Message:
-    """Store one submitted message, queued (service active) or held (blocked or purging).
+) -> Submission:
+    """Check one submitted message and make it ready to store; SubmissionError when it is refused.
 
-    The one submission path of every door (SMTP, sendmail, API). Bad input raises
-    SubmissionError and stores nothing; the message is stored with CRLF line ends only and
-    over-long header lines folded (`rfc5322.message_normalise`), and with a `Date:` and a
-    `Message-ID:` on top when it had none (RFC 5322 §3.6; the Message-ID stored is the one
-    delivered); the rest of its bytes are kept exactly. `door` and `client_address` go into the
-    Received: header written at delivery. The service's state is read under a share lock, so a
-    block either sees this message (and holds it) or commits first (and this message is held).
-    Delivery is enqueued after commit.
+    The message is normalised to CRLF line ends with over-long header lines folded
+    (`rfc5322.message_normalise`), and given a `Date:` and a `Message-ID:` on top when it had
+    none (RFC 5322 §3.6; the Message-ID stored is the one delivered); the rest of its bytes are
+    kept exactly. Only the sender policy may read the database (a foreign domain).
     """
     if not isinstance(raw, bytes | bytearray | memoryview):
         raise SubmissionError(_("The message must be provided as bytes."), smtp_code=554, enhanced_code="5.6.0")
@@ -168,7 +192,7 @@ def message_accept(
     message_lines_check(raw)
     sender = sender_validate(sender)
     addresses = recipients_validate(recipients)
-    headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
+    headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(rfc5322.header_block(raw))
     refused = sender_refusal(hosting=hosting, domains={domain_of(sender)} | header_domains(headers.get_all("From", [])))
     if refused:
         raise SubmissionError(
@@ -189,35 +213,75 @@ def message_accept(
     if not message_id:
         message_id = f"<{uuid.uuid4().hex}@{settings.SMTP_INGRESS_HOSTNAME}>"
         added += b"Message-ID: " + message_id.encode("ascii") + b"\r\n"
-    raw = added + raw
+    return Submission(
+        hosting=hosting,
+        sender=sender,
+        addresses=addresses,
+        raw=added + raw,
+        subject=subject,
+        message_id=message_id,
+        created_at=now,
+        door=door,
+        client_address=client_address,
+    )
+
+
+def messages_store(submissions: list[Submission]) -> list[Message]:
+    """Store checked messages in one transaction, each queued (service active) or held (blocked
+    or purging): a 250 for any of them may be given once this returns, never before.
+
+    Several sessions' messages share the transaction and its commit ("group commit": one WAL
+    flush for all). The services' states are read under their share locks, so a block either
+    sees these messages (and holds them) or commits first (and they are held). Delivery is
+    enqueued after commit.
+    """
     with transaction.atomic():
-        state = mail_service_lock_shared(hosting_ids=[hosting.pk])[hosting.pk]
-        held = state != State.ACTIVE
-        message = Message.objects.create(
-            hosting=hosting,
-            message_id=message_id,
-            sender=sender,
-            recipients=[
-                {"address": address, "status": RecipientStatus.PENDING, "code": None, "reply": ""}
-                for address in addresses
-            ],
-            recipient_count=len(addresses),
-            subject=subject,
-            size=len(raw),
-            raw=raw,
-            created_at=now,
-            door=door,
-            client_address=client_address,
-            **(held_fields(now) if held else queued_fields(now)),
+        states = mail_service_lock_shared(hosting_ids={submission.hosting.pk for submission in submissions})
+        messages = [
+            _message_row(submission, held=states[submission.hosting.pk] != State.ACTIVE) for submission in submissions
+        ]
+        messages_insert(messages)
+        held = [message for message in messages if message.status == MessageStatus.HELD]
+        # Only held mail touches the day's counter row: a counter updated by every submission
+        # would serialise a hosting's concurrent submissions on its row lock.
+        for hosting_id, count in collections.Counter(message.hosting_id for message in held).items():
+            counter_add(hosting_id=hosting_id, held=count)
+        webhook_events_record(
+            [(message.hosting_id, WebhookEvent.MESSAGE_HELD, message_data(message)) for message in held]
         )
-        if held:
-            # Only held mail touches the day's counter row: a counter updated by every
-            # submission would serialise a hosting's concurrent submissions on its row lock.
-            counter_add(hosting_id=hosting.pk, held=1)
-            webhook_hosting_event(hosting=hosting.pk, event_type=WebhookEvent.MESSAGE_HELD, data=message_data(message))
-        else:
-            # The message is stored; a broker hiccup must not turn that into an error (the
-            # client would submit it again): the periodic delivery sweep picks it up.
+        if len(held) < len(messages):
+            # The messages are stored; a broker hiccup must not turn that into an error (the
+            # client would submit them again): the periodic delivery sweep picks them up.
             dispatch.delivery_kick()
-        transaction.on_commit(submitted_today_incr, robust=True)
-    return message
+        transaction.on_commit(lambda: submitted_today_incr(len(messages)), robust=True)
+    return messages
+
+
+def _message_row(submission: Submission, *, held: bool) -> Message:
+    now = submission.created_at
+    return Message(
+        hosting=submission.hosting,
+        message_id=submission.message_id,
+        sender=submission.sender,
+        recipients=[
+            {"address": address, "status": RecipientStatus.PENDING, "code": None, "reply": ""}
+            for address in submission.addresses
+        ],
+        recipient_count=len(submission.addresses),
+        subject=submission.subject,
+        size=len(submission.raw),
+        raw=submission.raw,
+        created_at=now,
+        door=submission.door,
+        client_address=submission.client_address,
+        **(held_fields(now) if held else queued_fields(now)),
+    )
+
+
+def message_accept(**submitted) -> Message:
+    """Check and store one message (`message_prepare`, then `messages_store`): the one
+    submission path of the sendmail and API doors, and of the SMTP door through its group commit
+    (`group_commit`). Bad input raises SubmissionError and stores nothing. Arguments: hosting,
+    sender, recipients, raw, door (SMTP by default), client_address (both go into the Received:
+    header written at delivery)."""
+    return messages_store([message_prepare(**submitted)])[0]

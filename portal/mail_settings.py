@@ -34,6 +34,11 @@ SMTP_IDLE_TIMEOUT = env.int("SMTP_IDLE_TIMEOUT", default=300)
 SMTP_SESSION_MAX_SECONDS = env.int("SMTP_SESSION_MAX_SECONDS", default=600)
 # On SIGTERM the door stops accepting at once and lets transactions in flight finish this long.
 SMTP_DRAIN_SECONDS = env.int("SMTP_DRAIN_SECONDS", default=10)
+# Group commit (mailqueue/group_commit.py): the messages of concurrent sessions stored in one
+# transaction, at most SMTP_GROUP_COMMIT_MAX_BATCH of them, SMTP_GROUP_COMMIT_IN_FLIGHT
+# transactions at a time (more overlap checks with commits; fewer make larger batches).
+SMTP_GROUP_COMMIT_MAX_BATCH = env.int("SMTP_GROUP_COMMIT_MAX_BATCH", default=64)
+SMTP_GROUP_COMMIT_IN_FLIGHT = env.int("SMTP_GROUP_COMMIT_IN_FLIGHT", default=1)
 PORTAL_SENDMAIL_URL = env("PORTAL_SENDMAIL_URL", default="")
 # Where `manage.py sendmail` keeps mail while the door is unreachable (sendmail_flush submits it).
 SENDMAIL_SPOOL_DIR = Path(env("SENDMAIL_SPOOL_DIR", default=str(VAR_DIR / "sendmail-spool")))

@@ -12,6 +12,7 @@ from celery.contrib.testing.worker import start_worker
 from django.core.cache import cache
 from django.db import connection
 
+from mailqueue import dispatch
 from mailqueue.dispatch import DELIVERY_KICK_KEY
 from portal import password_reset
 from portal.celery import app as celery_app
@@ -54,6 +55,7 @@ def celery_worker_live(transactional_db, _isolated_celery_queue):
     with celery_app.connection_for_write() as connection:
         connection.default_channel.queue_purge(_isolated_celery_queue)
     cache.delete(DELIVERY_KICK_KEY)  # a kick of an earlier test would suppress this test's one
+    dispatch._kicked_until = 0.0  # and so would this process's memory of it
     with start_worker(
         celery_app,
         pool="threads",

@@ -1,0 +1,96 @@
+"""Group commit at the SMTP door (SPEC §12): the messages of concurrent sessions stored in one
+transaction, each session answered once that transaction has committed.
+
+A session's DATA waits in `GroupCommit.accept`. While a batch is being stored (checks, INSERT,
+COMMIT in a database thread), the messages arriving meanwhile gather, and the next batch takes
+them all: one transaction, one WAL flush and one set of after-commit kicks for many messages,
+with no added wait when the door is quiet (a lone message is stored at once). A 250 is never
+given before its message's transaction has committed.
+"""
+
+import asyncio
+import logging
+
+from mailqueue.db_threads import DatabaseThreads
+from mailqueue.models import Message
+from mailqueue.submission import message_prepare, messages_store
+
+log = logging.getLogger(__name__)
+
+
+class GroupCommit:
+    """Stores the door's messages in batches of at most `max_batch`, `max_in_flight` batches at a
+    time (one committing while the next is checked), in `threads`."""
+
+    def __init__(self, *, threads: DatabaseThreads, max_batch: int = 64, max_in_flight: int = 2):
+        self._threads = threads
+        self.max_batch = max_batch
+        self.max_in_flight = max_in_flight
+        self._waiting: list[tuple[dict, asyncio.Future]] = []
+        self._running: set[asyncio.Task] = set()
+
+    async def accept(self, **submitted) -> Message:
+        """Check and store one message (`message_accept`'s arguments), in a batch with the others
+        arriving meanwhile; its stored Message once committed, or SubmissionError (refused), or
+        the error that kept its batch from committing."""
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((submitted, future))
+        if len(self._running) < self.max_in_flight:
+            self._batch_start()
+        return await future
+
+    def _batch_start(self) -> None:
+        batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
+        task = asyncio.get_running_loop().create_task(self._batch_store(batch))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _batch_store(self, batch: list[tuple[dict, asyncio.Future]]) -> None:
+        try:
+            outcomes = await self._threads.run(messages_accept, [submitted for submitted, _future in batch])
+        except Exception as error:  # the thread pool itself failed: no message of the batch is stored
+            outcomes = [error] * len(batch)
+        for (_submitted, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():  # the session went away
+                continue
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+        # This task is counted in _running until it returns: `<=` lets it start its successor.
+        if self._waiting and len(self._running) <= self.max_in_flight:
+            self._batch_start()
+
+
+def messages_accept(batch: list[dict]) -> list[Message | Exception]:
+    """Check each submission of `batch` (`message_accept`'s arguments) and store those that pass
+    in one transaction; for each, its Message or the exception that refused or failed it.
+
+    When that transaction fails, each message is tried again in a transaction of its own, so one
+    message that cannot be stored never costs the others their 250.
+    """
+    outcomes: list[Message | Exception | None] = [None] * len(batch)
+    prepared = []
+    for index, submitted in enumerate(batch):
+        try:
+            prepared.append((index, message_prepare(**submitted)))
+        except Exception as error:  # SubmissionError, or the sender policy's query failing
+            outcomes[index] = error
+    if not prepared:
+        return outcomes
+    try:
+        messages = messages_store([submission for _index, submission in prepared])
+    except Exception as error:
+        if len(prepared) == 1:
+            outcomes[prepared[0][0]] = error
+            return outcomes
+        log.warning("A batch of %d messages was not stored (%s): storing each alone", len(prepared), error)
+        for index, submission in prepared:
+            try:
+                outcomes[index] = messages_store([submission])[0]
+            except Exception as single_error:
+                outcomes[index] = single_error
+        return outcomes
+    for (index, _submission), message in zip(prepared, messages, strict=True):
+        outcomes[index] = message
+    return outcomes

@@ -1,0 +1,207 @@
+"""Group commit at the SMTP door (SPEC §12): concurrent sessions' messages share a transaction,
+and none is answered 250 before that transaction has committed."""
+
+import concurrent.futures
+import smtplib
+import threading
+
+import pytest
+from aiosmtpd.smtp import SMTP
+from django.db import DatabaseError, connection
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mailqueue import group_commit
+from mailqueue.blocking import mail_service_block
+from mailqueue.message_insert import messages_insert
+from mailqueue.models import Door, Message, MessageStatus
+from mailqueue.sender_policy import domain_of
+from mailqueue.smtpd import AuthFailureThrottle, SubmissionHandler
+from mailqueue.smtpd_protocol import SubmissionSMTP
+from mailqueue.state import Actor
+from mailqueue.submission import _message_row, message_prepare, messages_store
+from tests.factories import HostingFactory
+from tests.support import SubmissionDoor
+
+RAW = b"From: shop@example.net\r\nTo: a@example.org\r\nSubject: %s\r\n\r\nHello.\r\n"
+
+
+@pytest.fixture
+def door():
+    handler = SubmissionHandler(throttle=AuthFailureThrottle(max_failures=3, window=60), db_threads=4)
+    with SubmissionDoor(addr="127.0.0.1:0", handler=handler) as running:
+        yield running
+
+
+class Gate:
+    """Wraps messages_store: the first batch waits at the gate (inside the thread, before its
+    transaction) until `open()`; every batch's size is recorded."""
+
+    def __init__(self, monkeypatch, store=messages_store):
+        self.sizes: list[int] = []
+        self.first_waiting = threading.Event()
+        self._open = threading.Event()
+        self._store_really = store
+        monkeypatch.setattr(group_commit, "messages_store", self._store)
+
+    def _store(self, submissions):
+        self.sizes.append(len(submissions))
+        if len(self.sizes) == 1:
+            self.first_waiting.set()
+            assert self._open.wait(10)
+        return self._store_really(submissions)
+
+    def open(self):
+        self._open.set()
+
+
+def send(door, hosting, subject: str) -> tuple[int, bytes]:
+    with smtplib.SMTP(door.host, door.port, timeout=20) as client:
+        client.login(hosting.service_name, hosting.smtp_password)
+        client.mail("shop@example.net")
+        client.rcpt("a@example.org")
+        return client.data(RAW % subject.encode())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_messages_arriving_during_a_commit_share_the_next_one_and_get_their_250_after_it(door, monkeypatch):
+    hosting = HostingFactory()
+    gate = Gate(monkeypatch)
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        first = pool.submit(send, door, hosting, "first")
+        assert gate.first_waiting.wait(10)
+        others = [pool.submit(send, door, hosting, f"other {n}") for n in range(5)]
+        concurrent.futures.wait(others, timeout=1.5)
+        # The first message is not committed yet: no client has its answer, nothing is stored.
+        assert not first.done() and not any(future.done() for future in others)
+        assert Message.objects.filter(hosting=hosting).count() == 0
+        gate.open()
+        replies = [future.result(timeout=20) for future in [first, *others]]
+
+    assert [code for code, _text in replies] == [250] * 6
+    stored = dict(Message.objects.filter(hosting=hosting).values_list("pk", "subject"))
+    assert sorted(stored.values()) == ["first", *[f"other {n}" for n in range(5)]]
+    for (_code, text), subject in zip(replies, ["first", *[f"other {n}" for n in range(5)]], strict=True):
+        assert stored[int(text.decode().rsplit(" ", 1)[1])] == subject  # each 250 names its own message
+    assert gate.sizes == [1, 5]  # the five that came during the first commit: one transaction
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_no_250_while_the_stored_message_is_not_committed(door, monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (DATABASE_URL)")
+    hosting = HostingFactory()
+    inserted, release = threading.Event(), threading.Event()
+
+    def insert_then_wait(messages):
+        messages_insert(messages)
+        inserted.set()
+        assert release.wait(10)  # the INSERT is done, the COMMIT not yet
+
+    monkeypatch.setattr("mailqueue.submission.messages_insert", insert_then_wait)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        reply = pool.submit(send, door, hosting, "waits for its commit")
+        assert inserted.wait(10)
+        concurrent.futures.wait([reply], timeout=1)
+        assert not reply.done()
+        assert not Message.objects.filter(hosting=hosting).exists()  # not visible: not committed
+        release.set()
+        assert reply.result(timeout=10)[0] == 250
+    assert Message.objects.filter(hosting=hosting).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_message_and_a_failing_one_cost_the_others_nothing(door, monkeypatch):
+    hosting = HostingFactory()
+
+    def store_failing_on_poison(submissions):
+        if any(b"poison" in submission.raw for submission in submissions):
+            raise DatabaseError("the poison message cannot be stored")
+        return messages_store(submissions)
+
+    gate = Gate(monkeypatch, store=store_failing_on_poison)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        first = pool.submit(send, door, hosting, "first")
+        assert gate.first_waiting.wait(10)
+        good = pool.submit(send, door, hosting, "good")
+        poison = pool.submit(send, door, hosting, "poison")
+        too_long = pool.submit(send, door, hosting, "x" * 1200)  # a header line no whitespace can fold
+        concurrent.futures.wait([good, poison, too_long], timeout=1.5)
+        gate.open()
+        codes = {
+            name: future.result(timeout=20)[0]
+            for name, future in [("first", first), ("good", good), ("poison", poison), ("too long", too_long)]
+        }
+
+    assert codes == {"first": 250, "good": 250, "poison": 451, "too long": 554}
+    assert gate.sizes[:2] == [1, 2]  # the refused one never reached the transaction; then each alone
+    assert sorted(gate.sizes[2:]) == [1, 1]
+    assert sorted(Message.objects.filter(hosting=hosting).values_list("subject", flat=True)) == ["first", "good"]
+
+
+@pytest.mark.django_db
+def test_one_transaction_holds_the_mail_of_a_blocked_service_and_queues_the_others():
+    active, blocked = HostingFactory(), HostingFactory()
+    mail_service_block(hosting=blocked, actor=Actor.api("test"))
+    submissions = [
+        message_prepare(hosting=hosting, sender="shop@example.net", recipients=["a@example.org"], raw=RAW % b"s")
+        for hosting in (active, blocked, active)
+    ]
+    messages = messages_store(submissions)
+    assert [message.status for message in messages] == [MessageStatus.QUEUED, MessageStatus.HELD, MessageStatus.QUEUED]
+    assert [message.hosting_id for message in messages] == [active.pk, blocked.pk, active.pk]
+    assert all(Message.objects.filter(pk=message.pk).exists() for message in messages)
+
+
+@pytest.mark.django_db
+def test_the_fast_insert_stores_exactly_what_the_orm_would():
+    hosting = HostingFactory()
+    submission = message_prepare(
+        hosting=hosting,
+        sender="shop@example.net",
+        recipients=["a@example.org", "b@example.org"],
+        raw=RAW % "Caf\u00e9 \u2014 r\u00e9servation".encode(),
+        door=Door.API,
+        client_address="2001:db8::1",
+    )
+    fast, orm = _message_row(submission, held=True), _message_row(submission, held=True)
+    messages_insert([fast])
+    Message.objects.bulk_create([orm])
+    fields = [field.attname for field in Message._meta.concrete_fields if not field.primary_key]
+    stored = Message.objects.filter(pk__in=[fast.pk, orm.pk]).in_bulk()
+    assert fast.pk != orm.pk
+    assert {name: getattr(stored[fast.pk], name) for name in fields} == {
+        name: getattr(stored[orm.pk], name) for name in fields
+    }
+    assert bytes(stored[fast.pk].raw) == submission.raw
+    assert connection.vendor in ("postgresql", "sqlite")
+
+
+dot_atom = st.from_regex(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,8}(\.[A-Za-z0-9_-]{1,5}){0,2}", fullmatch=True)
+host = st.from_regex(r"[A-Za-z0-9-]{1,8}(\.[A-Za-z0-9-]{1,6}){0,3}", fullmatch=True)
+parameters = st.sampled_from(["", " SIZE=1000", "  BODY=8BITMIME", " SIZE=12 BODY=7BIT", "X", " (comment) SIZE=1"])
+
+
+@settings(max_examples=400)
+@given(local=dot_atom, domain=host, rest=parameters, space=st.sampled_from(["", " "]))
+def test_the_quick_address_reading_gives_what_aiosmtpd_gives(local, domain, rest, space):
+    protocol = SubmissionSMTP.__new__(SubmissionSMTP)  # its _getaddr needs no connection
+    arg = f"{space}<{local}@{domain}>{rest}"
+    assert SubmissionSMTP._getaddr(protocol, arg) == SMTP._getaddr(protocol, arg)
+
+
+def _slow_domain_of(address: str) -> str:
+    from hosting.names import ServiceNameError, service_name_normalize
+
+    domain = address.strip().strip("<>").rpartition("@")[2]
+    try:
+        return service_name_normalize(domain) if domain else ""
+    except ServiceNameError:
+        return domain.lower()
+
+
+@settings(max_examples=500)
+@given(domain=st.text(alphabet="abXY09-.", max_size=30) | st.sampled_from(["xn--bcher-kva.fr", "ab--cd.com", "a.123"]))
+def test_the_ascii_domain_shortcut_gives_the_canonical_domain(domain):
+    assert domain_of(f"me@{domain}") == _slow_domain_of(f"me@{domain}")
