@@ -115,29 +115,33 @@ _RECORDED_FIELDS = (
 )
 
 
-def _messages_save(messages: list[Message]) -> None:
-    """Write the outcome of `messages` with one statement run for every row (executemany):
-    bulk_update's CASE expressions cost more than the delivery itself (see bench/delivery.py).
-    The raw content is never read back: it is dropped for finished messages, kept otherwise."""
+def _messages_save(messages: list[Message], token: uuid.UUID) -> set[int]:
+    """Write the outcome of `messages` still claimed by `token` (still sending), one UPDATE each
+    that checks the claim and locks the row until commit; returns the ids written. bulk_update's
+    CASE expressions cost more than the delivery itself (see bench/delivery.py). The raw content
+    is never read back: it is dropped for finished messages, kept otherwise."""
     if not messages:
-        return
+        return set()
     quote = connection.ops.quote_name
     fields = [Message._meta.get_field(name) for name in _RECORDED_FIELDS]
     assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
     raw = quote(Message._meta.get_field("raw").column)
+    pk = quote(Message._meta.pk.column)
     sql = (
         f"UPDATE {quote(Message._meta.db_table)} SET {assignments}, "
         f"{quote('claim_token')} = NULL, {quote('claimed_at')} = NULL, "
         f"{raw} = CASE WHEN %s THEN NULL ELSE {raw} END "
-        f"WHERE {quote(Message._meta.pk.column)} = %s"
+        f"WHERE {pk} = %s AND {quote('claim_token')} = %s AND {quote('status')} = %s RETURNING {pk}"
     )
-    rows = [
-        [field.get_db_prep_save(getattr(message, field.attname), connection) for field in fields]
-        + [message.completed_at is not None, message.pk]
-        for message in messages
-    ]
+    claim = Message._meta.get_field("claim_token").get_db_prep_value(token, connection)
+    written = set()
     with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+        for message in messages:
+            row = [field.get_db_prep_save(getattr(message, field.attname), connection) for field in fields]
+            cursor.execute(sql, [*row, message.completed_at is not None, message.pk, claim, MessageStatus.SENDING])
+            if cursor.fetchone() is not None:
+                written.add(message.pk)
+    return written
 
 
 def _record(
@@ -148,7 +152,8 @@ def _record(
     never_handed_over: bool = False,
 ) -> set[int]:
     """Store these results in one transaction, only for messages still claimed by `token`
-    (locked until commit, so a concurrent recovery of the claim cannot interleave); returns the
+    (each UPDATE checks the claim and locks the row until commit, so a concurrent recovery of
+    the claim cannot interleave); returns the
     ids written. `never_handed_over`: these messages never reached the relay, their places in
     the hourly limit are given back in the same transaction."""
     if not outcomes:
@@ -156,17 +161,7 @@ def _record(
     now = timezone.now()
     with transaction.atomic():
         states = mail_service_lock_shared(hosting_ids={message.hosting_id for message, _ in outcomes})
-        still_ours = set(
-            Message.objects.select_for_update()
-            .filter(id__in=[message.pk for message, _ in outcomes], claim_token=token, status=MessageStatus.SENDING)
-            .values_list("id", flat=True)
-        )
-        updated: list[Message] = []
-        all_errors: list[DeliveryError] = []
-        counts: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for message, errors in outcomes:
-            if message.pk not in still_ours:
-                continue
+        for message, _errors in outcomes:
             pending = any(r["status"] == RecipientStatus.PENDING for r in message.recipients)
             message.claim_token = None
             message.claimed_at = None
@@ -175,17 +170,28 @@ def _record(
                 message.status = MessageStatus.SENT if any_sent else MessageStatus.FAILED
                 message.completed_at = now
                 message.next_attempt_at = None
-                counts[message.hosting_id]["sent"] += int(any_sent)
-                result.sent += int(any_sent)
-                result.failed += int(not any_sent)
             elif states[message.hosting_id] != State.ACTIVE:
-                # Blocked while in flight: what is left waits with the rest of the held mail.
-                message.hold(now)
-                counts[message.hosting_id]["held"] += 1
-                result.held += 1
+                message.hold(now)  # blocked while in flight: what is left waits with the rest of the held mail
             else:
                 message.status = MessageStatus.DEFERRED
                 message.next_attempt_at = now + backoff(message.attempts)
+        # Only the messages still claimed by this batch are written (a recovered claim is another's).
+        still_ours = _messages_save([message for message, _errors in outcomes], token)
+        updated: list[Message] = []
+        all_errors: list[DeliveryError] = []
+        counts: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for message, errors in outcomes:
+            if message.pk not in still_ours:
+                continue
+            if message.status == MessageStatus.SENT:
+                counts[message.hosting_id]["sent"] += 1
+                result.sent += 1
+            elif message.status == MessageStatus.FAILED:
+                result.failed += 1
+            elif message.status == MessageStatus.HELD:
+                counts[message.hosting_id]["held"] += 1
+                result.held += 1
+            else:
                 result.deferred += 1
             counts[message.hosting_id]["errors"] += len(errors)
             all_errors.extend(errors)
@@ -198,7 +204,6 @@ def _record(
                 message.last_reply,
                 extra={"hosting_id": message.hosting_id, "message_pk": message.pk, "message_id": message.message_id},
             )
-        _messages_save(updated)
         DeliveryError.objects.bulk_create(all_errors)
         suppressions_add(all_errors)
         for hosting_id, increments in sorted(counts.items()):  # one lock order: no deadlock between batches
