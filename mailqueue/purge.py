@@ -29,9 +29,10 @@ PURGE_DEADLINE = datetime.timedelta(minutes=10)
 _PURGE_FIELDS = ["purge_requested_at", "purge_due_at", "purge_started_at", "purge_deleted"]
 
 
-def mail_service_purge_request(*, hosting: Hosting, actor: Actor) -> MailService:
+def mail_service_purge_request(*, hosting: Hosting, actor: Actor, comment: str = "") -> MailService:
     """Blocked → purging. After PURGE_GRACE_SECONDS the watchdog runs the purge, which deletes
-    every held message and returns the service to active by itself."""
+    every held message and returns the service to active by itself. `comment`: an operator's
+    reason, kept in the Event."""
     with transaction.atomic():
         service = mail_service_lock(hosting_id=hosting.pk)
         mail_service_check(service, Action.PURGE, actor)
@@ -44,15 +45,21 @@ def mail_service_purge_request(*, hosting: Hosting, actor: Actor) -> MailService
         service.purge_deleted = 0
         service.save(update_fields=["state", "state_changed_at", *_PURGE_FIELDS])
         event_record(
-            service=service, action=Action.PURGE, actor=actor, from_state=from_state, reason=service.block_reason
+            service=service,
+            action=Action.PURGE,
+            actor=actor,
+            from_state=from_state,
+            reason=service.block_reason,
+            detail=comment.strip(),
         )
         if settings.PURGE_GRACE_SECONDS <= 0:
             dispatch.purge_run_now(hosting_id=hosting.pk)  # no grace: no need to wait for the watchdog
     return service
 
 
-def mail_service_purge_cancel(*, hosting: Hosting, actor: Actor) -> MailService:
-    """Purging → blocked, allowed until the deletion has started; held messages stay held."""
+def mail_service_purge_cancel(*, hosting: Hosting, actor: Actor, comment: str = "") -> MailService:
+    """Purging → blocked, allowed until the deletion has started; held messages stay held.
+    `comment`: an operator's reason, kept in the Event."""
     with transaction.atomic():
         service = mail_service_lock(hosting_id=hosting.pk)
         mail_service_check(service, Action.CANCEL_PURGE, actor)
@@ -66,6 +73,7 @@ def mail_service_purge_cancel(*, hosting: Hosting, actor: Actor) -> MailService:
             actor=actor,
             from_state=from_state,
             reason=service.block_reason,
+            detail=comment.strip(),
         )
     return service
 

@@ -157,13 +157,15 @@ class HostingActions:
 
     @admin.action(description=CUSTOMER_ACTIONS["purge"].label, permissions=["act"])
     def purge(self, request, queryset, cancel_url=None):
-        """The reason stays in the hosting's admin history (the purge service takes no comment)."""
+        """The reason is kept in the Event and in the hosting's admin history."""
         return self._confirmed(
             request,
             queryset,
             ReasonForm,
             CUSTOMER_ACTIONS["purge"].label,
-            lambda hosting, actor, data: CUSTOMER_ACTIONS["purge"].call(hosting=hosting, actor=actor),
+            lambda hosting, actor, data: CUSTOMER_ACTIONS["purge"].call(
+                hosting=hosting, actor=actor, comment=data["reason"]
+            ),
             DONE["purge"],
             cancel_url,
         )
@@ -175,7 +177,9 @@ class HostingActions:
             queryset,
             ReasonForm,
             CUSTOMER_ACTIONS["cancel-purge"].label,
-            lambda hosting, actor, data: CUSTOMER_ACTIONS["cancel-purge"].call(hosting=hosting, actor=actor),
+            lambda hosting, actor, data: CUSTOMER_ACTIONS["cancel-purge"].call(
+                hosting=hosting, actor=actor, comment=data["reason"]
+            ),
             DONE["cancel_purge"],
             cancel_url,
         )

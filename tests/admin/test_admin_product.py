@@ -12,7 +12,7 @@ from django.core import mail
 from django.utils import timezone, translation
 
 from mailqueue.blocking import mail_service_block
-from mailqueue.models import Event, MailService, RecipientStatus
+from mailqueue.models import Action, Event, MailService, RecipientStatus
 from mailqueue.state import Actor
 from reports.models import DigestStatus, ErrorDigest
 from tests.admin.conftest import (
@@ -186,6 +186,7 @@ def test_purge_from_the_list_asks_for_a_reason_and_records_it(operator_client, o
     entry = LogEntry.objects.get(object_id=str(hosting.pk), user=operator)
     assert entry.get_change_message() == "Purger les e-mails\u00a0: Spam confirmé"
     assert "Spam confirmé" in page_text(operator_client.get(f"{HOSTINGS_URL}{hosting.pk}/history/"))
+    assert Event.objects.filter(hosting=hosting, action=Action.PURGE).get().detail == "Spam confirmé"
 
 
 def test_the_hosting_page_offers_the_allowed_actions_and_runs_them_after_confirmation(operator_client, operator):
