@@ -32,3 +32,8 @@ class ProductTitles:
         elif add and self.add_title:
             context.update(title=self.add_title)
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+
+def yes_no(value: bool) -> str:
+    """A boolean as the admin should say it: Django's read-only icon reads "True"/"False" in English."""
+    return _("yes") if value else _("no")

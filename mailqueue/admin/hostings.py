@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from hosting.admin_lookups import DeclaredLookupsOnly
 from hosting.admin_paging import CappedCountPaginator
-from hosting.admin_titles import ProductTitles
+from hosting.admin_titles import ProductTitles, yes_no
 from hosting.forms import HostingForm
 from hosting.models import Hosting
 from mailqueue.admin.hosting_actions import ACT_PERMISSION, HostingActions, PageLink
@@ -32,16 +32,25 @@ class MailServiceInline(admin.StackedInline):
     fields = readonly_fields = [
         "state",
         "block_reason",
-        "forced",
+        "forced_shown",
         "report_to",
         "hourly_limit_override",
         "state_changed_at",
         "purge_due_at",
         "purge_started_at",
         "spam_purged_at",
-        "support_only",
+        "support_only_shown",
         "allowed_sender_domains",
     ]
+
+    # Django shows a read-only boolean as an icon whose text is "True" or "False", in English.
+    @admin.display(description=MailService._meta.get_field("forced").verbose_name)
+    def forced_shown(self, service):
+        return yes_no(service.forced)
+
+    @admin.display(description=MailService._meta.get_field("support_only").verbose_name)
+    def support_only_shown(self, service):
+        return yes_no(service.support_only)
 
     def has_add_permission(self, request, obj=None):
         return False

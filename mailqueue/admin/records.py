@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from hosting.admin_lookups import DeclaredLookupsOnly
 from hosting.admin_paging import CappedCountPaginator
-from hosting.admin_titles import ProductTitles
+from hosting.admin_titles import ProductTitles, yes_no
 from hosting.models import Hosting
 from mailqueue.models import (
     DeliveryError,
@@ -175,6 +175,12 @@ class DeliveryErrorAdmin(ReadOnlyAdmin):
     list_filter = [HostingFilter, "kind", "permanent"]
     search_fields = ["=hosting__service_name", "=recipient"]
     raw_id_fields = ["hosting", "message"]
+    fields = ["hosting", "message", "created_at", "recipient", "reply", "subject", "kind", "permanent_shown", "status"]
+    readonly_fields = ["permanent_shown"]
+
+    @admin.display(description=DeliveryError._meta.get_field("permanent").verbose_name)
+    def permanent_shown(self, error):
+        return yes_no(error.permanent)  # Django's read-only boolean says "True" or "False", in English
 
 
 @admin.register(Event)
