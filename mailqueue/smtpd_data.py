@@ -19,29 +19,35 @@ async def data_read(reader: asyncio.StreamReader, *, limit: int | None) -> bytes
     its data went over `limit` bytes (read to its end all the same, to answer 552 in turn)."""
     pieces: list[bytes] = []
     size = 0
-    first = await _read_piece(reader, b"\r")
-    if first == b".\r":
-        following = await reader.readexactly(1)
-        if following == b"\n":
-            return b""  # an empty message: the end of data at once
-        first += following
-    previous = first[-1:]  # the last byte read: is the LF of a match preceded by a CR?
-    pieces.append(first)
-    size += len(first)
+    previous = b""  # the last byte read: is the LF of a match preceded by a CR?
+    at_line_start = True  # the next byte starts a line: the end of data may be "." CRLF at once
     while True:
-        piece = await _read_piece(reader, _END)
-        ends = piece.endswith(_END) and (piece[-5:-4] if len(piece) >= 5 else previous) == b"\r"
-        size += len(piece)
-        if limit and size - (3 if ends else 0) > limit:
+        if at_line_start:
+            # Up to the next CR, so that a search for _END then finds an end right after it.
+            piece = await _read_piece(reader, b"\r")
+            at_line_start = False
+            if piece == b".\r":
+                following = await reader.readexactly(1)
+                if following == b"\n":
+                    break  # the line "." itself: the end of data
+                piece += following
+            ends = False
+        else:
+            piece = await _read_piece(reader, _END)
+            ends = piece.endswith(_END) and (piece[-5:-4] if len(piece) >= 5 else previous) == b"\r"
+            # A match after a bare LF ends a line (CRLF): the next one may be the "." line.
+            at_line_start = piece.endswith(_END) and not ends
+        size += len(piece) - (3 if ends else 0)
+        if limit and size > limit:
             pieces.clear()  # over the limit: drop what was read, keep reading to the end of data
         else:
-            pieces.append(piece)
+            pieces.append(piece[:-3] if ends else piece)  # the final "." CRLF is not the message's
         previous = piece[-1:]
         if ends:
             break
-    if limit and size - 3 > limit:
+    if limit and size > limit:
         return None
-    data = b"".join(pieces)[:-3]  # the final "." CRLF is not the message's
+    data = b"".join(pieces)
     if data.startswith(b"."):
         data = data[1:]
     return data.replace(b"\r\n.", b"\r\n")

@@ -4,7 +4,7 @@ import html
 import re
 
 import pytest
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.test import Client
 
 from tests.factories import UserFactory
@@ -12,10 +12,25 @@ from tests.factories import UserFactory
 HOSTINGS_URL = "/admin/hosting/hosting/"
 
 
+def role(group_name: str) -> Group:
+    """A role of mailqueue 0003_roles, made again as it makes it when a transactional test's flush
+    emptied the table (the flush makes the permissions again, not the groups)."""
+    group, created = Group.objects.get_or_create(name=group_name)
+    if created:
+        group.permissions.add(
+            *Permission.objects.filter(
+                content_type__app_label__in=["hosting", "mailqueue", "reports"], codename__startswith="view_"
+            )
+        )
+        if group_name == "Operators":
+            group.permissions.add(Permission.objects.get(codename="act_on_mailservice"))
+    return group
+
+
 def staff_user(username: str, group_name: str | None = None, **fields):
     user = UserFactory(username=username, is_staff=True, **fields)
     if group_name:
-        user.groups.add(Group.objects.get(name=group_name))  # created by mailqueue 0003_roles
+        user.groups.add(role(group_name))
     return user
 
 

@@ -182,7 +182,7 @@ def test_a_user_without_customer_can_only_refuse(requested):
     client = Client()
     client.force_login(UserFactory())
     page = client.get(requested[1])
-    assert "n'appartient à aucun compte client" in text(page)
+    assert "n’appartient à aucun compte client" in text(page)
     assert client.post(requested[1], {"lifetime": "3600", "decision": "validate"}).status_code == 400
     assert record_of(requested[0]).status == CredentialStatus.PENDING
     refused = client.post(requested[1], {"lifetime": "3600", "decision": "refuse"})

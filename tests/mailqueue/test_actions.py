@@ -14,7 +14,7 @@ def test_durations_in_the_texts_come_from_the_settings(settings):
     settings.PURGE_GRACE_SECONDS = 120
     with translation.override("fr"):
         assert "mis en attente pendant 48H." in CUSTOMER_ACTIONS["block"].confirmation()
-        assert "L'opération prend entre 2 et 10 minutes." in CUSTOMER_ACTIONS["purge"].confirmation()
+        assert "L’opération prend entre 2 et 10 minutes." in CUSTOMER_ACTIONS["purge"].confirmation()
         assert CUSTOMER_ACTIONS["block"].outcome() == "Envoi bloqué : les e-mails sont mis en attente pendant 48 h."
     with translation.override("en"):
         assert "they will be held for 48 hours." in CUSTOMER_ACTIONS["block"].confirmation()

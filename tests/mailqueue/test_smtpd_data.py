@@ -42,7 +42,7 @@ wire_bytes = st.binary(max_size=300).map(lambda body: body + b"\r\n.\r\n" + AFTE
 ).map(lambda parts: b"".join(parts) + b"\r\n.\r\n" + AFTER)
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(wire=wire_bytes, pieces=st.lists(st.integers(1, 40), max_size=10), stream_limit=st.integers(5, 64))
 def test_the_same_message_as_aiosmtpd_whatever_the_bytes_and_the_pieces(wire, pieces, stream_limit):
     expected, rest = line_by_line(wire)
