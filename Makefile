@@ -15,12 +15,13 @@ install: $(BIN)/.installed
 
 ## The whole product on the embedded defaults (or DATABASE_URL / REDIS_URL when set):
 ## web on 127.0.0.1:8000, SMTP door on 127.0.0.1:2525, bounce door on 127.0.0.1:2526, a Celery worker
-## and beat; webhooks may go to local receivers. Ctrl-C stops all.
+## and beat; webhooks may go to local receivers. Ctrl-C stops all, and is not an error: the shell
+## waits for honcho to stop every process (trap), and honcho's 130 for SIGINT counts as success.
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
-	DEBUG=$${DEBUG:-true} WEBHOOK_ALLOW_PRIVATE_ADDRESSES=$${WEBHOOK_ALLOW_PRIVATE_ADDRESSES:-true} \
-	  PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile.dev start
+	trap : INT; DEBUG=$${DEBUG:-true} WEBHOOK_ALLOW_PRIVATE_ADDRESSES=$${WEBHOOK_ALLOW_PRIVATE_ADDRESSES:-true} \
+	  PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile.dev start || [ $$? -eq 130 ]
 
 ## Every test, on the configured database and broker.
 test: install

@@ -11,14 +11,15 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
 from rest_framework import serializers as drf_serializers
-from rest_framework.decorators import api_view, authentication_classes, permission_classes, schema
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api import serializers
+from api.browsable import ResourceBrowsableAPIRenderer
 from api.parsers import JSONParser
 from api.throttling import AddressRateThrottle, CustomerRateThrottle
 from hosting.models import Hosting
@@ -71,6 +72,7 @@ class ApiView(APIView):
 
     throttle_classes = [AddressRateThrottle, CustomerRateThrottle]
     parser_classes = [JSONParser, FormParser, MultiPartParser]
+    renderer_classes = [JSONRenderer, ResourceBrowsableAPIRenderer]
 
 
 class HostingView(ApiView):
@@ -200,12 +202,21 @@ class VolumesView(HostingView):
         return Response(serializers.VolumeSerializer(volumes, many=True).data)
 
 
-@api_view(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
-@authentication_classes([])
-@permission_classes([AllowAny])
-@schema(None)
-def not_found(request):
-    raise exceptions.NotFound("No such API endpoint.")
+class NotFoundView(ApiView):
+    """Anything else under /1.0/: the same 404 for every method, OPTIONS included. (A class, as
+    @api_view would list OPTIONS twice in Allow: its "OPTIONS" and the "options" it adds.)"""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    schema = None
+
+    def get(self, request, *args, **kwargs):
+        raise exceptions.NotFound("No such API endpoint.")
+
+    post = put = patch = delete = options = get
+
+
+not_found = NotFoundView.as_view()
 
 
 class NewestFirst(CursorPagination):

@@ -122,6 +122,7 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env("TIME_ZONE", default="Europe/Paris")
 USE_I18N = True
 USE_TZ = True
+USE_THOUSAND_SEPARATOR = True  # « 1 042 » in French, "1,042" in English, wherever a number is localized
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -148,9 +149,14 @@ else:
         }
     }
 
-# Mail sent by the platform itself (error digests, notices): never through a hosting's queue.
-EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
-vars().update(EMAIL_CONFIG)
+# Mail sent by the platform itself (error digests, notices): never through a hosting's queue. Without
+# EMAIL_URL each e-mail is written to var/platform-mail/ as an .eml file and logged in one INFO line.
+EMAIL_URL = env("EMAIL_URL", default="")
+if EMAIL_URL:
+    vars().update(env.email_url_config(EMAIL_URL))
+else:
+    EMAIL_BACKEND = "portal.mail_backends.EmlFileBackend"
+    EMAIL_FILE_PATH = VAR_DIR / "platform-mail"
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Hosting portal <no-reply@portal.localhost>")
 
 # --- Security: secure by default. Without DEBUG, HTTPS is on unless HTTPS=false is set explicitly
@@ -285,7 +291,17 @@ LOGGING = {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"()": "portal.logging.JsonFormatter"},
     },
+    "filters": {"api_access_line_dropped": {"()": "portal.log_filters.ApiAccessLineDropped"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
+    # One line per request, in one format: Django's own console handler (DEBUG) and runserver's are
+    # dropped for the root one; 4xx answers are in the access line, so django.request logs 5xx only.
+    "loggers": {
+        "django": {"handlers": [], "level": "INFO"},
+        "django.request": {"level": "ERROR"},
+        "django.server": {"handlers": [], "filters": ["api_access_line_dropped"], "propagate": True},
+        "gunicorn.access": {"handlers": ["console"], "filters": ["api_access_line_dropped"], "propagate": False},
+        "django.db.backends": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
+    },
 }

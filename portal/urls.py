@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from portal import metrics
+from portal.favicon import favicon
 from portal.health import healthz
 from portal.password_reset import LimitedPasswordResetView
 
@@ -11,6 +12,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics.metrics_view, name="prometheus-django-metrics"),
+    path("favicon.ico", favicon, name="favicon"),
     # Before Django's own: the same page and e-mail, with a limit on how many are sent.
     path("accounts/password_reset/", LimitedPasswordResetView.as_view(), name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),
