@@ -1,8 +1,10 @@
 """What `make run` shows: one log line per request and per platform e-mail, a favicon, no 404 for it."""
 
 import logging
+import logging.config
 
 import pytest
+from django.conf import settings
 from django.core import mail
 from django.core.mail import EmailMultiAlternatives
 
@@ -80,6 +82,8 @@ def test_gunicorn_access_lines_of_the_api_are_dropped(path, kept):
 
 def test_a_request_is_logged_once_in_the_one_format():
     """Django's own console handler and runserver's are gone: everything goes through the root's."""
+    # As Django configures it at start (a Celery worker started by an earlier test re-formats the root's).
+    logging.config.dictConfig(settings.LOGGING)
     assert logging.getLogger("django").handlers == []
     assert logging.getLogger("django.server").handlers == []
     assert logging.getLogger("django.server").propagate
