@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult
+from aiosmtpd.smtp import SMTP, AuthResult
 
 from mailqueue.models import Message
 from mailqueue.smtpd import REPLY_TEMPORARY, SubmissionHandler
@@ -278,3 +278,42 @@ def test_php_mail_during_a_door_restart_loses_nothing(hosting, port, spool_dir, 
     assert Message.objects.count() == sent, "and only once"
     assert waiting(spool_dir) == []
     print(f"{sent} mail() calls, {spooled} spooled during the restart, {sent} stored, 0 lost")
+
+
+class _ClosingOnQuit(SMTP):
+    async def smtp_QUIT(self, arg):
+        await self.push("421 4.3.2 Service shutting down, try again later")  # as a door that is stopping
+        self.transport.close()
+
+
+class _AcceptingDoor:
+    def __init__(self):
+        self.accepted = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        self.accepted += 1
+        return "250 2.0.0 Ok: queued as 1"
+
+
+class _ClosingController(Controller):
+    def factory(self):
+        return _ClosingOnQuit(
+            self.handler, auth_require_tls=False, authenticator=lambda *args: AuthResult(success=True)
+        )
+
+
+def test_a_421_after_the_250_is_no_reason_to_spool_the_message_again(hosting, port, spool_dir):
+    """A stopping door answers the QUIT after an accepted message with 421: the message is stored,
+    and spooling it would submit it twice."""
+    env = environment(hosting, port, spool_dir)
+    door = _AcceptingDoor()
+    controller = _ClosingController(door, hostname="127.0.0.1", port=port, ready_timeout=10)
+    controller.start()
+    try:
+        result = sendmail(["-t"], MESSAGE % 1, env)
+    finally:
+        controller.stop()
+
+    assert result.returncode == 0, result.stderr
+    assert door.accepted == 1
+    assert waiting(spool_dir) == []

@@ -257,6 +257,7 @@ def _refusal(code: int, reply, what: str) -> SendmailError:
 def _submit(*, url: dict, sender: str, recipients: list[str], raw: bytes) -> None:
     """AUTH, MAIL, RCPT (all or nothing), DATA; SendmailError with the matching exit code."""
     where = f"{url['host']}:{url['port']}"
+    accepted = False
     try:
         with smtplib.SMTP(url["host"], url["port"], timeout=_SMTP_TIMEOUT) as smtp:
             smtp.ehlo()
@@ -287,10 +288,15 @@ def _submit(*, url: dict, sender: str, recipients: list[str], raw: bytes) -> Non
             code, reply = smtp.data(raw)
             if code != 250:
                 raise _refusal(code, reply, "message refused")
+            accepted = True
     except SendmailError:
         raise
-    except smtplib.SMTPResponseException as error:
-        raise _refusal(error.smtp_code, error.smtp_error, "refused") from None
     except (OSError, smtplib.SMTPException) as error:
+        if accepted:
+            # The door answered 250: the message is stored. Only the goodbye failed (a door
+            # shutting down answers QUIT with 421): spooling it would submit it twice.
+            return
+        if isinstance(error, smtplib.SMTPResponseException):
+            raise _refusal(error.smtp_code, error.smtp_error, "refused") from None
         reason = str(error) or type(error).__name__
         raise SendmailError(f"cannot submit to the SMTP door at {where}: {reason}", EX_TEMPFAIL) from None
