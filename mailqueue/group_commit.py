@@ -11,6 +11,9 @@ given before its message's transaction has committed.
 import asyncio
 import logging
 
+from django.db import connection
+
+from mailqueue.counters import submitted_today_incr
 from mailqueue.db_threads import DatabaseThreads
 from mailqueue.models import Message
 from mailqueue.submission import message_prepare, messages_store
@@ -46,23 +49,41 @@ class GroupCommit:
         task.add_done_callback(self._running.discard)
 
     async def _batch_store(self, batch: list[tuple[dict, asyncio.Future]]) -> None:
+        loop = asyncio.get_running_loop()
+        futures = [future for _submitted, future in batch]
+
+        def store() -> None:
+            outcomes = messages_accept([submitted for submitted, _future in batch], count_submitted=False)
+            # The sessions are answered now; the counter (a metric) waits for nobody.
+            loop.call_soon_threadsafe(_futures_settle, futures, outcomes)
+            stored = sum(1 for outcome in outcomes if isinstance(outcome, Message))
+            if stored:
+                try:
+                    submitted_today_incr(stored)
+                except Exception:  # the cache is down: the mail is stored, only the metric misses it
+                    log.warning("The submitted counter could not count %d messages", stored, exc_info=True)
+
         try:
-            outcomes = await self._threads.run(messages_accept, [submitted for submitted, _future in batch])
+            await self._threads.run(store)
         except Exception as error:  # the thread pool itself failed: no message of the batch is stored
-            outcomes = [error] * len(batch)
-        for (_submitted, future), outcome in zip(batch, outcomes, strict=True):
-            if future.done():  # the session went away
-                continue
-            if isinstance(outcome, BaseException):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
+            _futures_settle(futures, [error] * len(futures))
         # This task is counted in _running until it returns: `<=` lets it start its successor.
         if self._waiting and len(self._running) <= self.max_in_flight:
             self._batch_start()
 
 
-def messages_accept(batch: list[dict]) -> list[Message | Exception]:
+def _futures_settle(futures: list[asyncio.Future], outcomes: list) -> None:
+    """Give each waiting session its outcome: its Message, or the exception that refused or failed it."""
+    for future, outcome in zip(futures, outcomes, strict=True):
+        if future.done():  # the session went away, or was answered already
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+
+def messages_accept(batch: list[dict], *, count_submitted: bool = True) -> list[Message | Exception]:
     """Check each submission of `batch` (`message_accept`'s arguments) and store those that pass
     in one transaction; for each, its Message or the exception that refused or failed it.
 
@@ -79,15 +100,18 @@ def messages_accept(batch: list[dict]) -> list[Message | Exception]:
     if not prepared:
         return outcomes
     try:
-        messages = messages_store([submission for _index, submission in prepared])
+        messages = messages_store([submission for _index, submission in prepared], count_submitted=count_submitted)
     except Exception as error:
         if len(prepared) == 1:
             outcomes[prepared[0][0]] = error
             return outcomes
         log.warning("A batch of %d messages was not stored (%s): storing each alone", len(prepared), error)
+        if not connection.in_atomic_block:
+            # A connection the batch's error broke is replaced, not handed to every retry.
+            connection.close_if_unusable_or_obsolete()
         for index, submission in prepared:
             try:
-                outcomes[index] = messages_store([submission])[0]
+                outcomes[index] = messages_store([submission], count_submitted=count_submitted)[0]
             except Exception as single_error:
                 outcomes[index] = single_error
         return outcomes

@@ -48,6 +48,28 @@ def mail_service_lock(*, hosting_id: int) -> MailService:
     )
 
 
+def mail_service_lock_shared_statements(*, hosting_ids) -> list[tuple[str, list]]:
+    """`mail_service_lock_shared` as statements (SQL, parameters) to run in this order in one
+    transaction: on PostgreSQL each share lock, in id order; last, the read of (hosting_id,
+    state), whose snapshot is taken once every lock is held. For a caller that sends them with
+    other statements in one round trip (`message_insert.messages_insert`)."""
+    hosting_ids = sorted(set(hosting_ids))
+    table = MailService._meta.db_table
+    placeholders = ", ".join(["%s"] * len(hosting_ids))
+    read = (
+        f"SELECT hosting_id, state FROM {table} WHERE hosting_id IN ({placeholders}) ORDER BY hosting_id",
+        hosting_ids,
+    )
+    if connection.vendor != "postgresql":
+        return [read]
+    namespace = int(LockPurpose.MAIL_SERVICE) << 32
+    locks = [
+        ("SELECT pg_advisory_xact_lock_shared(%s)", [namespace + (hosting_id & 0xFFFFFFFF)])
+        for hosting_id in hosting_ids
+    ]
+    return [*locks, read]
+
+
 def mail_service_lock_shared(*, hosting_ids) -> dict[int, str]:
     """The states of these hostings' services, under a shared lock until commit.
 
@@ -56,18 +78,11 @@ def mail_service_lock_shared(*, hosting_ids) -> dict[int, str]:
     On PostgreSQL the locks and the read go in one round trip, as statements that follow each
     other: the read's snapshot is taken once every lock is held.
     """
-    hosting_ids = sorted(set(hosting_ids))
-    table = MailService._meta.db_table
-    placeholders = ", ".join(["%s"] * len(hosting_ids))
-    sql = f"SELECT hosting_id, state FROM {table} WHERE hosting_id IN ({placeholders}) ORDER BY hosting_id"
+    statements = mail_service_lock_shared_statements(hosting_ids=hosting_ids)
     with connection.cursor() as cursor:
-        if connection.vendor != "postgresql":
-            cursor.execute(sql, hosting_ids)
-            return dict(cursor.fetchall())
-        namespace = int(LockPurpose.MAIL_SERVICE) << 32
-        locks = [namespace + (hosting_id & 0xFFFFFFFF) for hosting_id in hosting_ids]
-        statements = ["SELECT pg_advisory_xact_lock_shared(%s)"] * len(locks)
-        cursor.execute("; ".join([*statements, sql]), [*locks, *hosting_ids])
-        for _statement in statements:
+        cursor.execute(
+            "; ".join(sql for sql, _params in statements), [p for _sql, params in statements for p in params]
+        )
+        for _statement in statements[:-1]:
             cursor.nextset()
         return dict(cursor.fetchall())

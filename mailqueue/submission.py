@@ -23,12 +23,11 @@ from hosting.models import Hosting
 from mailqueue import dispatch, rfc5322
 from mailqueue.addresses import email_address_valid
 from mailqueue.counters import counter_add, submitted_today_incr
-from mailqueue.locks import mail_service_lock_shared
+from mailqueue.locks import mail_service_lock_shared_statements
 from mailqueue.message_insert import messages_insert
 from mailqueue.models import (
     Door,
     Message,
-    MessageStatus,
     RecipientStatus,
     State,
     WebhookEvent,
@@ -226,22 +225,26 @@ def message_prepare(
     )
 
 
-def messages_store(submissions: list[Submission]) -> list[Message]:
+def messages_store(submissions: list[Submission], *, count_submitted: bool = True) -> list[Message]:
     """Store checked messages in one transaction, each queued (service active) or held (blocked
     or purging): a 250 for any of them may be given once this returns, never before.
 
     Several sessions' messages share the transaction and its commit ("group commit": one WAL
     flush for all). The services' states are read under their share locks, so a block either
     sees these messages (and holds them) or commits first (and they are held). Delivery is
-    enqueued after commit.
+    enqueued after commit. `count_submitted`: False when the caller adds them to the day's
+    submitted counter itself (the SMTP door does, once its sessions are answered).
     """
     with transaction.atomic():
-        states = mail_service_lock_shared(hosting_ids={submission.hosting.pk for submission in submissions})
-        messages = [
-            _message_row(submission, held=states[submission.hosting.pk] != State.ACTIVE) for submission in submissions
-        ]
-        messages_insert(messages)
-        held = [message for message in messages if message.status == MessageStatus.HELD]
+        # Stored as queued under the share locks, in one round trip with the read of the
+        # states (`messages_insert`); the messages of a service found blocked or purging are
+        # then made held, before commit: nothing sees them queued.
+        messages = [_message_row(submission) for submission in submissions]
+        statements = mail_service_lock_shared_statements(hosting_ids={message.hosting_id for message in messages})
+        states = dict(messages_insert(messages, first=statements)[-1])
+        held = [message for message in messages if states[message.hosting_id] != State.ACTIVE]
+        if held:
+            _messages_hold(held)
         # Only held mail touches the day's counter row: a counter updated by every submission
         # would serialise a hosting's concurrent submissions on its row lock.
         for hosting_id, count in collections.Counter(message.hosting_id for message in held).items():
@@ -253,11 +256,21 @@ def messages_store(submissions: list[Submission]) -> list[Message]:
             # The messages are stored; a broker hiccup must not turn that into an error (the
             # client would submit them again): the periodic delivery sweep picks them up.
             dispatch.delivery_kick()
-        transaction.on_commit(lambda: submitted_today_incr(len(messages)), robust=True)
+        if count_submitted:
+            transaction.on_commit(lambda: submitted_today_incr(len(messages)), robust=True)
     return messages
 
 
-def _message_row(submission: Submission, *, held: bool) -> Message:
+def _messages_hold(messages: list[Message]) -> None:
+    """Make these just-inserted messages held (their service is blocked or purging), each from
+    its submission time."""
+    for message in messages:
+        for name, value in held_fields(message.created_at).items():
+            setattr(message, name, value)
+    Message.objects.bulk_update(messages, fields=list(held_fields(timezone.now())))
+
+
+def _message_row(submission: Submission) -> Message:
     now = submission.created_at
     return Message(
         hosting=submission.hosting,
@@ -274,7 +287,7 @@ def _message_row(submission: Submission, *, held: bool) -> Message:
         created_at=now,
         door=submission.door,
         client_address=submission.client_address,
-        **(held_fields(now) if held else queued_fields(now)),
+        **queued_fields(now),
     )
 
 

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from mailqueue import group_commit
 from mailqueue.blocking import mail_service_block
+from mailqueue.locks import mail_service_lock_shared_statements
 from mailqueue.message_insert import messages_insert
-from mailqueue.models import Door, Message, MessageStatus
+from mailqueue.models import DailyCounter, Door, Message, MessageStatus, State, held_fields, queued_fields
 from mailqueue.sender_policy import domain_of
 from mailqueue.smtpd import AuthFailureThrottle, SubmissionHandler
 from mailqueue.smtpd_protocol import SubmissionSMTP
@@ -44,12 +45,12 @@ class Gate:
         self._store_really = store
         monkeypatch.setattr(group_commit, "messages_store", self._store)
 
-    def _store(self, submissions):
+    def _store(self, submissions, **kwargs):
         self.sizes.append(len(submissions))
         if len(self.sizes) == 1:
             self.first_waiting.set()
             assert self._open.wait(10)
-        return self._store_really(submissions)
+        return self._store_really(submissions, **kwargs)
 
     def open(self):
         self._open.set()
@@ -94,10 +95,11 @@ def test_no_250_while_the_stored_message_is_not_committed(door, monkeypatch):
     hosting = HostingFactory()
     inserted, release = threading.Event(), threading.Event()
 
-    def insert_then_wait(messages):
-        messages_insert(messages)
+    def insert_then_wait(messages, **kwargs):
+        results = messages_insert(messages, **kwargs)
         inserted.set()
         assert release.wait(10)  # the INSERT is done, the COMMIT not yet
+        return results
 
     monkeypatch.setattr("mailqueue.submission.messages_insert", insert_then_wait)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -115,10 +117,10 @@ def test_no_250_while_the_stored_message_is_not_committed(door, monkeypatch):
 def test_a_refused_message_and_a_failing_one_cost_the_others_nothing(door, monkeypatch):
     hosting = HostingFactory()
 
-    def store_failing_on_poison(submissions):
+    def store_failing_on_poison(submissions, **kwargs):
         if any(b"poison" in submission.raw for submission in submissions):
             raise DatabaseError("the poison message cannot be stored")
-        return messages_store(submissions)
+        return messages_store(submissions, **kwargs)
 
     gate = Gate(monkeypatch, store=store_failing_on_poison)
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
@@ -151,7 +153,15 @@ def test_one_transaction_holds_the_mail_of_a_blocked_service_and_queues_the_othe
     messages = messages_store(submissions)
     assert [message.status for message in messages] == [MessageStatus.QUEUED, MessageStatus.HELD, MessageStatus.QUEUED]
     assert [message.hosting_id for message in messages] == [active.pk, blocked.pk, active.pk]
-    assert all(Message.objects.filter(pk=message.pk).exists() for message in messages)
+    stored = Message.objects.in_bulk([message.pk for message in messages])
+    fields = ["status", "held_at", "held_until", "next_attempt_at", "claim_token", "claimed_at"]
+    for message, submission in zip(messages, submissions, strict=True):
+        # Inserted as queued, then made held before commit: stored exactly as the state says.
+        expected = (held_fields if message.hosting_id == blocked.pk else queued_fields)(submission.created_at)
+        assert {name: getattr(stored[message.pk], name) for name in fields} == expected
+        assert {name: getattr(message, name) for name in fields} == expected
+    assert DailyCounter.objects.get(hosting=blocked).held == 1
+    assert not DailyCounter.objects.filter(hosting=active).exists()
 
 
 @pytest.mark.django_db
@@ -165,7 +175,10 @@ def test_the_fast_insert_stores_exactly_what_the_orm_would():
         door=Door.API,
         client_address="2001:db8::1",
     )
-    fast, orm = _message_row(submission, held=True), _message_row(submission, held=True)
+    fast, orm = _message_row(submission), _message_row(submission)
+    for message in (fast, orm):  # every kind of field: datetimes, NULLs, JSON, bytes, an address
+        for name, value in held_fields(submission.created_at).items():
+            setattr(message, name, value)
     messages_insert([fast])
     Message.objects.bulk_create([orm])
     fields = [field.attname for field in Message._meta.concrete_fields if not field.primary_key]
@@ -176,6 +189,27 @@ def test_the_fast_insert_stores_exactly_what_the_orm_would():
     }
     assert bytes(stored[fast.pk].raw) == submission.raw
     assert connection.vendor in ("postgresql", "sqlite")
+
+
+@pytest.mark.django_db
+def test_the_fast_insert_runs_the_statements_before_it_and_counts_in_the_query_log(django_assert_num_queries):
+    hosting = HostingFactory()
+    submissions = [
+        message_prepare(hosting=hosting, sender="shop@example.net", recipients=["a@example.org"], raw=RAW % b"s")
+        for _ in range(3)
+    ]
+    messages = [_message_row(submission) for submission in submissions]
+    statements = mail_service_lock_shared_statements(hosting_ids=[hosting.pk])
+    # PostgreSQL: the share lock, the read of the state and one INSERT a row (one round trip);
+    # SQLite: the read, then bulk_create's one INSERT.
+    expected = len(statements) + (3 if connection.vendor == "postgresql" else 1)
+    with django_assert_num_queries(expected):  # in the test's transaction
+        results = messages_insert(messages, first=statements)
+    assert results[-1] == [(hosting.pk, State.ACTIVE)]
+    assert len(results) == len(statements)
+    assert sorted(Message.objects.filter(hosting=hosting).values_list("pk", flat=True)) == sorted(
+        message.pk for message in messages
+    )
 
 
 dot_atom = st.from_regex(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,8}(\.[A-Za-z0-9_-]{1,5}){0,2}", fullmatch=True)
