@@ -4,6 +4,7 @@ and none is answered 250 before that transaction has committed."""
 import concurrent.futures
 import smtplib
 import threading
+import time
 
 import pytest
 from aiosmtpd.smtp import SMTP
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from mailqueue import group_commit
 from mailqueue.blocking import mail_service_block
+from mailqueue.counters import submitted_today
 from mailqueue.locks import mail_service_lock_shared_statements
 from mailqueue.message_insert import messages_insert
 from mailqueue.models import DailyCounter, Door, Message, MessageStatus, State, held_fields, queued_fields
@@ -239,3 +241,15 @@ def _slow_domain_of(address: str) -> str:
 @given(domain=st.text(alphabet="abXY09-.", max_size=30) | st.sampled_from(["xn--bcher-kva.fr", "ab--cd.com", "a.123"]))
 def test_the_ascii_domain_shortcut_gives_the_canonical_domain(domain):
     assert domain_of(f"me@{domain}") == _slow_domain_of(f"me@{domain}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_door_counts_its_messages_in_the_days_submitted_counter_after_answering(door):
+    hosting = HostingFactory()
+    before = submitted_today()
+    assert send(door, hosting, "one")[0] == 250
+    assert send(door, hosting, "two")[0] == 250
+    deadline = time.monotonic() + 5
+    while submitted_today() < before + 2 and time.monotonic() < deadline:
+        time.sleep(0.02)  # counted in the database thread once the session has its 250
+    assert submitted_today() == before + 2
