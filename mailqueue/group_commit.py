@@ -67,9 +67,12 @@ class GroupCommit:
             await self._threads.run(store)
         except Exception as error:  # the thread pool itself failed: no message of the batch is stored
             _futures_settle(futures, [error] * len(futures))
-        # This task is counted in _running until it returns: `<=` lets it start its successor.
-        if self._waiting and len(self._running) <= self.max_in_flight:
-            self._batch_start()
+        finally:
+            # Out of _running now, not in the done callback the loop runs later: a message arriving
+            # in between would find this batch still counted, and wait for a successor nobody starts.
+            self._running.discard(asyncio.current_task())
+            if self._waiting and len(self._running) < self.max_in_flight:
+                self._batch_start()
 
 
 def _futures_settle(futures: list[asyncio.Future], outcomes: list) -> None:
