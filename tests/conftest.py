@@ -35,6 +35,11 @@ def _serialise_test_sessions() -> None:
 
 _serialise_test_sessions()
 
+# PostgreSQL commits of the tests (and of the processes they start, which inherit the environment)
+# are not flushed to disk before the server answers: no test crashes the server, and the suite
+# takes a fifth less time. What a commit means to the code (atomic, visible to others) is unchanged.
+os.environ.setdefault("PGOPTIONS", "-c synchronous_commit=off")
+
 requires_postgres = pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL (DATABASE_URL)")
 
 
