@@ -30,6 +30,12 @@ RAW = b"From: shop@example.net\r\nTo: a@example.org\r\nSubject: %s\r\n\r\nHello.
 
 
 @pytest.fixture
+def one_in_flight(settings):
+    """One transaction at a time: a batch gathers every message that arrived during the last one."""
+    settings.SMTP_GROUP_COMMIT_IN_FLIGHT = 1
+
+
+@pytest.fixture
 def door():
     handler = SubmissionHandler(throttle=AuthFailureThrottle(max_failures=3, window=60), db_threads=4)
     with SubmissionDoor(addr="127.0.0.1:0", handler=handler) as running:
@@ -67,7 +73,9 @@ def send(door, hosting, subject: str) -> tuple[int, bytes]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_messages_arriving_during_a_commit_share_the_next_one_and_get_their_250_after_it(door, monkeypatch):
+def test_messages_arriving_during_a_commit_share_the_next_one_and_get_their_250_after_it(
+    one_in_flight, door, monkeypatch
+):
     hosting = HostingFactory()
     gate = Gate(monkeypatch)
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
@@ -87,6 +95,24 @@ def test_messages_arriving_during_a_commit_share_the_next_one_and_get_their_250_
     for (_code, text), subject in zip(replies, ["first", *[f"other {n}" for n in range(5)]], strict=True):
         assert stored[int(text.decode().rsplit(" ", 1)[1])] == subject  # each 250 names its own message
     assert gate.sizes == [1, 5]  # the five that came during the first commit: one transaction
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_two_in_flight_a_message_is_stored_while_another_transaction_waits(door, monkeypatch, settings):
+    assert settings.SMTP_GROUP_COMMIT_IN_FLIGHT == 2  # the default
+    hosting = HostingFactory()
+    gate = Gate(monkeypatch)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        first = pool.submit(send, door, hosting, "first")
+        assert gate.first_waiting.wait(10)
+        second = send(door, hosting, "second")  # its own transaction, committed while the first waits
+        assert second[0] == 250
+        assert not first.done()
+        assert list(Message.objects.filter(hosting=hosting).values_list("subject", flat=True)) == ["second"]
+        gate.open()
+        assert first.result(timeout=20)[0] == 250
+    assert gate.sizes == [1, 1]
+    assert sorted(Message.objects.filter(hosting=hosting).values_list("subject", flat=True)) == ["first", "second"]
 
 
 @pytest.mark.postgres
@@ -116,7 +142,7 @@ def test_no_250_while_the_stored_message_is_not_committed(door, monkeypatch):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_refused_message_and_a_failing_one_cost_the_others_nothing(door, monkeypatch):
+def test_a_refused_message_and_a_failing_one_cost_the_others_nothing(one_in_flight, door, monkeypatch):
     hosting = HostingFactory()
 
     def store_failing_on_poison(submissions, **kwargs):
