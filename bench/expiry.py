@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from purge import OTHER_HOSTINGS, child, django_setup, hostings, insert_messages, report, run_child, settle
+from purge import OTHER_HOSTINGS, RUNS_HELP, child, django_setup, hostings, insert_messages, methods_run, report, settle
 
 
 def prepare(*, messages: int) -> int:
@@ -67,9 +67,7 @@ def method(name: str, target: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=100_000)
-    parser.add_argument(
-        "--runs", type=int, default=3, help="each method this many times, in turn; its fastest run is reported"
-    )
+    parser.add_argument("--runs", type=int, default=3, help=RUNS_HELP)
     parser.add_argument("--child")
     parser.add_argument("--target", type=int)
     parser.add_argument("--json", metavar="PATH", help="also write the figures there (bench/run.py)")
@@ -78,14 +76,8 @@ def main() -> None:
         child(args.child, args.target, methods=method)
         return
     django_setup()
-    results = {}
-    for run in range(args.runs):
-        for name in ("held_expire", "raw_delete", "orm_delete"):
-            target = prepare(messages=args.messages)
-            measured = run_child(__file__, name, target)
-            print(f"run {run + 1}/{args.runs}: {name} {measured['seconds']:.3f} s", flush=True)
-            if name not in results or measured["seconds"] < results[name]["seconds"]:
-                results[name] = measured
+    names = ("held_expire", "raw_delete", "orm_delete")
+    results = methods_run(__file__, names, lambda: prepare(messages=args.messages), runs=args.runs)
     title = f"expiry of {args.messages // 10} due among {args.messages} held messages, best of {args.runs}"
     figures = report(title, results, benchmark="expiry")
     if args.json:

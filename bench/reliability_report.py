@@ -38,6 +38,7 @@ TARGETS = [
     "tests/mailqueue/test_delivery.py::test_no_claim_after_a_block_commits",
     "tests/mailqueue/test_purge.py",
     "tests/mailqueue/test_expiry.py",
+    "tests/mailqueue/test_group_commit.py",
     # Hardening: limits and faults at the doors.
     "tests/mailqueue/test_rfc5322.py",
     "tests/mailqueue/test_null_sender.py",
@@ -74,6 +75,7 @@ CLASSES = [
     ("tests/mailqueue/test_delivery.py", "load", "Block racing delivery"),
     ("tests/mailqueue/test_purge.py", "fault", "Purge: lost, crashed, concurrent runs"),
     ("tests/mailqueue/test_expiry.py", "fault", "72 h expiry"),
+    ("tests/mailqueue/test_group_commit.py", "load", "Group commit: no 250 before its commit, no loss by others"),
 ]
 
 
