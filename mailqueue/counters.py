@@ -1,7 +1,6 @@
 """Per hosting and day counters, incremented with one upsert (PostgreSQL and SQLite alike)."""
 
 import datetime
-import functools
 
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
@@ -45,13 +44,17 @@ def _submitted_key(day) -> str:
 _SUBMITTED_TTL = 2 * 24 * 3600
 
 
-@functools.cache
 def _redis_client():
-    """The Redis client of the cache when it is Django's Redis cache, made once (Django makes
-    one per call, ~0.3 ms each), or None."""
-    if not isinstance(caches["default"], RedisCache):
+    """The Redis client of the cache when it is Django's Redis cache, or None: made once per
+    cache object (Django makes one per call, ~0.3 ms each) and kept on it, so a cache made anew
+    (other settings, another thread) never gets the client of the one before."""
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
         return None
-    return caches["default"]._cache.get_client(write=True)
+    client = getattr(backend, "_submitted_client", None)
+    if client is None:
+        client = backend._submitted_client = backend._cache.get_client(write=True)
+    return client
 
 
 def submitted_today_incr(count: int = 1) -> None:
