@@ -133,9 +133,15 @@ def method(name: str, target: int) -> int:
 
 def child(name: str, target: int, methods=method) -> None:
     django_setup()
+    from celery import current_app
     from django.db import connection
 
+    # Connected as a worker is when it runs a purge or an expiry: the database, and the broker
+    # with its queues declared (the first task a process sends otherwise pays for both).
     connection.ensure_connection()
+    with current_app.producer_or_acquire() as producer:
+        for queue in current_app.amqp.queues.values():
+            producer.maybe_declare(queue)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
     deleted = methods(name, target)
