@@ -16,6 +16,8 @@ import socket
 import threading
 
 import pytest
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 from django.test import Client
 from kombu.exceptions import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -24,6 +26,7 @@ from api import exceptions as api_exceptions
 from api import window_counters
 from api.services import api_credentials_create
 from mailqueue import metrics as mail_metrics
+from mailqueue.counters import submitted_today, submitted_today_incr
 from mailqueue.models import Message, MessageStatus, State
 from portal.celery import app as celery_app
 from tests.api.conftest import ApiClient
@@ -165,3 +168,16 @@ def test_what_needs_the_broker_answers_a_json_503(rf, error):
     assert response.status_code == 503
     assert set(response.data) == {"message"} and response.data["message"]
     assert response["Retry-After"] == "30"
+
+
+def test_the_submitted_counter_counts_in_the_cache_that_replaced_an_unreachable_one(settings):
+    if not isinstance(caches["default"], RedisCache):
+        pytest.skip("the counter's own Redis client: needs REDIS_URL")
+    working = settings.CACHES
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": NOWHERE}}
+    with pytest.raises(RedisConnectionError):
+        submitted_today_incr(1)  # the door logs this and goes on: the mail is stored, the metric misses it
+    settings.CACHES = working  # Redis is back: a new cache object, which must get a client of its own
+    before = submitted_today()
+    submitted_today_incr(2)
+    assert submitted_today() == before + 2
