@@ -190,31 +190,32 @@ def messages_create(hosting, count: int, body_bytes: int):
     return envelopes
 
 
-def baseline_run(url: str, envelopes) -> float:
-    """Seconds for smtplib to send every message over one connection."""
+def baseline_run(url: str, envelopes) -> tuple[float, float]:
+    """Seconds for smtplib to send every message over one connection, and this thread's CPU seconds."""
     host_port = url.split("://", 1)[1]
     host, port = host_port.rsplit(":", 1)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.thread_time()
     # With a timeout, as the relay client uses (SMTP_RELAY_TIMEOUT): the same socket mode.
     with smtplib.SMTP(host, int(port), local_hostname="bench.localhost", timeout=30) as client:
         for sender, recipients, raw in envelopes:
             client.sendmail(sender, recipients, raw)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.thread_time() - cpu
 
 
-def delivery_run(batch_size: int) -> tuple[float, int, int]:
-    """Seconds for delivery_run_batch loops to empty the queue; (seconds, batches, connections)."""
+def delivery_run(batch_size: int) -> tuple[float, float, int, int]:
+    """delivery_run_batch loops emptying the queue: (seconds, CPU seconds of this thread, batches,
+    connections). The thread's CPU is delivery's own: the sink runs in a thread of its own."""
     from mailqueue.delivery import delivery_run_batch
 
     batches = connections = 0
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.thread_time()
     while True:
         result = delivery_run_batch(limit=batch_size)
         if not result.claimed:
             break
         batches += 1
         connections += result.connections
-    return time.perf_counter() - started, batches, connections
+    return time.perf_counter() - started, time.thread_time() - cpu, batches, connections
 
 
 def _answers_ping(port: int) -> bool:
@@ -289,13 +290,14 @@ def phase_run(phase: Phase, *, customer, count: int, args, sink: Sink, spamd_url
     sink.reset()
     counter.count = 0
     with override_settings(SPAMD_URL=spamd_url if phase.spamd else ""):
-        seconds, batches, connections = delivery_run(args.batch_size)
+        seconds, cpu_seconds, batches, connections = delivery_run(args.batch_size)
     statements = counter.count
     messages = Message.objects.filter(hosting=hosting)
     outcome = {
         "phase": phase,
         "messages": count,
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "batches": batches,
         "connections": connections,
         "statements": statements,
@@ -380,7 +382,9 @@ def main() -> int:
             envelopes = messages_create(baseline_hosting, args.messages, args.body_bytes)
             Message.objects.filter(hosting=baseline_hosting).delete()  # never delivered: only their bytes
             # The best of a few runs: the baseline is cheap and noisy.
-            baseline_seconds = min(baseline_run(os.environ["SMTP_RELAY_URL"], envelopes) for _ in range(BASELINE_RUNS))
+            baseline_seconds, baseline_cpu = min(
+                baseline_run(os.environ["SMTP_RELAY_URL"], envelopes) for _ in range(BASELINE_RUNS)
+            )
             baseline_accepted = sink.accepted
             with connection.execute_wrapper(counter):
                 for phase in phases:
@@ -415,8 +419,13 @@ def main() -> int:
         f"database: {database}, messages: {args.messages} ((c): {min(args.spamd_messages, args.messages)}), "
         f"batches of {args.batch_size}, bodies of {args.body_bytes} bytes, DKIM_KEY_BITS {dkim_bits}"
     )
-    print(f"{'':34}{'seconds':>9}{'msg/s':>8}{'ratio':>7}  {'goal':8}{'SQL/msg':>8}  batches, connections")
-    print(f"{'smtplib, one connection *':34}{baseline_seconds:>9.2f}{baseline_rate:>8.0f}{1:>7.2f}")
+    header = f"{'':34}{'seconds':>9}{'msg/s':>8}{'ratio':>7}  {'goal':8}{'SQL/msg':>8}{'CPU ms/msg':>11}"
+    print(f"{header}  batches, connections")
+    baseline_cpu_ms = baseline_cpu * 1000 / args.messages
+    print(
+        f"{'smtplib, one connection *':34}{baseline_seconds:>9.2f}{baseline_rate:>8.0f}{1:>7.2f}"
+        f"{'':18}{baseline_cpu_ms:>11.2f}"
+    )
     figures = []
     for outcome in outcomes:
         phase = outcome["phase"]
@@ -425,9 +434,11 @@ def main() -> int:
         met = None if phase.goal is None else ratio >= phase.goal
         goal = "—" if phase.goal is None else f">= {phase.goal}"
         verdict = "" if met is None else ("met" if met else "short")
+        cpu_ms = outcome["cpu_seconds"] * 1000 / outcome["messages"]
         print(
             f"{phase.label:34}{outcome['seconds']:>9.2f}{rate:>8.0f}{ratio:>7.2f}  {goal:8}"
-            f"{outcome['statements'] / outcome['messages']:>8.1f}  {outcome['batches']}, {outcome['connections']}"
+            f"{outcome['statements'] / outcome['messages']:>8.1f}{cpu_ms:>11.2f}"
+            f"  {outcome['batches']}, {outcome['connections']}"
             f"  {verdict}"
         )
         detail = f", {dkim_bits}-bit key" if phase.dkim else ""
@@ -444,11 +455,16 @@ def main() -> int:
                 "goal": "—" if phase.goal is None else f"ratio >= {phase.goal}",
                 "met": met,
                 "statements_per_message": outcome["statements"] / outcome["messages"],
+                "cpu_ms_per_message": cpu_ms,
+                "baseline_cpu_ms_per_message": baseline_cpu_ms,
             }
         )
     for line in skipped:
         print(line)
-    print(f"* best of {BASELINE_RUNS} runs; SQL/msg: statements of the delivering connection per message")
+    print(
+        f"* best of {BASELINE_RUNS} runs; SQL/msg: statements of the delivering connection per message; "
+        "CPU ms/msg: the sending thread's own CPU (time.thread_time; the sink has a thread of its own)"
+    )
     for outcome in outcomes:
         phase = outcome["phase"]
         if phase.dkim:
