@@ -17,12 +17,13 @@ import uuid
 from collections import Counter, defaultdict
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from mailqueue.bounce_parsing import status_of
 from mailqueue.claims import ClaimHeartbeat, delivery_claim
 from mailqueue.counters import counter_add
+from mailqueue.delivery_record import SentRecorder, messages_save, sent_save, sent_save_possible
 from mailqueue.handoff import message_send, pending_of, suppressed_of
 from mailqueue.hourly_limit import handoffs_return
 from mailqueue.locks import mail_service_lock_shared
@@ -100,65 +101,34 @@ def _outcome(
     return errors
 
 
-# What `_record` writes back for each message of a batch (besides the claim, cleared, and the raw
-# content, dropped once the message is done).
-_RECORDED_FIELDS = (
-    "status",
-    "recipients",
-    "completed_at",
-    "next_attempt_at",
-    "held_at",
-    "held_until",
-    "last_reply",
-    "spam_score",
-    "spam_rules",
-)
-
-
-def _messages_save(messages: list[Message], token: uuid.UUID) -> set[int]:
-    """Write the outcome of `messages` still claimed by `token` (still sending), one UPDATE each
-    that checks the claim and locks the row until commit; returns the ids written. bulk_update's
-    CASE expressions cost more than the delivery itself (see bench/delivery.py). The raw content
-    is never read back: it is dropped for finished messages, kept otherwise."""
-    if not messages:
-        return set()
-    quote = connection.ops.quote_name
-    fields = [Message._meta.get_field(name) for name in _RECORDED_FIELDS]
-    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
-    raw = quote(Message._meta.get_field("raw").column)
-    pk = quote(Message._meta.pk.column)
-    sql = (
-        f"UPDATE {quote(Message._meta.db_table)} SET {assignments}, "
-        f"{quote('claim_token')} = NULL, {quote('claimed_at')} = NULL, "
-        f"{raw} = CASE WHEN %s THEN NULL ELSE {raw} END "
-        f"WHERE {pk} = %s AND {quote('claim_token')} = %s AND {quote('status')} = %s RETURNING {pk}"
-    )
-    claim = Message._meta.get_field("claim_token").get_db_prep_value(token, connection)
-    written = set()
-    with connection.cursor() as cursor:
-        for message in messages:
-            row = [field.get_db_prep_save(getattr(message, field.attname), connection) for field in fields]
-            cursor.execute(sql, [*row, message.completed_at is not None, message.pk, claim, MessageStatus.SENDING])
-            if cursor.fetchone() is not None:
-                written.add(message.pk)
-    return written
-
-
 def _record(
     token: uuid.UUID,
     outcomes: list[tuple[Message, list[DeliveryError]]],
     result: BatchResult,
     *,
     never_handed_over: bool = False,
-) -> set[int]:
+    recorder: SentRecorder | None = None,
+) -> None:
     """Store these results in one transaction, only for messages still claimed by `token`
     (each UPDATE checks the claim and locks the row until commit, so a concurrent recovery of
-    the claim cannot interleave); returns the
-    ids written. `never_handed_over`: these messages never reached the relay, their places in
-    the hourly limit are given back in the same transaction."""
+    the claim cannot interleave). `never_handed_over`: these messages never reached the relay,
+    their places in the hourly limit are given back in the same transaction.
+
+    A message sent to every recipient with nothing else to record is one statement
+    (`delivery_record.sent_save`), written by `recorder` while the next message is sent when
+    there is one; any other record waits for it first."""
     if not outcomes:
-        return set()
+        return
     now = timezone.now()
+    if len(outcomes) == 1 and not never_handed_over and _sent_alone(*outcomes[0], result):
+        message = _sent_mark(outcomes[0][0], now)
+        if recorder is not None:
+            recorder.submit(message, day=timezone.localdate(now))
+        elif sent_save(message, token, day=timezone.localdate(now)):
+            _sent_counted(message, result)
+        return
+    if recorder is not None:
+        recorder.wait()
     with transaction.atomic():
         states = mail_service_lock_shared(hosting_ids={message.hosting_id for message, _ in outcomes})
         for message, _errors in outcomes:
@@ -176,7 +146,7 @@ def _record(
                 message.status = MessageStatus.DEFERRED
                 message.next_attempt_at = now + backoff(message.attempts)
         # Only the messages still claimed by this batch are written (a recovered claim is another's).
-        still_ours = _messages_save([message for message, _errors in outcomes], token)
+        still_ours = messages_save([message for message, _errors in outcomes], token)
         updated: list[Message] = []
         all_errors: list[DeliveryError] = []
         counts: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -196,14 +166,7 @@ def _record(
             counts[message.hosting_id]["errors"] += len(errors)
             all_errors.extend(errors)
             updated.append(message)
-            logger.info(
-                "message %s of hosting %s: %s (%s)",
-                message.pk,
-                message.hosting_id,
-                message.status,
-                message.last_reply,
-                extra={"hosting_id": message.hosting_id, "message_pk": message.pk, "message_id": message.message_id},
-            )
+            _log(message)
         DeliveryError.objects.bulk_create(all_errors)
         suppressions_add(all_errors)
         for hosting_id, increments in sorted(counts.items()):  # one lock order: no deadlock between batches
@@ -214,7 +177,42 @@ def _record(
         if never_handed_over:
             returned = Counter(message.hosting_id for message, _ in outcomes if message.pk in still_ours)
             handoffs_return(token=token, per_hosting=returned)
-    return still_ours
+
+
+def _sent_alone(message: Message, errors: list[DeliveryError], result: BatchResult) -> bool:
+    """Whether `message` was sent to every recipient, with nothing else to record (no error, no
+    webhook), where `delivery_record.sent_save` can write it."""
+    return (
+        not errors
+        and all(r["status"] == RecipientStatus.SENT for r in message.recipients)
+        and not result.subscriptions.get(message.hosting_id)
+        and sent_save_possible()
+    )
+
+
+def _sent_mark(message: Message, now: datetime.datetime) -> Message:
+    """`message`, sent to every recipient, marked so in memory."""
+    message.claim_token = message.claimed_at = message.next_attempt_at = None
+    message.status = MessageStatus.SENT
+    message.completed_at = now
+    return message
+
+
+def _sent_counted(message: Message, result: BatchResult) -> None:
+    """A sent message's record is written: counted in the batch, logged."""
+    result.sent += 1
+    _log(message)
+
+
+def _log(message: Message) -> None:
+    logger.info(
+        "message %s of hosting %s: %s (%s)",
+        message.pk,
+        message.hosting_id,
+        message.status,
+        message.last_reply,
+        extra={"hosting_id": message.hosting_id, "message_pk": message.pk, "message_id": message.message_id},
+    )
 
 
 def _raw_chunks(messages: list[Message]):
@@ -268,6 +266,9 @@ def _deliver(relay, token, messages, deadline: float, result: BatchResult, *, do
     recording each in `done`; on an outage, or once the claim is lost (recovered while this
     worker was stalled), the rest is deferred."""
     outgoing = Outgoing({message.hosting_id for message in messages})
+    recorder = (
+        SentRecorder(token, on_written=lambda message: _sent_counted(message, result)) if sent_save_possible() else None
+    )
     try:
         for chunk in _raw_chunks(messages):
             raws = dict(Message.objects.filter(id__in=[message.pk for message in chunk]).values_list("id", "raw"))
@@ -286,25 +287,31 @@ def _deliver(relay, token, messages, deadline: float, result: BatchResult, *, do
                         kinds |= {address: ErrorKind.SPAM for address, (code, _text) in refused.items() if code >= 500}
                         to_send = []
                     else:
-                        results |= message_send(relay, message, raw, to_send)
+                        results |= message_send(
+                            relay, message, raw, to_send, before_end=recorder.wait if recorder else None
+                        )
                 done.add(message.pk)  # before its record: the heartbeat never expects it once written
                 outcome = _outcome(message, results, timezone.now(), kinds=kinds)
-                _record(token, [(message, outcome)], result, never_handed_over=not to_send)
+                _record(token, [(message, outcome)], result, never_handed_over=not to_send, recorder=recorder)
                 if time.monotonic() > deadline:
                     raise RelayUnavailable(f"batch deadline of {settings.DELIVERY_BATCH_DEADLINE} s reached")
                 if getattr(relay, "connection_lost", False):
                     # A relay that timed out or dropped us would cost every remaining message a
                     # timeout of its own: the rest of the batch is deferred, the batch stays short.
                     raise RelayUnavailable(f"connection lost while sending message {message.pk}")
+        if recorder is not None:
+            recorder.wait()
     except RelayUnavailable as error:
         logger.warning("relay unavailable: %s", error)
         reply = (421, f"relay unavailable: {error}")
         untried = [message for message in messages if message.pk not in done]
         now = timezone.now()
         outcomes = [(message, _outcome(message, dict.fromkeys(pending_of(message), reply), now)) for message in untried]
-        _record(token, outcomes, result, never_handed_over=True)
+        _record(token, outcomes, result, never_handed_over=True, recorder=recorder)
     finally:
         relay.close()
+        if recorder is not None:
+            recorder.close()
 
 
 # A delivery run stops claiming new batches after this long, leaving room under the task's time limit.

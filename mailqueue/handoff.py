@@ -9,6 +9,7 @@ from collections import defaultdict
 from django.conf import settings
 
 from hosting.models import Hosting
+from mailqueue.delivery_record import RecordFailed
 from mailqueue.models import Message, RecipientStatus
 from mailqueue.relay import CONNECTION_FAILURE_CODE, RelayUnavailable
 from mailqueue.return_path import return_path_for
@@ -22,11 +23,15 @@ def pending_of(message: Message) -> list[str]:
     return [r["address"] for r in message.recipients if r["status"] == RecipientStatus.PENDING]
 
 
-def message_send(relay, message: Message, raw: bytes, recipients: list[str]) -> dict[str, tuple[int, str]]:
+def message_send(
+    relay, message: Message, raw: bytes, recipients: list[str], *, before_end=None
+) -> dict[str, tuple[int, str]]:
     """Hand one message to the relay, one transaction per recipient with its own return path.
     An unexpected error defers this message only: the rest of the batch goes on, and what was
     already delivered is still recorded. The relay lost midway: the recipients not tried get a
-    421 and `relay.connection_lost` stops the batch after this message is recorded."""
+    421 and `relay.connection_lost` stops the batch after this message is recorded.
+    `before_end`: run before the relay is given the end of the message (`relay`); its
+    RecordFailed is raised as it is, the message never ended."""
     index = {entry["address"]: position for position, entry in enumerate(message.recipients)}
     results: dict[str, tuple[int, str]] = {}
     for address in recipients:
@@ -34,7 +39,9 @@ def message_send(relay, message: Message, raw: bytes, recipients: list[str]) -> 
             break
         envelope = return_path_for(hosting_id=message.hosting_id, message_pk=message.pk, index=index[address])
         try:
-            results |= relay.send(sender=envelope, recipients=[address], raw=raw)
+            results |= relay.send(sender=envelope, recipients=[address], raw=raw, before_end=before_end)
+        except RecordFailed:
+            raise
         except RelayUnavailable as error:
             if not results:
                 raise

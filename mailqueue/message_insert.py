@@ -72,7 +72,7 @@ def messages_insert(messages: list[Message], *, first=()) -> list[list[tuple]]:
             cursor.execute(sql, params)
             firsts.append(cursor)
         insert = psycopg.Cursor(raw)
-        # One statement, prepared once by the server (psycopg prepares a query run 5 times),
+        # One statement, prepared by the server once run DATABASE_PREPARE_THRESHOLD times (settings),
         # executed for every row: ~0.2 ms a message against ~0.5 for bulk_create.
         insert.executemany(_insert_sql(), [_row(message, plan) for message in messages], returning=True)
     # Leaving the pipeline sent it and read every result.

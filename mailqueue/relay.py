@@ -2,7 +2,10 @@
 
 A relay session is opened by the first message of a delivery batch that needs it (a batch of
 suppressed recipients only never connects) and reused for every message after it.
-`send` returns, per recipient, the SMTP code and reply text the relay gave.
+`send` returns, per recipient, the SMTP code and reply text the relay gave; its `before_end`
+runs once the relay waits for the message's content to end (SMTP: after the 354 to DATA, before
+the final dot), and may raise to leave the message unended (delivery waits there for the record
+of the message before: `delivery_record.SentRecorder`).
 """
 
 import smtplib
@@ -25,6 +28,40 @@ class RelayUnavailable(Exception):
     """The relay could not be reached: every message of the batch is deferred."""
 
 
+class _EndHook:
+    """smtplib's DATA, with `before_end` (when set) run between the relay's 354 and the content
+    with its final dot. Should it raise, the connection is dropped: the relay never gets the end
+    of the message, and discards it."""
+
+    before_end = None
+
+    def data(self, msg):
+        if self.before_end is None:
+            return super().data(msg)
+        self.putcmd("data")
+        code, reply = self.getreply()
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        try:
+            self.before_end()
+        except BaseException:
+            self.close()
+            raise
+        content = smtplib._quote_periods(msg)
+        if not content.endswith(b"\r\n"):
+            content += b"\r\n"
+        self.send(content + b".\r\n")
+        return self.getreply()
+
+
+class _SMTP(_EndHook, smtplib.SMTP):
+    pass
+
+
+class _SMTP_SSL(_EndHook, smtplib.SMTP_SSL):
+    pass
+
+
 class SmtpRelay:
     def __init__(self, url: str, *, timeout: int):
         parts = urlsplit(url)
@@ -41,9 +78,9 @@ class SmtpRelay:
     def open(self) -> None:
         try:
             if self.scheme == "smtps":
-                connection = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout)
+                connection = _SMTP_SSL(self.host, self.port, timeout=self.timeout)
             else:
-                connection = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+                connection = _SMTP(self.host, self.port, timeout=self.timeout)
                 if self.scheme == "smtp+starttls":
                     connection.starttls(context=ssl.create_default_context())
             if self.username:
@@ -62,9 +99,10 @@ class SmtpRelay:
                 self.connection.close()
             self.connection = None
 
-    def send(self, *, sender: str, recipients: list[str], raw: bytes) -> dict[str, tuple[int, str]]:
+    def send(self, *, sender: str, recipients: list[str], raw: bytes, before_end=None) -> dict[str, tuple[int, str]]:
         """Per recipient (code, reply). A lost connection gives 421 to every recipient and is
-        reopened for the next message; RelayUnavailable when it cannot be reopened."""
+        reopened for the next message; RelayUnavailable when it cannot be reopened. An error
+        raised by `before_end` is raised as it is, the connection dropped."""
         if self.connection is None or self.connection.sock is None:
             self.open()
         envelope_sender, sender_error = _envelope_address(sender) if sender else ("", None)
@@ -81,6 +119,7 @@ class SmtpRelay:
         stored = [recipient for group in envelope.values() for recipient in group]
         if not envelope:
             return results
+        self.connection.before_end = before_end
         try:
             refused = self.connection.sendmail(envelope_sender, list(envelope), _crlf(raw))
         except smtplib.SMTPRecipientsRefused as error:
@@ -102,6 +141,12 @@ class SmtpRelay:
             self.connection_lost = True  # the batch stops here: see delivery_run_batch
             reply = (CONNECTION_FAILURE_CODE, f"connection to relay lost: {error}")
             return results | dict.fromkeys(stored, reply)
+        except BaseException:  # from before_end: the connection is dropped, the message unended
+            self.connection = None
+            raise
+        finally:
+            if self.connection is not None:
+                self.connection.before_end = None
         for address, group in envelope.items():
             code, reply = refused.get(address, (250, "OK"))
             results.update(dict.fromkeys(group, (code, _text(reply))))
@@ -151,9 +196,11 @@ class FileRelay:
     def close(self) -> None:
         self.opened = False
 
-    def send(self, *, sender: str, recipients: list[str], raw: bytes) -> dict[str, tuple[int, str]]:
+    def send(self, *, sender: str, recipients: list[str], raw: bytes, before_end=None) -> dict[str, tuple[int, str]]:
         if not self.opened:
             self.open()
+        if before_end is not None:
+            before_end()
         name = f"{timezone.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:12]}.eml"
         envelope = f"X-Envelope-From: <{sender}>\r\nX-Envelope-To: {', '.join(recipients)}\r\n".encode()
         (self.directory / name).write_bytes(envelope + raw)

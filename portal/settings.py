@@ -88,6 +88,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # The few statements run on server-side binding cursors (the doors' INSERT, a sent message's
+    # record) are prepared on the server after this many runs; Django's own cursors bind on the
+    # client and are never prepared. 0 (psycopg's None) for a pooler in transaction mode that
+    # does not keep prepared statements (PgBouncer before 1.21).
+    prepare_threshold = env.int("DATABASE_PREPARE_THRESHOLD", default=2)
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = prepare_threshold or None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

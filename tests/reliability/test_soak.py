@@ -85,9 +85,9 @@ class ClaimRecordingRelay:
     def __getattr__(self, name):
         return getattr(self._relay, name)
 
-    def send(self, *, sender, recipients, raw):
+    def send(self, *, sender, recipients, raw, before_end=None):
         self._claims[message_id_of(raw)] = CLAIM_WINDOW.value
-        return self._relay.send(sender=sender, recipients=recipients, raw=raw)
+        return self._relay.send(sender=sender, recipients=recipients, raw=raw, before_end=before_end)
 
 
 @dataclasses.dataclass
