@@ -71,7 +71,7 @@ def _outcome(
     `kinds`: recipients failed before the relay, and why (suppressed, SPEC §10.2; spam, §11.1)."""
     kinds = kinds or {}
     errors: list[DeliveryError] = []
-    give_up = retries_exhausted(message, now)
+    give_up = None  # retries_exhausted, worked out at the first recipient that is not sent
     for recipient in message.recipients:
         if recipient["status"] != RecipientStatus.PENDING or recipient["address"] not in results:
             continue
@@ -80,7 +80,10 @@ def _outcome(
         message.last_reply = f"{code} {reply}"[:500]
         if 200 <= code < 300:
             recipient["status"] = RecipientStatus.SENT
-        elif 500 <= code < 600 or give_up:
+            continue
+        if give_up is None:
+            give_up = retries_exhausted(message, now)
+        if 500 <= code < 600 or give_up:
             recipient["status"] = RecipientStatus.FAILED
             kind = kinds.get(recipient["address"], ErrorKind.RELAY)
             listed = kind != ErrorKind.RELAY

@@ -19,6 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import psycopg
 from django.db import connection
+from django.db.models import JSONField
 
 from mailqueue.models import DailyCounter, Message, MessageStatus
 
@@ -42,6 +43,13 @@ RECORDED_FIELDS = (
 @functools.cache
 def _fields() -> tuple:
     return tuple(Message._meta.get_field(name) for name in RECORDED_FIELDS)
+
+
+@functools.cache
+def _json_fields() -> frozenset:
+    """The recorded fields whose values need the ORM's preparation (JSON); psycopg takes the
+    others (text, numbers, aware datetimes) as they are."""
+    return frozenset(field for field in _fields() if isinstance(field, JSONField))
 
 
 @functools.cache
@@ -72,7 +80,13 @@ def _sent_sql() -> str:
 
 
 def _params(message: Message, token: uuid.UUID) -> list:
-    row = [field.get_db_prep_save(getattr(message, field.attname), connection) for field in _fields()]
+    json_fields = _json_fields()
+    row = [
+        field.get_db_prep_save(getattr(message, field.attname), connection)
+        if field in json_fields
+        else getattr(message, field.attname)
+        for field in _fields()
+    ]
     claim = Message._meta.get_field("claim_token").get_db_prep_value(token, connection)
     return [*row, message.completed_at is not None, message.pk, claim, MessageStatus.SENDING]
 

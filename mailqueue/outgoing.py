@@ -16,10 +16,11 @@ from mailqueue.models import Door, Message
 _WITH = {Door.SMTP: "ESMTPA", Door.API: "HTTP"}  # RFC 3848 and the mail transmission types registry
 
 
-def received_header(message: Message, service_name: str) -> bytes:
+def received_header(message: Message, service_name: str, *, zone=None) -> bytes:
+    """`zone`: the time zone of the stamp (the current one by default; a batch reads it once)."""
     client = f"[{message.client_address}]" if message.client_address else "[unknown]"
     door = Door(message.door).label if message.door in Door.values else message.door
-    stamp = email.utils.format_datetime(timezone.localtime(message.created_at))
+    stamp = email.utils.format_datetime(message.created_at.astimezone(zone or timezone.get_current_timezone()))
     return (
         f"Received: from {client} (authenticated as {service_name})\r\n"
         f"\tby {settings.SMTP_INGRESS_HOSTNAME} (portal {door} door) with {_WITH.get(message.door, 'ESMTPA')}"
@@ -35,10 +36,11 @@ class Outgoing:
         self.service_names = {pk: service_name for pk, service_name, _language in rows}
         self.languages = {pk: language for pk, _service_name, language in rows}
         self.signer = Signer(self.service_names)
+        self.zone = timezone.get_current_timezone()
 
     def language_of(self, message: Message) -> str:
         return self.languages.get(message.hosting_id) or settings.LANGUAGE_CODE
 
     def bytes_of(self, message: Message, raw: bytes) -> bytes:
         service_name = self.service_names.get(message.hosting_id, "")
-        return received_header(message, service_name) + self.signer.sign(message.hosting_id, raw)
+        return received_header(message, service_name, zone=self.zone) + self.signer.sign(message.hosting_id, raw)
