@@ -46,10 +46,10 @@ def _fields() -> tuple:
 
 
 @functools.cache
-def _json_fields() -> frozenset:
-    """The recorded fields whose values need the ORM's preparation (JSON); psycopg takes the
-    others (text, numbers, aware datetimes) as they are."""
-    return frozenset(field for field in _fields() if isinstance(field, JSONField))
+def _prepared_fields(vendor: str) -> frozenset:
+    """The recorded fields whose values need the ORM's preparation: on PostgreSQL the JSON ones
+    (psycopg takes text, numbers and aware datetimes as they are), elsewhere every one."""
+    return frozenset(field for field in _fields() if vendor != "postgresql" or isinstance(field, JSONField))
 
 
 @functools.cache
@@ -80,10 +80,10 @@ def _sent_sql() -> str:
 
 
 def _params(message: Message, token: uuid.UUID) -> list:
-    json_fields = _json_fields()
+    prepared = _prepared_fields(connection.vendor)
     row = [
         field.get_db_prep_save(getattr(message, field.attname), connection)
-        if field in json_fields
+        if field in prepared
         else getattr(message, field.attname)
         for field in _fields()
     ]
