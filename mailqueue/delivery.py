@@ -4,9 +4,10 @@ Each recipient gets its own envelope sender, the return path of SPEC §10.1 (`re
 a later bounce names it; a recipient on the hosting's suppression list (SPEC §10.2) fails at
 once, without the relay.
 
-Each message's outcome is committed right after the relay's reply; a worker dying between the
-reply and that commit is the only way a message is delivered twice (its claim is recovered by
-`retries.claims_recover` once its heartbeat stops).
+Each message's outcome is committed after the relay's reply and before the next message is
+ended (a sent one while the next is on its way: `delivery_record.SentRecorder`); a worker dying
+between the reply and that commit is the only way a message is delivered twice (its claim is
+recovered by `retries.claims_recover` once its heartbeat stops).
 """
 
 import dataclasses
@@ -236,8 +237,8 @@ def delivery_run_batch(*, limit: int | None = None, relay=None) -> BatchResult:
     """Claim one batch and deliver it over one relay connection. Returns what happened.
 
     Raw contents are read a few at a time (bounded memory, few queries). Each message's outcome
-    is committed right after the relay's reply, so a worker killed mid-batch re-delivers at most
-    the message in flight; a heartbeat renews the claim while the batch runs, so a dead worker's
+    is committed before the next message is ended at the relay, so a worker killed mid-batch
+    re-delivers at most the message in flight; a heartbeat renews the claim while the batch runs, so a dead worker's
     claim is recovered within DELIVERY_CLAIM_TIMEOUT.
     """
     token, message_ids = delivery_claim(limit=limit)

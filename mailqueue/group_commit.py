@@ -20,6 +20,10 @@ from mailqueue.submission import message_prepare, messages_store
 
 log = logging.getLogger(__name__)
 
+# The day's submitted counter (a metric, in the cache) is moved at most this often by the door:
+# one round trip for every batch committed meanwhile, not one per batch.
+COUNT_EVERY_SECONDS = 0.5
+
 
 class GroupCommit:
     """Stores the door's messages in batches of at most `max_batch`, `max_in_flight` batches at a
@@ -31,6 +35,8 @@ class GroupCommit:
         self.max_in_flight = max_in_flight
         self._waiting: list[tuple[dict, asyncio.Future]] = []
         self._running: set[asyncio.Task] = set()
+        self._uncounted = 0  # stored, not yet in the submitted counter
+        self._count_timer: asyncio.TimerHandle | None = None
 
     async def accept(self, **submitted) -> Message:
         """Check and store one message (`message_accept`'s arguments), in a batch with the others
@@ -52,19 +58,13 @@ class GroupCommit:
         loop = asyncio.get_running_loop()
         futures = [future for _submitted, future in batch]
 
-        def store() -> None:
+        def store() -> int:
             outcomes = messages_accept([submitted for submitted, _future in batch], count_submitted=False)
-            # The sessions are answered now; the counter (a metric) waits for nobody.
-            loop.call_soon_threadsafe(_futures_settle, futures, outcomes)
-            stored = sum(1 for outcome in outcomes if isinstance(outcome, Message))
-            if stored:
-                try:
-                    submitted_today_incr(stored)
-                except Exception:  # the cache is down: the mail is stored, only the metric misses it
-                    log.warning("The submitted counter could not count %d messages", stored, exc_info=True)
+            loop.call_soon_threadsafe(_futures_settle, futures, outcomes)  # the sessions are answered now
+            return sum(1 for outcome in outcomes if isinstance(outcome, Message))
 
         try:
-            await self._threads.run(store)
+            self._count(await self._threads.run(store))
         except Exception as error:  # the thread pool itself failed: no message of the batch is stored
             _futures_settle(futures, [error] * len(futures))
         finally:
@@ -73,6 +73,32 @@ class GroupCommit:
             self._running.discard(asyncio.current_task())
             if self._waiting and len(self._running) < self.max_in_flight:
                 self._batch_start()
+
+    def _count(self, stored: int) -> None:
+        """Add `stored` to the submitted counter within COUNT_EVERY_SECONDS, with the others."""
+        self._uncounted += stored
+        if self._uncounted and self._count_timer is None:
+            loop = asyncio.get_running_loop()
+            self._count_timer = loop.call_later(COUNT_EVERY_SECONDS, lambda: loop.create_task(self._count_send()))
+
+    async def _count_send(self) -> None:
+        count, self._uncounted, self._count_timer = self._uncounted, 0, None
+        await self._threads.run(_submitted_count, count)
+
+    def count_flush(self) -> None:
+        """Count what is not counted yet, now (the door is closing)."""
+        if self._count_timer is not None:
+            self._count_timer.cancel()
+        count, self._uncounted, self._count_timer = self._uncounted, 0, None
+        if count:
+            _submitted_count(count)
+
+
+def _submitted_count(count: int) -> None:
+    try:
+        submitted_today_incr(count)
+    except Exception:  # the cache is down: the mail is stored, only the metric misses it
+        log.warning("The submitted counter could not count %d messages", count, exc_info=True)
 
 
 def _futures_settle(futures: list[asyncio.Future], outcomes: list) -> None:

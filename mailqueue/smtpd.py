@@ -94,7 +94,9 @@ class SubmissionHandler:
         return await self._threads.run(function, *args)
 
     def close(self) -> None:
-        """Close every worker thread's database connection, then stop the threads."""
+        """Count the messages not yet in the submitted counter; close every worker thread's
+        database connection, then stop the threads."""
+        self._group_commit.count_flush()
         self._threads.close()
 
     # --- AUTH: PLAIN and LOGIN, checked off the event loop, throttled per client address and user

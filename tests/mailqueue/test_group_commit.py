@@ -279,3 +279,51 @@ def test_the_door_counts_its_messages_in_the_days_submitted_counter_after_answer
     while submitted_today() < before + 2 and time.monotonic() < deadline:
         time.sleep(0.02)  # counted in the database thread once the session has its 250
     assert submitted_today() == before + 2
+
+
+def counting(monkeypatch) -> list[int]:
+    """Each increment of the submitted counter made by the door, made for real too."""
+    counted: list[int] = []
+    increment = group_commit.submitted_today_incr
+
+    def recorded(count: int) -> None:
+        counted.append(count)
+        increment(count)
+
+    monkeypatch.setattr(group_commit, "submitted_today_incr", recorded)
+    return counted
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batches_committed_within_the_counting_interval_move_the_submitted_counter_once(door, monkeypatch):
+    monkeypatch.setattr(group_commit, "COUNT_EVERY_SECONDS", 2)
+    counted = counting(monkeypatch)
+    hosting = HostingFactory()
+    before = submitted_today()
+
+    for subject in ("one", "two", "three"):
+        assert send(door, hosting, subject)[0] == 250
+    assert counted == []  # answered first, counted later
+    deadline = time.monotonic() + 10
+    while not counted and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    assert counted == [3]
+    assert submitted_today() == before + 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_closing_door_counts_what_it_had_not_counted_yet(monkeypatch):
+    monkeypatch.setattr(group_commit, "COUNT_EVERY_SECONDS", 60)
+    counted = counting(monkeypatch)
+    hosting = HostingFactory()
+    before = submitted_today()
+    handler = SubmissionHandler(throttle=AuthFailureThrottle(max_failures=3, window=60), db_threads=2)
+
+    with SubmissionDoor(addr="127.0.0.1:0", handler=handler) as running:
+        assert send(running, hosting, "one")[0] == 250
+        assert send(running, hosting, "two")[0] == 250
+        assert counted == []
+
+    assert counted == [2]
+    assert submitted_today() == before + 2
