@@ -37,6 +37,7 @@ class GroupCommit:
         self._running: set[asyncio.Task] = set()
         self._uncounted = 0  # stored, not yet in the submitted counter
         self._count_timer: asyncio.TimerHandle | None = None
+        self._counting: set[asyncio.Task] = set()
 
     async def accept(self, **submitted) -> Message:
         """Check and store one message (`message_accept`'s arguments), in a batch with the others
@@ -79,11 +80,13 @@ class GroupCommit:
         self._uncounted += stored
         if self._uncounted and self._count_timer is None:
             loop = asyncio.get_running_loop()
-            self._count_timer = loop.call_later(COUNT_EVERY_SECONDS, lambda: loop.create_task(self._count_send()))
+            self._count_timer = loop.call_later(COUNT_EVERY_SECONDS, self._count_start)
 
-    async def _count_send(self) -> None:
+    def _count_start(self) -> None:
         count, self._uncounted, self._count_timer = self._uncounted, 0, None
-        await self._threads.run(_submitted_count, count)
+        task = asyncio.get_running_loop().create_task(self._threads.run(_submitted_count, count))
+        self._counting.add(task)  # referenced until done: the loop keeps only a weak reference
+        task.add_done_callback(self._counting.discard)
 
     def count_flush(self) -> None:
         """Count what is not counted yet, now (the door is closing)."""
