@@ -238,8 +238,8 @@ def delivery_run_batch(*, limit: int | None = None, relay=None) -> BatchResult:
 
     Raw contents are read a few at a time (bounded memory, few queries). Each message's outcome
     is committed before the next message is ended at the relay, so a worker killed mid-batch
-    re-delivers at most the message in flight; a heartbeat renews the claim while the batch runs, so a dead worker's
-    claim is recovered within DELIVERY_CLAIM_TIMEOUT.
+    re-delivers at most the message in flight; a heartbeat renews the claim while the batch
+    runs, so a dead worker's claim is recovered within DELIVERY_CLAIM_TIMEOUT.
     """
     token, message_ids = delivery_claim(limit=limit)
     result = BatchResult(claimed=len(message_ids))

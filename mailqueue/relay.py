@@ -141,7 +141,8 @@ class SmtpRelay:
             self.connection_lost = True  # the batch stops here: see delivery_run_batch
             reply = (CONNECTION_FAILURE_CODE, f"connection to relay lost: {error}")
             return results | dict.fromkeys(stored, reply)
-        except BaseException:  # from before_end: the connection is dropped, the message unended
+        except BaseException:  # before_end's (or an unexpected) error: dropped, the message unended
+            self.connection.close()
             self.connection = None
             raise
         finally:
