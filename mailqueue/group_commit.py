@@ -59,13 +59,15 @@ class GroupCommit:
         loop = asyncio.get_running_loop()
         futures = [future for _submitted, future in batch]
 
-        def store() -> int:
+        def store() -> None:
             outcomes = messages_accept([submitted for submitted, _future in batch], count_submitted=False)
-            loop.call_soon_threadsafe(_futures_settle, futures, outcomes)  # the sessions are answered now
-            return sum(1 for outcome in outcomes if isinstance(outcome, Message))
+            # Counted (in memory) before the sessions are answered: a door closed right after a
+            # 250 still counts that message (`count_flush`). The loop runs these in this order.
+            loop.call_soon_threadsafe(self._count, sum(1 for outcome in outcomes if isinstance(outcome, Message)))
+            loop.call_soon_threadsafe(_futures_settle, futures, outcomes)
 
         try:
-            self._count(await self._threads.run(store))
+            await self._threads.run(store)
         except Exception as error:  # the thread pool itself failed: no message of the batch is stored
             _futures_settle(futures, [error] * len(futures))
         finally:
