@@ -1,7 +1,7 @@
 """The raw content of messages compressed with LZ4 on PostgreSQL (SPEC §12).
 
 PostgreSQL compresses a large value (TOAST) with pglz by default; at 16 clients × 100 KB the
-server's compression took CPU the SMTP door needed (bench/README.md: 602 → 689 msg/s). LZ4 is
+server's compression took CPU the SMTP door needed (bench/README.md: 602 → 654–689 msg/s). LZ4 is
 several times faster for a slightly larger result. New values only; rows already stored keep
 theirs. Nothing on SQLite, nor on a server built without LZ4.
 """
