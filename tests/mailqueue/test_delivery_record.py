@@ -135,3 +135,25 @@ def test_a_record_that_fails_leaves_the_next_message_unended_and_nothing_lost(ti
     assert claims_recover(older_than=0) == 2
     assert [status_of(message) for message in (second, third)] == [MessageStatus.QUEUED] * 2
     assert counters(hosting).sent == 1
+
+
+def test_the_record_statement_is_prepared_on_the_server_once_run_twice():
+    """DATABASE_PREPARE_THRESHOLD (2 runs, then prepared at the third): Django turns psycopg's
+    preparation off unless told."""
+    hosting = HostingFactory()
+    for _ in range(4):
+        queue_message(hosting)
+    token, message_ids = delivery_claim()
+
+    def prepared() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["WITH written AS%"])
+            return cursor.fetchone()[0]
+
+    counts = []
+    for message in Message.objects.filter(pk__in=message_ids):
+        assert sent_save(sent_in_memory(message), token, day=timezone.localdate())
+        counts.append(prepared())
+
+    assert counts == [0, 0, 1, 1]
+    assert counters(hosting).sent == 4
