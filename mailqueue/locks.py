@@ -9,6 +9,7 @@ import enum
 
 from django.db import connection
 
+from mailqueue.choices import State
 from mailqueue.models import MailService
 
 
@@ -68,6 +69,22 @@ def mail_service_lock_shared_statements(*, hosting_ids) -> list[tuple[str, list]
         for hosting_id in hosting_ids
     ]
     return [*locks, read]
+
+
+def mail_service_lock_shared_active_statements(*, hosting_ids) -> list[tuple[str, list]]:
+    """PostgreSQL: the share locks of `mail_service_lock_shared_statements`, then, in place of
+    the read of the states, a statement that fails with a division by zero unless every one of
+    these services exists and is active. For a writer that commits in the same round trip only
+    what an active service may take, and otherwise starts again reading the states
+    (`message_insert.messages_insert_committed`)."""
+    hosting_ids = sorted(set(hosting_ids))
+    placeholders = ", ".join(["%s"] * len(hosting_ids))
+    check = (
+        f"SELECT 1 / (count(*) = %s AND count(*) FILTER (WHERE state <> %s) = 0)::int "
+        f"FROM {MailService._meta.db_table} WHERE hosting_id IN ({placeholders})",
+        [len(hosting_ids), State.ACTIVE, *hosting_ids],
+    )
+    return [*mail_service_lock_shared_statements(hosting_ids=hosting_ids)[:-1], check]
 
 
 def mail_service_lock_shared(*, hosting_ids) -> dict[int, str]:

@@ -9,13 +9,16 @@ the columns are the model's fields, read once, and the Message objects are built
 """
 
 import functools
+import logging
 import time
 
 import psycopg
-from django.db import connection
+from django.db import OperationalError, connection
 from django.db.models import JSONField
 
 from mailqueue.models import Message
+
+log = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -61,11 +64,64 @@ def messages_insert(messages: list[Message], *, first=()) -> list[list[tuple]]:
                 results.append(cursor.fetchall())
         Message.objects.bulk_create(messages)
         return results
-    plan = _fields()
     connection.ensure_connection()
-    raw = connection.connection
     started = time.monotonic()
-    with connection.wrap_database_errors, raw.pipeline():
+    with connection.wrap_database_errors:
+        results = _pipeline_run(connection.connection, messages, first=first)
+    _queries_log([sql for sql, _params in first] + [_insert_sql()] * len(messages), time.monotonic() - started)
+    _messages_saved(messages)
+    return results
+
+
+def messages_insert_committed_possible() -> bool:
+    """Whether `messages_insert_committed` may run: PostgreSQL, outside any transaction."""
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
+
+
+def messages_insert_committed(messages: list[Message], *, first) -> bool:
+    """INSERT and commit `messages`, on PostgreSQL outside any transaction: BEGIN, `first` and
+    the INSERT of every row in one round trip, then COMMIT. False, with nothing stored, when a
+    statement of `first` failed with a division by zero: a check that refused
+    (`locks.mail_service_lock_shared_active_statements`); any other error is raised, with the
+    transaction rolled back.
+
+    There is no health check before (Django's costs a round trip): a connection the server
+    closed is found by the first round trip, which commits nothing, and replaced once.
+    """
+    started = time.monotonic()
+    for attempt in (1, 2):
+        connection.ensure_connection()
+        raw = connection.connection
+        try:
+            with connection.wrap_database_errors:
+                try:
+                    _pipeline_run(raw, messages, first=[("BEGIN", None), *first])
+                except psycopg.errors.DivisionByZero:
+                    raw.execute("ROLLBACK")
+                    return False
+                except psycopg.Error:
+                    if not raw.broken:
+                        raw.execute("ROLLBACK")
+                    raise
+            break
+        except OperationalError:
+            if attempt == 2 or not raw.broken:
+                raise
+            log.info("The database connection was closed by the server: storing on a new one")
+            connection.close()
+    with connection.wrap_database_errors:
+        raw.execute("COMMIT")
+    statements = ["BEGIN", *(sql for sql, _params in first), *[_insert_sql()] * len(messages), "COMMIT"]
+    _queries_log(statements, time.monotonic() - started)
+    _messages_saved(messages)
+    return True
+
+
+def _pipeline_run(raw: psycopg.Connection, messages: list[Message], *, first) -> list[list[tuple]]:
+    """`first`, then the INSERT of every row, in one psycopg pipeline; the rows of `first`.
+    The messages' ids are set."""
+    plan = _fields()
+    with raw.pipeline():
         firsts = []
         for sql, params in first:
             cursor = psycopg.Cursor(raw)  # server-side binding, whatever Django's cursor factory
@@ -76,7 +132,7 @@ def messages_insert(messages: list[Message], *, first=()) -> list[list[tuple]]:
         # executed for every row: ~0.2 ms a message against ~0.5 for bulk_create.
         insert.executemany(_insert_sql(), [_row(message, plan) for message in messages], returning=True)
     # Leaving the pipeline sent it and read every result.
-    results = [cursor.fetchall() for cursor in firsts]
+    results = [cursor.fetchall() if cursor.description else [] for cursor in firsts]
     ids = []
     while True:
         ids.append(insert.fetchone()[0])
@@ -84,12 +140,15 @@ def messages_insert(messages: list[Message], *, first=()) -> list[list[tuple]]:
             break
     for cursor in [*firsts, insert]:
         cursor.close()
-    _queries_log([sql for sql, _params in first] + [_insert_sql()] * len(messages), time.monotonic() - started)
     for message, pk in zip(messages, ids, strict=True):
         message.pk = pk
+    return results
+
+
+def _messages_saved(messages: list[Message]) -> None:
+    for message in messages:
         message._state.adding = False
         message._state.db = connection.alias
-    return results
 
 
 def _queries_log(statements: list[str], duration: float) -> None:

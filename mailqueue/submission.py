@@ -23,8 +23,8 @@ from hosting.models import Hosting
 from mailqueue import dispatch, rfc5322
 from mailqueue.addresses import email_address_valid
 from mailqueue.counters import counter_add, submitted_today_incr
-from mailqueue.locks import mail_service_lock_shared_statements
-from mailqueue.message_insert import messages_insert
+from mailqueue.locks import mail_service_lock_shared_active_statements, mail_service_lock_shared_statements
+from mailqueue.message_insert import messages_insert, messages_insert_committed, messages_insert_committed_possible
 from mailqueue.models import (
     Door,
     Message,
@@ -234,13 +234,24 @@ def messages_store(submissions: list[Submission], *, count_submitted: bool = Tru
     sees these messages (and holds them) or commits first (and they are held). Delivery is
     enqueued after commit. `count_submitted`: False when the caller adds them to the day's
     submitted counter itself (the SMTP door does, once its sessions are answered).
+
+    On PostgreSQL outside any transaction, while every service is active (the usual case), the
+    locks, a check that they are all active, the INSERT and the COMMIT take two round trips
+    (`messages_insert_committed`); when the check refuses, nothing was stored and the
+    transaction below reads the states.
     """
+    messages = [_message_row(submission) for submission in submissions]
+    hosting_ids = {message.hosting_id for message in messages}
+    if messages_insert_committed_possible() and messages_insert_committed(
+        messages, first=mail_service_lock_shared_active_statements(hosting_ids=hosting_ids)
+    ):
+        _stored_announce(messages, queued=len(messages), count_submitted=count_submitted)
+        return messages
     with transaction.atomic():
         # Stored as queued under the share locks, in one round trip with the read of the
         # states (`messages_insert`); the messages of a service found blocked or purging are
         # then made held, before commit: nothing sees them queued.
-        messages = [_message_row(submission) for submission in submissions]
-        statements = mail_service_lock_shared_statements(hosting_ids={message.hosting_id for message in messages})
+        statements = mail_service_lock_shared_statements(hosting_ids=hosting_ids)
         states = dict(messages_insert(messages, first=statements)[-1])
         held = [message for message in messages if states[message.hosting_id] != State.ACTIVE]
         if held:
@@ -252,13 +263,19 @@ def messages_store(submissions: list[Submission], *, count_submitted: bool = Tru
         webhook_events_record(
             [(message.hosting_id, WebhookEvent.MESSAGE_HELD, message_data(message)) for message in held]
         )
-        if len(held) < len(messages):
-            # The messages are stored; a broker hiccup must not turn that into an error (the
-            # client would submit them again): the periodic delivery sweep picks them up.
-            dispatch.delivery_kick()
-        if count_submitted:
-            transaction.on_commit(lambda: submitted_today_incr(len(messages)), robust=True)
+        _stored_announce(messages, queued=len(messages) - len(held), count_submitted=count_submitted)
     return messages
+
+
+def _stored_announce(messages: list[Message], *, queued: int, count_submitted: bool) -> None:
+    """After commit (at once outside a transaction): a delivery run for the queued messages, and
+    the day's submitted counter."""
+    if queued:
+        # The messages are stored; a broker hiccup must not turn that into an error (the
+        # client would submit them again): the periodic delivery sweep picks them up.
+        dispatch.delivery_kick()
+    if count_submitted:
+        transaction.on_commit(lambda: submitted_today_incr(len(messages)), robust=True)
 
 
 def _messages_hold(messages: list[Message]) -> None:

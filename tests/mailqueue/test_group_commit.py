@@ -6,13 +6,14 @@ import smtplib
 import threading
 import time
 
+import psycopg
 import pytest
 from aiosmtpd.smtp import SMTP
 from django.db import DatabaseError, connection
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailqueue import group_commit
+from mailqueue import group_commit, message_insert
 from mailqueue.blocking import mail_service_block
 from mailqueue.counters import submitted_today
 from mailqueue.locks import mail_service_lock_shared_statements
@@ -117,19 +118,28 @@ def test_with_two_in_flight_a_message_is_stored_while_another_transaction_waits(
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_no_250_while_the_stored_message_is_not_committed(door, monkeypatch):
+@pytest.mark.parametrize("path", ["two round trips", "transaction reading the states"])
+def test_no_250_while_the_stored_message_is_not_committed(door, monkeypatch, path):
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (DATABASE_URL)")
     hosting = HostingFactory()
     inserted, release = threading.Event(), threading.Event()
+    pipeline_run = message_insert._pipeline_run
 
-    def insert_then_wait(messages, **kwargs):
-        results = messages_insert(messages, **kwargs)
+    def insert_then_wait(*args, **kwargs):
+        results = pipeline_run(*args, **kwargs)
         inserted.set()
         assert release.wait(10)  # the INSERT is done, the COMMIT not yet
         return results
 
-    monkeypatch.setattr("mailqueue.submission.messages_insert", insert_then_wait)
+    def not_this_path(*args, **kwargs):
+        raise AssertionError("stored by the other path")
+
+    monkeypatch.setattr("mailqueue.message_insert._pipeline_run", insert_then_wait)
+    if path == "two round trips":
+        monkeypatch.setattr("mailqueue.submission.messages_insert", not_this_path)
+    else:  # as inside an outer transaction
+        monkeypatch.setattr("mailqueue.submission.messages_insert_committed_possible", lambda: False)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         reply = pool.submit(send, door, hosting, "waits for its commit")
         assert inserted.wait(10)
@@ -237,6 +247,82 @@ def test_the_fast_insert_runs_the_statements_before_it_and_counts_in_the_query_l
     assert len(results) == len(statements)
     assert sorted(Message.objects.filter(hosting=hosting).values_list("pk", flat=True)) == sorted(
         message.pk for message in messages
+    )
+
+
+def _submissions(hosting, count: int = 2):
+    return [
+        message_prepare(hosting=hosting, sender="shop@example.net", recipients=["a@example.org"], raw=RAW % b"s")
+        for _ in range(count)
+    ]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_active_services_are_stored_and_committed_in_two_round_trips(
+    django_assert_num_queries,
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (DATABASE_URL)")
+    first, second = HostingFactory(), HostingFactory()
+    submissions = _submissions(first) + _submissions(second)
+    # BEGIN, two share locks, the check, four INSERTs (one round trip); COMMIT (the second)
+    with django_assert_num_queries(1 + 2 + 1 + 4 + 1) as queries:
+        messages = messages_store(submissions)
+    assert queries.captured_queries[0]["sql"] == "BEGIN" and queries.captured_queries[-1]["sql"] == "COMMIT"
+    assert {message.status for message in Message.objects.filter(pk__in=[m.pk for m in messages])} == {
+        MessageStatus.QUEUED
+    }
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_a_blocked_service_refuses_the_check_and_its_mail_is_held(monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (DATABASE_URL)")
+    active, blocked = HostingFactory(), HostingFactory()
+    mail_service_block(hosting=blocked, actor=Actor.api("test"))
+    answers = []
+    committed = message_insert.messages_insert_committed
+
+    def spy(*args, **kwargs):
+        answers.append(committed(*args, **kwargs))
+        return answers[-1]
+
+    monkeypatch.setattr("mailqueue.submission.messages_insert_committed", spy)
+    messages = messages_store(_submissions(active) + _submissions(blocked))
+    assert answers == [False]  # refused, rolled back: stored by the transaction reading the states
+    statuses = dict(Message.objects.filter(pk__in=[m.pk for m in messages]).values_list("hosting_id", "status"))
+    assert statuses == {active.pk: MessageStatus.QUEUED, blocked.pk: MessageStatus.HELD}
+    assert Message.objects.count() == 4
+    assert DailyCounter.objects.get(hosting=blocked).held == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_the_server_closed_is_replaced_and_the_messages_stored_once():
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (DATABASE_URL)")
+    submissions = _submissions(HostingFactory(), 3)
+    connection.ensure_connection()
+    dead = connection.connection.info.backend_pid
+    with psycopg.connect(_dsn(), autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [dead])
+    time.sleep(0.2)
+    messages = messages_store(submissions)
+    assert connection.connection.info.backend_pid != dead
+    assert Message.objects.filter(hosting=submissions[0].hosting).count() == 3
+    assert all(message.pk for message in messages)
+
+
+def _dsn() -> str:
+    settings_dict = connection.settings_dict
+    return psycopg.conninfo.make_conninfo(
+        dbname=settings_dict["NAME"],
+        user=settings_dict["USER"],
+        host=settings_dict["HOST"],
+        port=settings_dict["PORT"],
+        password=settings_dict["PASSWORD"],
     )
 
 
