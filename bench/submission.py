@@ -8,7 +8,8 @@ Every cell (N clients × one message size) runs three servers in turn, each in i
 with the same client code and the same message bytes: N client processes each open one connection
 and send M messages over it with smtplib (MAIL, RCPT, DATA, no pipelining).
 
-1. The SMTP door (`runsmtpd`): the clients AUTH as the bench's own hosting (`provision_hosting`);
+1. The SMTP door (`runsmtpd --processes N`, one process per CPU unless --door-processes says
+   otherwise; its CPU is the sum of its processes'): the clients AUTH as the bench's own hosting (`provision_hosting`);
    afterwards every accepted message must be found stored.
 2. Postfix (Debian's `postfix`): a private instance of its own (configuration, queue and data
    directories in a temporary directory, smtpd on a free loopback port, deliveries deferred),
@@ -145,9 +146,15 @@ def database_commits() -> int:
 
 
 def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process `pid` so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds so far of process `pid` and its living children, theirs and so
+    on (the door's worker processes; Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except FileNotFoundError:  # ended meanwhile
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(process_cpu_seconds(int(child)) for child in children)
 
 
 def door_profile_start(directory: str | None, pid: int, name: str) -> subprocess.Popen | None:
@@ -164,6 +171,7 @@ def door_profile_start(directory: str | None, pid: int, name: str) -> subprocess
         "--rate",
         "250",
         "--gil",
+        "--subprocesses",
         "--format",
         "raw",
         "--output",
@@ -377,10 +385,11 @@ def cell_run(*, clients: int, size: int, args, hosting, password: str, env: dict
     message = message_make(service_name, size)
     common = {"user": service_name, "password": password, "clients": clients, "messages": args.messages}
     cell = {"clients": clients, "bytes": len(message), "expected": clients * args.messages * args.runs}
+    cell["processes"] = args.door_processes
     cell.update(door=0.0, stored=0, postfix=None, queued=None, bare=0.0, door_cpu_ms=None, commits_per_message=None)
     label = f"[{clients} clients x {args.messages} messages of {len(message):,} bytes]"
     door_command = [sys.executable, "manage.py", "runsmtpd", "--addr", "127.0.0.1:0"]
-    door_command += ["--db-threads", str(args.db_threads)]
+    door_command += ["--db-threads", str(args.db_threads), "--processes", str(args.door_processes)]
     for run in range(1, args.runs + 1):
         step = f"{label}{f' run {run}/{args.runs}' if args.runs > 1 else ''}"
         print(f"{step} SMTP door…", flush=True)
@@ -436,7 +445,8 @@ def cells_print(cells: list[dict], *, messages: int, runs: int) -> None:
             f"{queued:>17}"
         )
     best = f", best of {runs} runs" if runs > 1 else ""
-    print(f"goal: door / Postfix >= {GOAL} ({messages} messages per client, one connection each{best})")
+    processes = f"the door in {door_processes(cells[0])}, " if cells else ""
+    print(f"goal: door / Postfix >= {GOAL} ({processes}{messages} messages per client, one connection each{best})")
     print(f"load average (1, 5, 15 min) at the end: {', '.join(f'{load:.2f}' for load in os.getloadavg())}")
 
 
@@ -448,7 +458,8 @@ def figures_of(cells: list[dict], *, messages: int, runs: int, postfix_label: st
         stored_ok = cell["stored"] == cell["expected"]
         figure = {
             "benchmark": "submission",
-            "figure": f"SMTP door, {cell['clients']} clients x {messages} messages of {cell['bytes']:,} bytes{best} "
+            "figure": f"SMTP door ({door_processes(cell)}), {cell['clients']} clients x {messages} messages "
+            f"of {cell['bytes']:,} bytes{best} "
             f"(stored {cell['stored']}/{cell['expected']}; bare aiosmtpd {cell['bare']:,.0f} msg/s)",
             "unit": "msg/s",
             "value": cell["door"],
@@ -473,6 +484,10 @@ def figures_of(cells: list[dict], *, messages: int, runs: int, postfix_label: st
     return figures
 
 
+def door_processes(cell: dict) -> str:
+    return "1 process" if cell["processes"] == 1 else f"{cell['processes']} processes"
+
+
 def server_sql(server_url: str, statement: str) -> None:
     import psycopg
 
@@ -488,7 +503,13 @@ def main() -> int:
     )
     parser.add_argument("--messages", type=int, default=200, help="messages per client")
     parser.add_argument("--runs", type=int, default=1, help="runs of each cell; the best rate of each server is kept")
-    parser.add_argument("--db-threads", type=int, default=8, help="the door's database threads")
+    parser.add_argument("--db-threads", type=int, default=8, help="the door's database threads, per process")
+    parser.add_argument(
+        "--door-processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="the door's processes (runsmtpd --processes; default: one per CPU, as deployed)",
+    )
     parser.add_argument(
         "--database", help="create, migrate and drop this database (bench_sub…) on DATABASE_URL's server"
     )
@@ -499,8 +520,8 @@ def main() -> int:
         help="record the door with py-spy (pip install py-spy) into DIR/door-CLIENTSxBYTES-RUN.txt (collapsed stacks)",
     )
     args = parser.parse_args()
-    if min(*args.clients, args.messages, args.runs, args.db_threads) < 1 or min(args.sizes) <= 0:
-        parser.error("--clients, --messages, --runs, --db-threads and --sizes must be positive")
+    if min(*args.clients, args.messages, args.runs, args.db_threads, args.door_processes) < 1 or min(args.sizes) <= 0:
+        parser.error("--clients, --messages, --runs, --db-threads, --door-processes and --sizes must be positive")
     if args.database is not None and not re.fullmatch(r"bench_sub\w*", args.database):
         parser.error("--database must be a name starting with bench_sub (letters, digits, _)")
     server_url = os.environ.get("DATABASE_URL", "")

@@ -24,6 +24,7 @@ from hosting.selectors import hosting_by_smtp_credentials
 from mailqueue.db_threads import DatabaseThreads
 from mailqueue.group_commit import GroupCommit
 from mailqueue.smtpd_auth import AuthFailureThrottle
+from mailqueue.smtpd_processes import limit_share
 from mailqueue.submission import SubmissionError, address_validate, sender_validate
 
 log = logging.getLogger(__name__)
@@ -59,10 +60,12 @@ class SubmissionHandler:
     Database work runs in `db_threads` worker threads; `close()` closes their connections.
     """
 
-    def __init__(self, *, throttle: AuthFailureThrottle | None = None, db_threads: int = 8):
+    def __init__(self, *, throttle: AuthFailureThrottle | None = None, db_threads: int = 8, processes: int = 1):
+        # One of `processes` door workers (smtpd_processes): its share of the per-process limits.
+        self.processes = processes
         self.throttle = throttle or AuthFailureThrottle(
-            max_failures=settings.SMTP_AUTH_MAX_FAILURES,
-            max_failures_per_address=settings.SMTP_AUTH_MAX_FAILURES_PER_ADDRESS,
+            max_failures=limit_share(settings.SMTP_AUTH_MAX_FAILURES, processes),
+            max_failures_per_address=limit_share(settings.SMTP_AUTH_MAX_FAILURES_PER_ADDRESS, processes),
             window=settings.SMTP_AUTH_FAILURE_WINDOW,
         )
         self.db_threads = db_threads
@@ -78,8 +81,9 @@ class SubmissionHandler:
         self.draining = False  # set by door_close: no new transaction
 
     def connection_admit(self, address: str) -> bool:
-        """Count a new connection of `address`; False (not counted) past SMTP_CLIENT_CONNECTION_LIMIT."""
-        limit = settings.SMTP_CLIENT_CONNECTION_LIMIT
+        """Count a new connection of `address`; False (not counted) past SMTP_CLIENT_CONNECTION_LIMIT
+        (this worker's share of it)."""
+        limit = limit_share(settings.SMTP_CLIENT_CONNECTION_LIMIT, self.processes)
         if limit and self.connections_per_address[address] >= limit:
             return False
         self.connections_per_address[address] += 1

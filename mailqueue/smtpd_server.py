@@ -31,12 +31,18 @@ def door_warm_up() -> None:
     current_app.connection_for_write().release()  # made, not connected: the transport imported
 
 
-async def door_listen(*, host: str, port: int, handler: SubmissionHandler) -> asyncio.Server:
-    """Start listening (port 0 picks a free one); the caller closes the returned server."""
+async def door_listen(
+    *, host: str | None = None, port: int | None = None, sock=None, handler: SubmissionHandler
+) -> asyncio.Server:
+    """Start listening on host and port (port 0 picks a free one), or on the listening socket
+    `sock` (a worker of `smtpd_processes`); the caller closes the returned server."""
     tls_context = tls_context_from_settings()
     door_warm_up()
     loop = asyncio.get_running_loop()
-    return await loop.create_server(lambda: SubmissionSMTP(handler, tls_context=tls_context), host=host, port=port)
+    factory = lambda: SubmissionSMTP(handler, tls_context=tls_context)  # noqa: E731
+    if sock is not None:
+        return await loop.create_server(factory, sock=sock)
+    return await loop.create_server(factory, host=host, port=port)
 
 
 async def door_close(server: asyncio.Server, handler: SubmissionHandler, *, drain_seconds: float | None = None) -> None:

@@ -32,6 +32,9 @@ SMTP_AUTH_FAILURE_WINDOW = env.int("SMTP_AUTH_FAILURE_WINDOW", default=300)  # s
 SMTP_CLIENT_CONNECTION_LIMIT = env.int("SMTP_CLIENT_CONNECTION_LIMIT", default=50)
 SMTP_IDLE_TIMEOUT = env.int("SMTP_IDLE_TIMEOUT", default=300)
 SMTP_SESSION_MAX_SECONDS = env.int("SMTP_SESSION_MAX_SECONDS", default=600)
+# Door processes sharing the port (runsmtpd --processes; mailqueue/smtpd_processes.py): one runs on
+# one CPU at most; about one per CPU under load. The per-address limits above are shared out among them.
+SMTP_DOOR_PROCESSES = env.int("SMTP_DOOR_PROCESSES", default=1)
 # On SIGTERM the door stops accepting at once and lets transactions in flight finish this long.
 SMTP_DRAIN_SECONDS = env.int("SMTP_DRAIN_SECONDS", default=10)
 # Group commit (mailqueue/group_commit.py): the messages of concurrent sessions stored in one

@@ -62,9 +62,10 @@ def refused(port: int) -> bool:
     return False
 
 
-def test_sigterm_lets_a_client_mid_data_finish_and_stops_taking_new_ones(tmp_path):
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_sigterm_lets_a_client_mid_data_finish_and_stops_taking_new_ones(tmp_path, processes):
     hosting = HostingFactory()
-    with runsmtpd(tmp_path) as (process, port, log):
+    with runsmtpd(tmp_path, SMTP_DOOR_PROCESSES=processes) as (process, port, log):
         sending = smtplib.SMTP("127.0.0.1", port, timeout=30)
         sending.login(hosting.service_name, hosting.smtp_password)
         assert sending.mail("shop@example.net")[0] == 250
@@ -74,8 +75,9 @@ def test_sigterm_lets_a_client_mid_data_finish_and_stops_taking_new_ones(tmp_pat
         idle = smtplib.SMTP("127.0.0.1", port, timeout=30)
         idle.login(hosting.service_name, hosting.smtp_password)  # between transactions
 
-        process.send_signal(signal.SIGTERM)
-        assert wait_until(lambda: b"SMTP door stopping" in log.read_bytes(), timeout=30), log.read_text()
+        process.send_signal(signal.SIGTERM)  # passed on to each worker of several
+        if processes == "1":
+            assert wait_until(lambda: b"SMTP door stopping" in log.read_bytes(), timeout=30), log.read_text()
 
         assert idle.getreply() == (421, b"4.3.2 Service shutting down, try again later")
         assert wait_until(lambda: refused(port), timeout=30), "no new connection once stopping"
@@ -108,3 +110,58 @@ def test_sigterm_gives_up_on_a_transaction_longer_than_the_drain(tmp_path):
         assert process.wait(timeout=60) == 0
         assert not Message.objects.filter(hosting=hosting).exists()
         stalled.close()
+
+
+def workers(pid: int) -> set[int]:
+    return {int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+def submitted(port: int, hosting, subject: str) -> int:
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        client.login(hosting.service_name, hosting.smtp_password)
+        raw = f"From: shop@example.net\r\nTo: client@example.org\r\nSubject: {subject}\r\n\r\nHello.\r\n"
+        return client.sendmail("shop@example.net", ["client@example.org"], raw.encode()) == {}
+
+
+def test_a_door_in_two_processes_serves_its_clients_and_starts_again_a_worker_that_died(tmp_path):
+    hosting = HostingFactory()
+    with runsmtpd(tmp_path, SMTP_DOOR_PROCESSES="2") as (process, port, log):
+        assert b"2 processes" in log.read_bytes()
+        assert wait_until(lambda: len(workers(process.pid)) == 2, timeout=30)
+        first = workers(process.pid)
+        with contextlib.ExitStack() as stack:  # connections open at once: the workers share them
+            clients = [stack.enter_context(smtplib.SMTP("127.0.0.1", port, timeout=30)) for _ in range(6)]
+            for index, client in enumerate(clients):
+                client.login(hosting.service_name, hosting.smtp_password)
+                raw = f"From: shop@example.net\r\nTo: c@example.org\r\nSubject: at once {index}\r\n\r\nHi\r\n"
+                assert client.sendmail("shop@example.net", ["c@example.org"], raw.encode()) == {}
+        assert Message.objects.filter(hosting=hosting).count() == 6
+
+        dead = min(first)
+        os.kill(dead, signal.SIGKILL)
+        assert wait_until(lambda: len(workers(process.pid) - {dead}) == 2, timeout=30), log.read_text()
+        assert b"starting another" in log.read_bytes()
+        for index in range(4):
+            assert submitted(port, hosting, f"after {index}")
+        assert Message.objects.filter(hosting=hosting).count() == 10
+
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        assert b"SMTP door stopped" in log.read_bytes()
+        assert refused(port)
+
+
+def test_the_per_address_limits_are_shared_out_among_the_door_processes(settings):
+    from mailqueue.smtpd import SubmissionHandler
+    from mailqueue.smtpd_processes import limit_share
+
+    settings.SMTP_CLIENT_CONNECTION_LIMIT = 5
+    assert [limit_share(5, n) for n in (1, 2, 3, 5, 8)] == [5, 3, 2, 1, 1]
+    assert limit_share(0, 4) == 0  # no limit stays no limit
+    handler = SubmissionHandler(db_threads=1, processes=2)
+    try:
+        assert [handler.connection_admit("192.0.2.1") for _ in range(4)] == [True, True, True, False]
+        assert handler.throttle.max_failures == 3  # of SMTP_AUTH_MAX_FAILURES=5
+        assert handler.throttle.max_failures_per_address == 50  # of 100
+    finally:
+        handler.close()
