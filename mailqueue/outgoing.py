@@ -4,7 +4,9 @@ hosting's key, when its From: domain is the hosting's) and a Received: trace hea
 message's id, as the door's 250 reply gave it). Read once per delivery batch, with the
 customers' languages (the texts of failures decided before the relay)."""
 
+import datetime
 import email.utils
+import functools
 
 from django.conf import settings
 from django.utils import timezone
@@ -20,12 +22,18 @@ def received_header(message: Message, service_name: str, *, zone=None) -> bytes:
     """`zone`: the time zone of the stamp (the current one by default; a batch reads it once)."""
     client = f"[{message.client_address}]" if message.client_address else "[unknown]"
     door = Door(message.door).label if message.door in Door.values else message.door
-    stamp = email.utils.format_datetime(message.created_at.astimezone(zone or timezone.get_current_timezone()))
+    stamp = _stamp(int(message.created_at.timestamp()), zone or timezone.get_current_timezone())
     return (
         f"Received: from {client} (authenticated as {service_name})\r\n"
         f"\tby {settings.SMTP_INGRESS_HOSTNAME} (portal {door} door) with {_WITH.get(message.door, 'ESMTPA')}"
         f" id {message.pk};\r\n\t{stamp}\r\n"
     ).encode("ascii", "replace")
+
+
+@functools.lru_cache(maxsize=1024)
+def _stamp(second: int, zone) -> str:
+    """The RFC 5322 date of that second in `zone`: a batch's messages submitted in one second share it."""
+    return email.utils.format_datetime(datetime.datetime.fromtimestamp(second, zone))
 
 
 class Outgoing:

@@ -8,6 +8,7 @@ the final dot), and may raise to leave the message unended (delivery waits there
 of the message before: `delivery_record.SentRecorder`).
 """
 
+import re
 import smtplib
 import ssl
 import uuid
@@ -54,11 +55,37 @@ class _EndHook:
         return self.getreply()
 
 
-class _SMTP(_EndHook, smtplib.SMTP):
+# An address smtplib's quoteaddr would give back as <address> (its email.utils.parseaddr is ~8 % of
+# a delivery's CPU): no space, no quote, bracket, parenthesis, comma, semicolon, colon or backslash.
+_PLAIN_ADDRESS = re.compile(r"[^\s\"<>()\[\],;:\\@]+@[^\s\"<>()\[\],;:\\@]+\Z")
+
+
+def _envelope_quoted(address: str) -> str:
+    """`smtplib.quoteaddr(address)`, without parsing a plain address."""
+    return f"<{address}>" if _PLAIN_ADDRESS.match(address) else smtplib.quoteaddr(address)
+
+
+class _PlainAddresses:
+    """smtplib's MAIL and RCPT, a plain address quoted without parsing it (`_envelope_quoted`)."""
+
+    def mail(self, sender, options=()):
+        if any(option.lower() == "smtputf8" for option in options):
+            return super().mail(sender, options)
+        optionlist = " " + " ".join(options) if options and self.does_esmtp else ""
+        self.putcmd("mail", f"FROM:{_envelope_quoted(sender)}{optionlist}")
+        return self.getreply()
+
+    def rcpt(self, recip, options=()):
+        optionlist = " " + " ".join(options) if options and self.does_esmtp else ""
+        self.putcmd("rcpt", f"TO:{_envelope_quoted(recip)}{optionlist}")
+        return self.getreply()
+
+
+class _SMTP(_EndHook, _PlainAddresses, smtplib.SMTP):
     pass
 
 
-class _SMTP_SSL(_EndHook, smtplib.SMTP_SSL):
+class _SMTP_SSL(_EndHook, _PlainAddresses, smtplib.SMTP_SSL):
     pass
 
 

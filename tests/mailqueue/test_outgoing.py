@@ -4,6 +4,8 @@ the record the portal shows; spamd keeps spam from the relay and five spam messa
 block the hosting; spamd down defers, never sends unscanned."""
 
 import datetime
+import email.utils
+import zoneinfo
 
 import dkim
 import pytest
@@ -14,6 +16,7 @@ from mailqueue import abuse, dispatch, tasks
 from mailqueue.delivery import delivery_run_batch
 from mailqueue.dkim_keys import dkim_key_create, dkim_key_rotate, dkim_keys_published, dns_name, dns_value
 from mailqueue.models import DeliveryError, ErrorKind, MailService, Message, MessageStatus, State
+from mailqueue.outgoing import received_header
 from mailqueue.provisioning import hosting_provision
 from mailqueue.submission import message_accept
 from tests.factories import CustomerFactory, HostingFactory
@@ -173,3 +176,16 @@ def test_without_spamd_url_nothing_is_scanned(relay, settings):
     _php_mail(hosting, body=GTUBE)
     assert delivery_run_batch().sent == 1
     assert Message.objects.get().spam_score is None
+
+
+@pytest.mark.parametrize("zone", ["Europe/Paris", "UTC", "America/St_Johns"])
+def test_the_trace_headers_stamp_is_the_submission_second_in_the_zone(zone):
+    tz = zoneinfo.ZoneInfo(zone)
+    for created_at in [
+        datetime.datetime(2026, 3, 29, 0, 59, 59, 999_999, tzinfo=datetime.UTC),  # Paris' clocks go forward
+        datetime.datetime(2026, 3, 29, 1, 0, 0, 1, tzinfo=datetime.UTC),
+        datetime.datetime(2026, 12, 3, 14, 5, 6, 500_000, tzinfo=datetime.UTC),
+    ]:
+        message = Message(pk=7, created_at=created_at, door="smtp", client_address="192.0.2.7")
+        header = received_header(message, "example.org", zone=tz).decode()
+        assert header.endswith(f";\r\n\t{email.utils.format_datetime(created_at.astimezone(tz))}\r\n"), header
