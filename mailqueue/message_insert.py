@@ -97,11 +97,10 @@ def messages_insert_committed(messages: list[Message], *, first) -> bool:
                 try:
                     _pipeline_run(raw, messages, first=[("BEGIN", None), *first])
                 except psycopg.errors.DivisionByZero:
-                    raw.execute("ROLLBACK")
+                    _rollback(raw)
                     return False
-                except psycopg.Error:
-                    if not raw.broken:
-                        raw.execute("ROLLBACK")
+                except BaseException:  # never leave the transaction open on a connection in autocommit
+                    _rollback(raw)
                     raise
             break
         except OperationalError:
@@ -115,6 +114,11 @@ def messages_insert_committed(messages: list[Message], *, first) -> bool:
     _queries_log(statements, time.monotonic() - started)
     _messages_saved(messages)
     return True
+
+
+def _rollback(raw: psycopg.Connection) -> None:
+    if not raw.broken and raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        raw.execute("ROLLBACK")
 
 
 def _pipeline_run(raw: psycopg.Connection, messages: list[Message], *, first) -> list[list[tuple]]:

@@ -315,6 +315,23 @@ def test_a_connection_the_server_closed_is_replaced_and_the_messages_stored_once
     assert all(message.pk for message in messages)
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_error_while_the_rows_are_made_leaves_no_transaction_open(monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (DATABASE_URL)")
+    submissions = _submissions(HostingFactory(), 2)
+
+    def broken_row(message, plan):
+        raise RuntimeError("a value the row cannot hold")
+
+    monkeypatch.setattr("mailqueue.message_insert._row", broken_row)  # after BEGIN and the locks
+    with pytest.raises(RuntimeError):
+        messages_store(submissions)
+    assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert not Message.objects.exists()
+
+
 def _dsn() -> str:
     settings_dict = connection.settings_dict
     return psycopg.conninfo.make_conninfo(
