@@ -55,6 +55,16 @@ TARGETS = [
 CLASSES = [
     ("tests/reliability/test_broker_down.py", "fault", "Broker (Redis) down during transitions and submissions"),
     ("tests/reliability/test_cache_down.py", "fault", "Cache and broker (Redis) unreachable or hung under the API"),
+    (
+        "tests/mailqueue/test_runsmtpd.py::test_a_door_in_two_processes",
+        "fault",
+        "SMTP door in several processes: a worker killed (SIGKILL)",
+    ),
+    (
+        "tests/mailqueue/test_runsmtpd.py::test_the_per_address_limits",
+        "load",
+        "SMTP door in several processes: the per-address limits shared out",
+    ),
     ("tests/mailqueue/test_runsmtpd.py", "fault", "SMTP door stopped with SIGTERM mid-transaction"),
     ("tests/mailqueue/test_smtp_door_limits.py", "load", "SMTP door: connections per address, idle and session limits"),
     ("tests/api/test_throttle_concurrency.py", "load", "API rate limits under concurrent requests"),
@@ -166,6 +176,12 @@ HARDENING = [
         "tests/mailqueue/test_runsmtpd.py::test_sigterm_lets_a_client_mid_data_finish_and_stops_taking_new_ones",
         "manage.py runsmtpd, SIGTERM with one client mid-DATA and one idle: new connections refused at once, the idle "
         "one 421 4.3.2, the other its 250 and the message stored, exit 0 (before: cut off, nothing stored)",
+    ),
+    (
+        "A door process that dies",
+        "tests/mailqueue/test_runsmtpd.py::test_a_door_in_two_processes_serves_its_clients_and_starts_again_a_worker_that_died",
+        "runsmtpd with SMTP_DOOR_PROCESSES=2, six sessions at once all stored, one worker SIGKILLed: another started, "
+        "the next four messages stored, SIGTERM ends both, exit 0 (before: one process, whose death closed the door)",
     ),
     (
         "A transaction longer than the drain",
