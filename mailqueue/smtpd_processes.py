@@ -37,10 +37,13 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def workers_run(*, processes: int, worker) -> int:
-    """Fork `processes` workers, each running `worker()` (its exit status), until SIGTERM or
-    SIGINT, which each worker is given in turn; once all have ended, 0, or the first non-zero
-    status of a worker that ended after the stop."""
+def workers_run(*, processes: int, worker, listening: socket.socket) -> int:
+    """Fork `processes` workers, each running `worker()` (its exit status) on the `listening`
+    socket, until SIGTERM or SIGINT, which each worker is given in turn; once all have ended, 0,
+    or the first non-zero status of a worker that ended after the stop.
+
+    On the stop the parent closes its own copy of the socket: once the workers have closed
+    theirs, a new client is refused at once instead of waiting in the kernel's queue."""
     children: dict[int, float] = {}  # pid: when it started
     stopping = False
     status = 0
@@ -63,6 +66,7 @@ def workers_run(*, processes: int, worker) -> int:
     def stop(signum, _frame) -> None:
         nonlocal stopping
         stopping = True
+        listening.close()  # no worker is started again
         for pid in list(children):
             with contextlib.suppress(ProcessLookupError):  # ended meanwhile
                 os.kill(pid, signum)

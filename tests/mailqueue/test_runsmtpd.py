@@ -55,10 +55,13 @@ def runsmtpd(tmp_path, **environment):
 
 
 def refused(port: int) -> bool:
+    """Whether a new connection is refused at once (not left waiting for a greeting)."""
     try:
-        smtplib.SMTP("127.0.0.1", port, timeout=5).close()
-    except (ConnectionRefusedError, smtplib.SMTPServerDisconnected):
+        smtplib.SMTP("127.0.0.1", port, timeout=2).close()
+    except ConnectionRefusedError:
         return True
+    except (OSError, smtplib.SMTPServerDisconnected):  # accepted by the kernel, never greeted
+        return False
     return False
 
 

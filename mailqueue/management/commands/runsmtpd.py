@@ -55,7 +55,7 @@ class Command(BaseCommand):
             asyncio.run(self._serve(sock=sock, db_threads=db_threads, processes=processes))
             return 0
 
-        status = workers_run(processes=processes, worker=worker)
+        status = workers_run(processes=processes, worker=worker, listening=sock)
         self.stdout.write("SMTP door stopped")
         if status:
             raise CommandError(f"A door process ended with status {status}.", returncode=status)
