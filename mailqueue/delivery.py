@@ -12,6 +12,7 @@ recovered by `retries.claims_recover` once its heartbeat stops).
 
 import dataclasses
 import datetime
+import functools
 import logging
 import time
 import uuid
@@ -24,6 +25,7 @@ from django.utils import timezone
 from mailqueue.bounce_parsing import status_of
 from mailqueue.claims import ClaimHeartbeat, delivery_claim
 from mailqueue.counters import counter_add
+from mailqueue.delivery_ahead import Ahead, message_ready
 from mailqueue.delivery_record import SentRecorder, messages_save, sent_save, sent_save_possible
 from mailqueue.handoff import message_send, pending_of, suppressed_of
 from mailqueue.hourly_limit import handoffs_return
@@ -32,7 +34,6 @@ from mailqueue.models import DeliveryError, ErrorKind, Message, MessageStatus, R
 from mailqueue.outgoing import Outgoing
 from mailqueue.relay import RelayUnavailable, relay_from_settings
 from mailqueue.retries import backoff, retries_exhausted
-from mailqueue.spam_policy import outbound_scan
 from mailqueue.suppression import suppressions_add
 from mailqueue.webhooks import message_data, webhook_events_record, webhook_subscriptions
 
@@ -124,10 +125,11 @@ def _record(
     if not outcomes:
         return
     now = timezone.now()
-    if len(outcomes) == 1 and not never_handed_over and _sent_alone(*outcomes[0], result):
+    alone = len(outcomes) == 1 and not never_handed_over and (recorder is not None or sent_save_possible())
+    if alone and _sent_alone(*outcomes[0], result):
         message = _sent_mark(outcomes[0][0], now)
         if recorder is not None:
-            recorder.submit(message, day=timezone.localdate(now))
+            recorder.submit(message, day=recorder.day_of(now))
         elif sent_save(message, token, day=timezone.localdate(now)):
             _sent_counted(message, result)
         return
@@ -185,12 +187,11 @@ def _record(
 
 def _sent_alone(message: Message, errors: list[DeliveryError], result: BatchResult) -> bool:
     """Whether `message` was sent to every recipient, with nothing else to record (no error, no
-    webhook), where `delivery_record.sent_save` can write it."""
+    webhook): `delivery_record.sent_save` can write it (where it can run: `sent_save_possible`)."""
     return (
         not errors
         and all(r["status"] == RecipientStatus.SENT for r in message.recipients)
         and not result.subscriptions.get(message.hosting_id)
-        and sent_save_possible()
     )
 
 
@@ -209,6 +210,8 @@ def _sent_counted(message: Message, result: BatchResult) -> None:
 
 
 def _log(message: Message) -> None:
+    if not logger.isEnabledFor(logging.INFO):
+        return
     logger.info(
         "message %s of hosting %s: %s (%s)",
         message.pk,
@@ -277,23 +280,18 @@ def _deliver(relay, token, messages, deadline: float, result: BatchResult, *, do
         for chunk in _raw_chunks(messages):
             raws = dict(Message.objects.filter(id__in=[message.pk for message in chunk]).values_list("id", "raw"))
             suppressed = suppressed_of(chunk, timezone.now())
-            for message in chunk:
+            ready_of = Ahead(functools.partial(message_ready, raws=raws, suppressed=suppressed, outgoing=outgoing))
+            for position, message in enumerate(chunk):
                 if heartbeat.lost:
                     raise RelayUnavailable("the claim was recovered by another worker")
-                results = dict(suppressed.get(message.pk, {}))
-                kinds = dict.fromkeys(results, ErrorKind.SUPPRESSED)
-                to_send = [address for address in pending_of(message) if address not in results]
-                if to_send:  # the relay is contacted (and opened) only for what it must carry
-                    raw = outgoing.bytes_of(message, bytes(raws.pop(message.pk) or b""))
-                    refused = outbound_scan(message, raw, to_send, language=outgoing.language_of(message))
-                    if refused is not None:  # spam, or no verdict: kept from the relay
-                        results |= refused
-                        kinds |= {address: ErrorKind.SPAM for address, (code, _text) in refused.items() if code >= 500}
-                        to_send = []
-                    else:
-                        results |= message_send(
-                            relay, message, raw, to_send, before_end=recorder.wait if recorder else None
-                        )
+                ready = ready_of.take(message)
+                ready_of.ahead(chunk[position + 1] if position + 1 < len(chunk) else None)
+                results, kinds, to_send = ready.results, ready.kinds, ready.to_send
+                if to_send:
+                    before_end = recorder.wait if recorder else None
+                    results |= message_send(
+                        relay, message, ready.raw, to_send, before_end=before_end, after_end=ready_of
+                    )
                 done.add(message.pk)  # before its record: the heartbeat never expects it once written
                 outcome = _outcome(message, results, timezone.now(), kinds=kinds)
                 _record(token, [(message, outcome)], result, never_handed_over=not to_send, recorder=recorder)

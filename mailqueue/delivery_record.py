@@ -20,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import psycopg
 from django.db import connection
 from django.db.models import JSONField
+from django.utils import timezone
 
 from mailqueue.models import DailyCounter, Message, MessageStatus
 
@@ -138,9 +139,14 @@ class SentRecorder:
         (not for a message whose claim was recovered meanwhile)."""
         self.token = token
         self.on_written = on_written
+        self._zone = timezone.get_current_timezone()  # read once: asgiref's locals are slow
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="delivery-record")
         self._pending: tuple[Message, Future] | None = None
         self._used = False  # its thread has opened a connection
+
+    def day_of(self, moment: datetime.datetime) -> datetime.date:
+        """`timezone.localdate(moment)`, in the time zone of the recorder's start."""
+        return moment.astimezone(self._zone).date()
 
     def submit(self, message: Message, *, day: datetime.date) -> None:
         """Write `message`'s record once the one before is written (`wait`)."""

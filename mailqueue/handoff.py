@@ -24,14 +24,15 @@ def pending_of(message: Message) -> list[str]:
 
 
 def message_send(
-    relay, message: Message, raw: bytes, recipients: list[str], *, before_end=None
+    relay, message: Message, raw: bytes, recipients: list[str], *, before_end=None, after_end=None
 ) -> dict[str, tuple[int, str]]:
     """Hand one message to the relay, one transaction per recipient with its own return path.
     An unexpected error defers this message only: the rest of the batch goes on, and what was
     already delivered is still recorded. The relay lost midway: the recipients not tried get a
     421 and `relay.connection_lost` stops the batch after this message is recorded.
     `before_end`: run before the relay is given the end of the message (`relay`); its
-    RecordFailed is raised as it is, the message never ended."""
+    RecordFailed is raised as it is, the message never ended. `after_end`: run while the relay
+    reads the content (`relay`; `delivery_ahead`), must not raise."""
     index = {entry["address"]: position for position, entry in enumerate(message.recipients)}
     results: dict[str, tuple[int, str]] = {}
     for address in recipients:
@@ -39,7 +40,9 @@ def message_send(
             break
         envelope = return_path_for(hosting_id=message.hosting_id, message_pk=message.pk, index=index[address])
         try:
-            results |= relay.send(sender=envelope, recipients=[address], raw=raw, before_end=before_end)
+            results |= relay.send(
+                sender=envelope, recipients=[address], raw=raw, before_end=before_end, after_end=after_end
+            )
         except RecordFailed:
             raise
         except RelayUnavailable as error:

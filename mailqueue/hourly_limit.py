@@ -8,7 +8,7 @@ The effective limit is `MailService.hourly_limit` (Python) and
 import datetime
 import uuid
 
-from django.db.models import Count, Min
+from django.db.models import F, Min, Sum
 from django.utils.translation import gettext_lazy as _
 
 from hosting.models import Hosting
@@ -50,24 +50,33 @@ def hourly_usage(hosting_ids, *, now: datetime.datetime) -> dict[int, dict]:
         row["hosting_id"]: row
         for row in RelayHandoff.objects.filter(hosting_id__in=hosting_ids, at__gt=now - HOUR)
         .values("hosting_id")
-        .annotate(used=Count("id"), oldest=Min("at"))
+        .annotate(used=Sum("count"), oldest=Min("at"))
     }
 
 
 def handoffs_record(per_hosting: dict[int, int], *, at: datetime.datetime, token: uuid.UUID) -> None:
-    """Count `per_hosting[hosting_id]` messages of the claim `token` handed to the relay at `at`."""
+    """Count `per_hosting[hosting_id]` messages of the claim `token` handed to the relay at `at`:
+    one row per hosting."""
     RelayHandoff.objects.bulk_create(
         [
-            RelayHandoff(hosting_id=hosting_id, at=at, claim_token=token)
+            RelayHandoff(hosting_id=hosting_id, at=at, claim_token=token, count=count)
             for hosting_id, count in per_hosting.items()
-            for _ in range(count)
+            if count
         ]
     )
 
 
 def handoffs_return(*, token: uuid.UUID, per_hosting: dict[int, int]) -> None:
     """`per_hosting[hosting_id]` messages of the claim `token` not delivered by it (an outage, a
-    dead worker) give back their place in the hourly limit: they take a new one when claimed again."""
+    dead worker) give back their place in the hourly limit: they take a new one when claimed again.
+    Inside the caller's transaction (the rows are locked until it ends)."""
     for hosting_id, count in per_hosting.items():
-        claimed = RelayHandoff.objects.filter(hosting_id=hosting_id, claim_token=token)
-        RelayHandoff.objects.filter(id__in=list(claimed.values_list("id", flat=True)[:count])).delete()
+        rows = RelayHandoff.objects.select_for_update().filter(hosting_id=hosting_id, claim_token=token)
+        for pk, taken in rows.order_by("-at", "-id").values_list("pk", "count"):
+            if count <= 0:
+                break
+            if taken <= count:
+                RelayHandoff.objects.filter(pk=pk).delete()
+            else:
+                RelayHandoff.objects.filter(pk=pk).update(count=F("count") - count)
+            count -= taken

@@ -16,12 +16,13 @@ from mailqueue.dkim_signing import Signer
 from mailqueue.models import Door, Message
 
 _WITH = {Door.SMTP: "ESMTPA", Door.API: "HTTP"}  # RFC 3848 and the mail transmission types registry
+_DOOR_NAMES = {Door.SMTP: "SMTP", Door.API: "API"}  # a trace header is not translated
 
 
 def received_header(message: Message, service_name: str, *, zone=None) -> bytes:
     """`zone`: the time zone of the stamp (the current one by default; a batch reads it once)."""
     client = f"[{message.client_address}]" if message.client_address else "[unknown]"
-    door = Door(message.door).label if message.door in Door.values else message.door
+    door = _DOOR_NAMES.get(message.door, message.door)
     stamp = _stamp(int(message.created_at.timestamp()), zone or timezone.get_current_timezone())
     return (
         f"Received: from {client} (authenticated as {service_name})\r\n"

@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 from django.conf import settings
 from django.utils import timezone
 
+from mailqueue.relay_pipelining import Pipelining
 from mailqueue.rfc5322 import message_normalise
 
 # Code used for a recipient when the relay could not be reached or dropped the connection.
@@ -32,27 +33,41 @@ class RelayUnavailable(Exception):
 class _EndHook:
     """smtplib's DATA, with `before_end` (when set) run between the relay's 354 and the content
     with its final dot. Should it raise, the connection is dropped: the relay never gets the end
-    of the message, and discards it."""
+    of the message, and discards it. `after_end` (when set) runs once the content with its dot is
+    sent, before the relay's reply is read: work done there overlaps the relay's."""
 
     before_end = None
+    after_end = None  # run once the content is sent, while the relay reads it (`SmtpRelay.send`)
 
     def data(self, msg):
-        if self.before_end is None:
+        if isinstance(msg, str):
             return super().data(msg)
         self.putcmd("data")
         code, reply = self.getreply()
         if code != 354:
             raise smtplib.SMTPDataError(code, reply)
-        try:
-            self.before_end()
-        except BaseException:
-            self.close()
-            raise
-        content = smtplib._quote_periods(msg)
-        if not content.endswith(b"\r\n"):
-            content += b"\r\n"
-        self.send(content + b".\r\n")
+        return self._content_end(msg)
+
+    def _content_end(self, msg: bytes):
+        """After the relay's 354: `before_end`, then the content with its final dot; the reply."""
+        if self.before_end is not None:
+            try:
+                self.before_end()
+            except BaseException:
+                self.close()
+                raise
+        self.send(_dot_stuffed(msg) + b".\r\n")
+        if self.after_end is not None:
+            self.after_end()
         return self.getreply()
+
+
+def _dot_stuffed(content: bytes) -> bytes:
+    """smtplib's `_quote_periods` (a line starting with a dot gets another), ending with CRLF;
+    the regular expression only runs when some line starts with a dot."""
+    if content.startswith(b".") or b"\n." in content:
+        content = smtplib._quote_periods(content)
+    return content if content.endswith(b"\r\n") else content + b"\r\n"
 
 
 # An address smtplib's quoteaddr would give back as <address> (its email.utils.parseaddr is ~8 % of
@@ -66,26 +81,33 @@ def _envelope_quoted(address: str) -> str:
 
 
 class _PlainAddresses:
-    """smtplib's MAIL and RCPT, a plain address quoted without parsing it (`_envelope_quoted`)."""
+    """smtplib's MAIL and RCPT, a plain address quoted without parsing it (`_envelope_quoted`);
+    the commands themselves also for `relay_pipelining`."""
 
     def mail(self, sender, options=()):
         if any(option.lower() == "smtputf8" for option in options):
             return super().mail(sender, options)
-        optionlist = " " + " ".join(options) if options and self.does_esmtp else ""
-        self.putcmd("mail", f"FROM:{_envelope_quoted(sender)}{optionlist}")
+        self.putcmd(self._mail_command(sender, options))
         return self.getreply()
 
     def rcpt(self, recip, options=()):
-        optionlist = " " + " ".join(options) if options and self.does_esmtp else ""
-        self.putcmd("rcpt", f"TO:{_envelope_quoted(recip)}{optionlist}")
+        self.putcmd(self._rcpt_command(recip, options))
         return self.getreply()
 
+    def _mail_command(self, sender, options=()) -> str:
+        optionlist = " " + " ".join(options) if options and self.does_esmtp else ""
+        return f"mail FROM:{_envelope_quoted(sender)}{optionlist}"
 
-class _SMTP(_EndHook, _PlainAddresses, smtplib.SMTP):
+    def _rcpt_command(self, recip, options=()) -> str:
+        optionlist = " " + " ".join(options) if options and self.does_esmtp else ""
+        return f"rcpt TO:{_envelope_quoted(recip)}{optionlist}"
+
+
+class _SMTP(Pipelining, _EndHook, _PlainAddresses, smtplib.SMTP):
     pass
 
 
-class _SMTP_SSL(_EndHook, _PlainAddresses, smtplib.SMTP_SSL):
+class _SMTP_SSL(Pipelining, _EndHook, _PlainAddresses, smtplib.SMTP_SSL):
     pass
 
 
@@ -126,10 +148,13 @@ class SmtpRelay:
                 self.connection.close()
             self.connection = None
 
-    def send(self, *, sender: str, recipients: list[str], raw: bytes, before_end=None) -> dict[str, tuple[int, str]]:
+    def send(
+        self, *, sender: str, recipients: list[str], raw: bytes, before_end=None, after_end=None
+    ) -> dict[str, tuple[int, str]]:
         """Per recipient (code, reply). A lost connection gives 421 to every recipient and is
         reopened for the next message; RelayUnavailable when it cannot be reopened. An error
-        raised by `before_end` is raised as it is, the connection dropped."""
+        raised by `before_end` is raised as it is, the connection dropped. `after_end` runs
+        while the relay reads the content (it must not raise: see `delivery`)."""
         if self.connection is None or self.connection.sock is None:
             self.open()
         envelope_sender, sender_error = _envelope_address(sender) if sender else ("", None)
@@ -146,7 +171,7 @@ class SmtpRelay:
         stored = [recipient for group in envelope.values() for recipient in group]
         if not envelope:
             return results
-        self.connection.before_end = before_end
+        self.connection.before_end, self.connection.after_end = before_end, after_end
         try:
             refused = self.connection.sendmail(envelope_sender, list(envelope), _crlf(raw))
         except smtplib.SMTPRecipientsRefused as error:
@@ -174,7 +199,7 @@ class SmtpRelay:
             raise
         finally:
             if self.connection is not None:
-                self.connection.before_end = None
+                self.connection.before_end = self.connection.after_end = None
         for address, group in envelope.items():
             code, reply = refused.get(address, (250, "OK"))
             results.update(dict.fromkeys(group, (code, _text(reply))))
@@ -224,7 +249,9 @@ class FileRelay:
     def close(self) -> None:
         self.opened = False
 
-    def send(self, *, sender: str, recipients: list[str], raw: bytes, before_end=None) -> dict[str, tuple[int, str]]:
+    def send(
+        self, *, sender: str, recipients: list[str], raw: bytes, before_end=None, after_end=None
+    ) -> dict[str, tuple[int, str]]:
         if not self.opened:
             self.open()
         if before_end is not None:
@@ -232,6 +259,8 @@ class FileRelay:
         name = f"{timezone.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:12]}.eml"
         envelope = f"X-Envelope-From: <{sender}>\r\nX-Envelope-To: {', '.join(recipients)}\r\n".encode()
         (self.directory / name).write_bytes(envelope + raw)
+        if after_end is not None:
+            after_end()
         return dict.fromkeys(recipients, (250, f"written to {name}"))
 
 

@@ -50,6 +50,15 @@ def return_path_of(message, index: int = 0) -> str:
     return return_path_for(hosting_id=message.hosting_id, message_pk=message.pk, index=index)
 
 
+def handoffs_of(hosting) -> int:
+    """The messages of `hosting` counted as handed to the relay (its rows' `count`s added up)."""
+    from django.db.models import Sum
+
+    from mailqueue.models import RelayHandoff
+
+    return RelayHandoff.objects.filter(hosting=hosting).aggregate(total=Sum("count"))["total"] or 0
+
+
 def wait_until(condition, *, timeout: float, interval: float = 0.05) -> bool:
     """Poll `condition` until it is true or `timeout` seconds pass; its last value."""
     deadline = time.monotonic() + timeout

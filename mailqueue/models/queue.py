@@ -254,7 +254,8 @@ class Message(models.Model):
             models.Index(
                 fields=["hosting", "held_until"], condition=Q(status="held"), name="message_held_hosting_until"
             ),
-            models.Index(fields=["next_attempt_at"], condition=Q(status="queued"), name="message_queued_due"),
+            # The claim's order, ties (a released queue shares one time) included: no sort of them.
+            models.Index(fields=["next_attempt_at", "id"], condition=Q(status="queued"), name="message_queued_due_id"),
             models.Index(fields=["next_attempt_at"], condition=Q(status="deferred"), name="message_deferred_due"),
             models.Index(fields=["claimed_at"], condition=Q(status="sending"), name="message_sending_claimed"),
             models.Index(fields=["claim_token"], condition=Q(status="sending"), name="message_claim_token"),
@@ -332,11 +333,13 @@ class DailyCounter(models.Model):
 
 
 class RelayHandoff(models.Model):
-    """One message handed to the relay: the rolling-hour limit counts these rows."""
+    """`count` messages of a hosting handed to the relay by one claim at `at`: the rolling-hour
+    limit adds these up (one row per hosting and claim, not one per message)."""
 
     hosting = models.ForeignKey(Hosting, on_delete=models.CASCADE, related_name="+")
     at = models.DateTimeField(default=timezone.now)
-    claim_token = models.UUIDField(null=True, blank=True, db_index=True)  # the claim that took this slot
+    claim_token = models.UUIDField(null=True, blank=True, db_index=True)  # the claim that took these slots
+    count = models.PositiveIntegerField(default=1)
 
     objects = BatchDeleteQuerySet.as_manager()
 

@@ -385,3 +385,23 @@ def test_receive_bounce_records_a_report_piped_by_an_mta(relay):
     down = env | {"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none"}
     unreachable = subprocess.run(command, input=raw, capture_output=True, cwd=settings.BASE_DIR, env=down, timeout=60)
     assert unreachable.returncode == 75, unreachable.stderr  # the MTA keeps it and tries again
+
+
+def test_a_return_path_keeps_its_form_so_bounces_of_mail_sent_before_an_upgrade_are_attributed(settings):
+    """The token's HMAC is the first 16 base32 characters of HMAC-SHA256 over `hosting-message-index`,
+    with the key derived from SECRET_KEY: a known answer, worked out here the long way."""
+    import base64
+    import hashlib
+    import hmac
+
+    from mailqueue.return_path import return_path_for
+
+    settings.SECRET_KEY = "a-known-secret-for-this-test-only-0123456789abcdef"
+    settings.BOUNCE_LOCAL_PART, settings.BOUNCE_DOMAIN = "bounce", "bounces.example.net"
+    key = hashlib.sha256(f"mailqueue.return_path{settings.SECRET_KEY}".encode()).digest()
+    mac = base64.b32encode(hmac.new(key, b"12-3456-2", hashlib.sha256).digest()).decode().lower()[:16]
+
+    address = return_path_for(hosting_id=12, message_pk=3456, index=2)
+
+    assert address == f"bounce+12-3456-2-{mac}@bounces.example.net"
+    assert (return_path_parse(address).hosting_id, return_path_parse(address).message_pk) == (12, 3456)

@@ -9,12 +9,12 @@ from django.db import connection
 from mailqueue.claims import delivery_claim
 from mailqueue.delivery import delivery_run_batch
 from mailqueue.hourly_limit import mail_service_limit_set
-from mailqueue.models import Message, MessageStatus, RelayHandoff
+from mailqueue.models import Message, MessageStatus
 from mailqueue.state import Actor
 from tests.conftest import requires_postgres
 from tests.factories import HostingFactory, UserFactory
 from tests.mailqueue.test_delivery import queue_message, relay  # noqa: F401 (fixture)
-from tests.support import free_port
+from tests.support import free_port, handoffs_of
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +33,7 @@ def test_messages_never_handed_to_the_relay_give_their_hourly_quota_back(setting
     result = delivery_run_batch()
 
     assert (result.claimed, result.deferred) == (3, 3)
-    assert RelayHandoff.objects.filter(hosting=hosting).count() == 0, "an outage must not eat the quota"
+    assert handoffs_of(hosting) == 0, "an outage must not eat the quota"
 
 
 def test_a_backlog_over_its_limit_does_not_hide_other_tenants_mail(relay):  # noqa: F811
@@ -89,4 +89,4 @@ def test_concurrent_claims_never_exceed_the_hourly_limit():
         thread.join(timeout=30)
 
     assert len(taken) == 5
-    assert RelayHandoff.objects.filter(hosting=hosting).count() == 5
+    assert handoffs_of(hosting) == 5

@@ -40,7 +40,8 @@ class Received:
 class ScriptedHandler:
     """aiosmtpd handler answering as scripted; replies not scripted are 250."""
 
-    def __init__(self):
+    def __init__(self, *, pipelining: bool = False):
+        self.pipelining = pipelining  # offered in the EHLO reply (RFC 2920)
         self.connections = 0
         self.rcpt_replies: dict[str, list[str]] = {}  # per address, one reply per attempt
         self.data_replies: list[str] = []  # one per DATA
@@ -54,6 +55,8 @@ class ScriptedHandler:
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         self.connections += 1
         session.host_name = hostname
+        if self.pipelining:  # aiosmtpd reads pipelined commands one after the other, offered or not
+            return [*responses[:-1], "250-PIPELINING", responses[-1]]
         return responses
 
     async def handle_HELO(self, server, session, envelope, hostname):
@@ -88,9 +91,9 @@ class ScriptedHandler:
 class LiveRelay:
     """A real SMTP relay in a thread, on a port of its own (chosen free unless given)."""
 
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, *, pipelining: bool = False):
         self.port = port or free_port()
-        self.handler = ScriptedHandler()
+        self.handler = ScriptedHandler(pipelining=pipelining)
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, ready_timeout=10)
 
     @property
@@ -119,9 +122,10 @@ class LiveRelay:
         self.controller.stop()
 
 
-@pytest.fixture
-def relay(settings):
-    with LiveRelay() as live:
+@pytest.fixture(params=[False, True], ids=["one-command-at-a-time", "pipelining"])
+def relay(settings, request):
+    """The relay, offering PIPELINING or not: every delivery test runs against both."""
+    with LiveRelay(pipelining=request.param) as live:
         settings.SMTP_RELAY_URL = live.url
         settings.SMTP_RELAY_TIMEOUT = 10
         yield live

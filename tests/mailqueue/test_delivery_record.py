@@ -24,8 +24,8 @@ pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True)]
 class TimedHandler(ScriptedHandler):
     """The scripted relay, noting when each MAIL arrived and each message was ended (its dot)."""
 
-    def __init__(self):
-        super().__init__()
+    def __init__(self, *, pipelining: bool = False):
+        super().__init__(pipelining=pipelining)
         self.mail_at: list[float] = []
         self.ended_at: list[float] = []
 
@@ -40,10 +40,10 @@ class TimedHandler(ScriptedHandler):
         return await super().handle_DATA(server, session, envelope)
 
 
-@pytest.fixture
-def timed_relay(settings):
+@pytest.fixture(params=[False, True], ids=["one-command-at-a-time", "pipelining"])
+def timed_relay(settings, request):
     live = LiveRelay()
-    live.handler = live.controller.handler = TimedHandler()
+    live.handler = live.controller.handler = TimedHandler(pipelining=request.param)
     with live:
         settings.SMTP_RELAY_URL = live.url
         settings.SMTP_RELAY_TIMEOUT = 10

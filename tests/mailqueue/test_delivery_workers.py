@@ -12,12 +12,12 @@ import pytest
 
 from mailqueue import tasks
 from mailqueue.delivery import delivery_run_batch
-from mailqueue.models import Message, MessageStatus, RelayHandoff
+from mailqueue.models import Message, MessageStatus
 from mailqueue.retries import claims_recover
 from mailqueue.submission import message_accept
 from tests.factories import HostingFactory
 from tests.mailqueue.test_delivery import LiveRelay, counters, queue_message
-from tests.support import as_stored, as_submitted, return_path_of, wait_until, worker_process
+from tests.support import as_stored, as_submitted, handoffs_of, return_path_of, wait_until, worker_process
 
 
 @pytest.mark.django_db(transaction=True)
@@ -95,7 +95,7 @@ def test_a_worker_killed_mid_batch_loses_nothing(settings, _isolated_celery_queu
     assert duplicated <= in_flight
     assert len(duplicated) <= 1  # at most the message in flight when the worker died
     # The recovered messages gave their places in the hourly limit back: one slot per message.
-    assert RelayHandoff.objects.filter(hosting=hosting).count() == len(messages)
+    assert handoffs_of(hosting) == len(messages)
     assert counters(hosting).sent == 12
 
 
@@ -114,7 +114,7 @@ def test_a_stalled_worker_whose_claim_was_recovered_stops_sending_and_gives_no_s
         assert relay.handler.waiting.wait(20)
         # Its heartbeat stopped (say): the sweep takes the claim back, with its 4 slots.
         assert claims_recover(older_than=0) == 4
-        assert RelayHandoff.objects.filter(hosting=hosting).count() == 0
+        assert handoffs_of(hosting) == 0
         time.sleep(3 * settings.DELIVERY_CLAIM_HEARTBEAT)  # the stall goes on: the heartbeat sees its claim gone
         relay.handler.hold_data_after = None
         relay.handler.release.set()
@@ -123,7 +123,7 @@ def test_a_stalled_worker_whose_claim_was_recovered_stops_sending_and_gives_no_s
         # The message in flight went out; the stalled worker noticed its claim was gone and sent no more.
         assert len(relay.received_ids()) == 1
         assert stalled.sent == 0
-        assert RelayHandoff.objects.filter(hosting=hosting).count() == 0  # nothing given back twice
+        assert handoffs_of(hosting) == 0  # nothing given back twice
         while delivery_run_batch().claimed:
             pass
 
@@ -131,4 +131,4 @@ def test_a_stalled_worker_whose_claim_was_recovered_stops_sending_and_gives_no_s
     copies = collections.Counter(relay.received_ids())
     assert set(copies) == {message.message_id for message in messages}
     assert sum(copies.values()) == 5  # the one in flight, twice
-    assert RelayHandoff.objects.filter(hosting=hosting).count() == 4
+    assert handoffs_of(hosting) == 4
