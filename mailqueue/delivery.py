@@ -5,7 +5,7 @@ a later bounce names it; a recipient on the hosting's suppression list (SPEC §1
 once, without the relay.
 
 Each message's outcome is committed after the relay's reply and before the next message is
-ended (a sent one while the next is on its way: `delivery_record.SentRecorder`); a worker dying
+ended (a sent one while the next is on its way: `sent_recorder.SentRecorder`); a worker dying
 between the reply and that commit is the only way a message is delivered twice (its claim is
 recovered by `retries.claims_recover` once its heartbeat stops).
 """
@@ -26,7 +26,7 @@ from mailqueue.bounce_parsing import status_of
 from mailqueue.claims import ClaimHeartbeat, delivery_claim
 from mailqueue.counters import counter_add
 from mailqueue.delivery_ahead import Ahead, message_ready
-from mailqueue.delivery_record import SentRecorder, messages_save, sent_save, sent_save_possible
+from mailqueue.delivery_record import messages_save, sent_save, sent_save_possible
 from mailqueue.handoff import message_send, pending_of, suppressed_of
 from mailqueue.hourly_limit import handoffs_return
 from mailqueue.locks import mail_service_lock_shared
@@ -34,6 +34,7 @@ from mailqueue.models import DeliveryError, ErrorKind, Message, MessageStatus, R
 from mailqueue.outgoing import Outgoing
 from mailqueue.relay import RelayUnavailable, relay_from_settings
 from mailqueue.retries import backoff, retries_exhausted
+from mailqueue.sent_recorder import SentRecorder
 from mailqueue.suppression import suppressions_add
 from mailqueue.webhooks import message_data, webhook_events_record, webhook_subscriptions
 
@@ -288,9 +289,15 @@ def _deliver(relay, token, messages, deadline: float, result: BatchResult, *, do
                 ready_of.ahead(chunk[position + 1] if position + 1 < len(chunk) else None)
                 results, kinds, to_send = ready.results, ready.kinds, ready.to_send
                 if to_send:
-                    before_end = recorder.wait if recorder else None
                     results |= message_send(
-                        relay, message, ready.raw, to_send, before_end=before_end, after_end=ready_of
+                        relay,
+                        message,
+                        ready.raw,
+                        to_send,
+                        following=ready_of.following,
+                        before_end=recorder.wait if recorder else None,
+                        before_replies=ready_of,
+                        after_end=ready_of,
                     )
                 done.add(message.pk)  # before its record: the heartbeat never expects it once written
                 outcome = _outcome(message, results, timezone.now(), kinds=kinds)

@@ -1,11 +1,13 @@
 """Each message of a delivery batch made ready for the relay (its recipients on the suppression
 list set aside, its outgoing bytes signed, its spam verdict), the next one while the relay reads
-the content of the one before (`relay.send`'s `after_end`): that work, the DKIM signature above
-all, overlaps the relay's instead of following it (SPEC §12)."""
+the commands of this one (`relay.send`'s `before_replies`, with PIPELINING) or its content
+(`after_end`): that work, the DKIM signature above all, overlaps the relay's instead of following
+it (SPEC §12), and the next message's first transaction is known in time for its commands to go
+out with this one's content (`Ahead.following`, `relay_pipelining`)."""
 
 import dataclasses
 
-from mailqueue.handoff import pending_of
+from mailqueue.handoff import pending_of, transaction_of
 from mailqueue.models import ErrorKind, Message
 from mailqueue.outgoing import Outgoing
 from mailqueue.spam_policy import outbound_scan
@@ -54,13 +56,22 @@ class Ahead:
         self._next = message
 
     def __call__(self) -> None:
-        message, self._next = self._next, None
+        message = self._next
         if message is None or message.pk in self._made:
             return
         try:
             self._made[message.pk] = (self._make(message), None)
         except Exception as error:  # raised by `take`, in the delivery's order
             self._made[message.pk] = (None, error)
+
+    def following(self) -> tuple[str, list[str], bytes] | None:
+        """The first relay transaction of the next message, when it is made ready and goes to the
+        relay: its commands may go out ahead (`relay_pipelining`)."""
+        message = self._next
+        ready, error = self._made.get(message.pk, (None, None)) if message is not None else (None, None)
+        if ready is None or error is not None or not ready.to_send:
+            return None
+        return transaction_of(message, ready.to_send[0], ready.raw)
 
     def take(self, message: Message) -> Ready:
         made = self._made.pop(message.pk, None)

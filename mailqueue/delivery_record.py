@@ -15,12 +15,10 @@ import datetime
 import functools
 import logging
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
 
 import psycopg
 from django.db import connection
 from django.db.models import JSONField
-from django.utils import timezone
 
 from mailqueue.models import DailyCounter, Message, MessageStatus
 
@@ -125,60 +123,3 @@ def sent_save(message: Message, token: uuid.UUID, *, day: datetime.date) -> bool
 
 class RecordFailed(Exception):
     """A sent message's record could not be written: the next message must not be ended."""
-
-
-class SentRecorder:
-    """Writes the records of sent messages (`sent_save`) from a thread of its own, with its own
-    connection, while the next message goes to the relay: one record at a time. The delivering
-    thread calls `wait` before it ends the next message (its final dot, `relay.send`'s
-    `before_end`), so at most one message is both accepted by the relay and not committed, as
-    when each record is written before the next message is sent (SPEC §4.2)."""
-
-    def __init__(self, token: uuid.UUID, *, on_written):
-        """`on_written(message)`: called by `wait`, in the caller's thread, for a record written
-        (not for a message whose claim was recovered meanwhile)."""
-        self.token = token
-        self.on_written = on_written
-        self._zone = timezone.get_current_timezone()  # read once: asgiref's locals are slow
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="delivery-record")
-        self._pending: tuple[Message, Future] | None = None
-        self._used = False  # its thread has opened a connection
-
-    def day_of(self, moment: datetime.datetime) -> datetime.date:
-        """`timezone.localdate(moment)`, in the time zone of the recorder's start."""
-        return moment.astimezone(self._zone).date()
-
-    def submit(self, message: Message, *, day: datetime.date) -> None:
-        """Write `message`'s record once the one before is written (`wait`)."""
-        self.wait()
-        self._used = True
-        self._pending = (message, self._executor.submit(sent_save, message, self.token, day=day))
-
-    def wait(self) -> None:
-        """Until the record in progress, if any, is committed; RecordFailed when it failed."""
-        if self._pending is None:
-            return
-        message, future = self._pending
-        self._pending = None
-        try:
-            written = future.result()
-        except Exception as error:
-            raise RecordFailed(f"the record of message {message.pk} failed: {error}") from error
-        if written:
-            self.on_written(message)
-
-    def close(self) -> None:
-        """Wait for the record in progress (a failure is logged: the caller is already leaving on
-        an error of its own, or has waited) and close the thread's connection."""
-        try:
-            self.wait()
-        except RecordFailed:
-            logger.exception("delivery record failed")
-        finally:
-            if self._used:
-                self._executor.submit(_connection_close).result()
-            self._executor.shutdown()
-
-
-def _connection_close() -> None:
-    connection.close()  # the connection of the thread running this

@@ -3,6 +3,7 @@ recipient, each with its own return path, and which recipients are suppressed, t
 without the relay."""
 
 import datetime
+import functools
 import logging
 from collections import defaultdict
 
@@ -24,24 +25,29 @@ def pending_of(message: Message) -> list[str]:
 
 
 def message_send(
-    relay, message: Message, raw: bytes, recipients: list[str], *, before_end=None, after_end=None
+    relay, message: Message, raw: bytes, recipients: list[str], *, following=None, **hooks
 ) -> dict[str, tuple[int, str]]:
     """Hand one message to the relay, one transaction per recipient with its own return path.
     An unexpected error defers this message only: the rest of the batch goes on, and what was
     already delivered is still recorded. The relay lost midway: the recipients not tried get a
     421 and `relay.connection_lost` stops the batch after this message is recorded.
-    `before_end`: run before the relay is given the end of the message (`relay`); its
-    RecordFailed is raised as it is, the message never ended. `after_end`: run while the relay
-    reads the content (`relay`; `delivery_ahead`), must not raise."""
-    index = {entry["address"]: position for position, entry in enumerate(message.recipients)}
+    `hooks`: the relay's `before_end` (run before the relay is given the end of the message;
+    its RecordFailed is raised as it is, the message never ended), `after_end` and
+    `before_replies` (must not raise: `delivery_ahead`). `following()`: the transaction that
+    follows this message's last one, as `relay.send`'s `next_transaction`."""
+    index = _positions(message)
     results: dict[str, tuple[int, str]] = {}
-    for address in recipients:
+    for position, address in enumerate(recipients):
         if getattr(relay, "connection_lost", False):
             break
         envelope = return_path_for(hosting_id=message.hosting_id, message_pk=message.pk, index=index[address])
+        if position + 1 < len(recipients):
+            next_transaction = functools.partial(transaction_of, message, recipients[position + 1], raw)
+        else:
+            next_transaction = following
         try:
             results |= relay.send(
-                sender=envelope, recipients=[address], raw=raw, before_end=before_end, after_end=after_end
+                sender=envelope, recipients=[address], raw=raw, next_transaction=next_transaction, **hooks
             )
         except RecordFailed:
             raise
@@ -58,6 +64,17 @@ def message_send(
             return results | dict.fromkeys([a for a in recipients if a not in results], failure)
     lost = (CONNECTION_FAILURE_CODE, "not sent: the connection to the relay was lost")
     return results | dict.fromkeys([a for a in recipients if a not in results], lost)
+
+
+def transaction_of(message: Message, address: str, raw: bytes) -> tuple[str, list[str], bytes]:
+    """The relay transaction of `message` to `address`: (its return path, [address], raw)."""
+    index = _positions(message)[address]
+    return return_path_for(hosting_id=message.hosting_id, message_pk=message.pk, index=index), [address], raw
+
+
+def _positions(message: Message) -> dict[str, int]:
+    """Each recipient's place in `message.recipients`, as its return path names it."""
+    return {entry["address"]: position for position, entry in enumerate(message.recipients)}
 
 
 def suppressed_of(chunk: list[Message], now: datetime.datetime) -> dict[int, dict[str, tuple[int, str]]]:

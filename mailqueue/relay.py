@@ -5,7 +5,7 @@ suppressed recipients only never connects) and reused for every message after it
 `send` returns, per recipient, the SMTP code and reply text the relay gave; its `before_end`
 runs once the relay waits for the message's content to end (SMTP: after the 354 to DATA, before
 the final dot), and may raise to leave the message unended (delivery waits there for the record
-of the message before: `delivery_record.SentRecorder`).
+of the message before: `sent_recorder.SentRecorder`).
 """
 
 import re
@@ -56,7 +56,7 @@ class _EndHook:
             except BaseException:
                 self.close()
                 raise
-        self.send(_dot_stuffed(msg) + b".\r\n")
+        self.send(_dot_stuffed(msg) + b".\r\n" + self._ahead())
         if self.after_end is not None:
             self.after_end()
         return self.getreply()
@@ -149,12 +149,23 @@ class SmtpRelay:
             self.connection = None
 
     def send(
-        self, *, sender: str, recipients: list[str], raw: bytes, before_end=None, after_end=None
+        self,
+        *,
+        sender: str,
+        recipients: list[str],
+        raw: bytes,
+        before_end=None,
+        after_end=None,
+        before_replies=None,
+        next_transaction=None,
     ) -> dict[str, tuple[int, str]]:
         """Per recipient (code, reply). A lost connection gives 421 to every recipient and is
         reopened for the next message; RelayUnavailable when it cannot be reopened. An error
         raised by `before_end` is raised as it is, the connection dropped. `after_end` runs
-        while the relay reads the content (it must not raise: see `delivery`)."""
+        while the relay reads the content, `before_replies` while it reads the commands (with
+        PIPELINING); neither may raise (see `delivery_ahead`). `next_transaction()`: the
+        (sender, recipients, raw) of the `send` that follows, whose commands go out with this
+        content when the relay offers PIPELINING (`relay_pipelining`), or None."""
         if self.connection is None or self.connection.sock is None:
             self.open()
         envelope_sender, sender_error = _envelope_address(sender) if sender else ("", None)
@@ -171,7 +182,9 @@ class SmtpRelay:
         stored = [recipient for group in envelope.values() for recipient in group]
         if not envelope:
             return results
-        self.connection.before_end, self.connection.after_end = before_end, after_end
+        connection = self.connection
+        connection.before_end, connection.after_end, connection.before_replies = before_end, after_end, before_replies
+        connection.next_transaction = self._ahead_of(next_transaction) if next_transaction is not None else None
         try:
             refused = self.connection.sendmail(envelope_sender, list(envelope), _crlf(raw))
         except smtplib.SMTPRecipientsRefused as error:
@@ -198,12 +211,30 @@ class SmtpRelay:
             self.connection = None
             raise
         finally:
-            if self.connection is not None:
-                self.connection.before_end = self.connection.after_end = None
+            connection.before_end = connection.after_end = connection.before_replies = None
+            connection.next_transaction = None
         for address, group in envelope.items():
             code, reply = refused.get(address, (250, "OK"))
             results.update(dict.fromkeys(group, (code, _text(reply))))
         return results
+
+    @staticmethod
+    def _ahead_of(next_transaction):
+        """`next_transaction` as the relay's envelope takes it (`_envelope_address`, `_crlf`),
+        None when `send` would not hand it over as it is."""
+
+        def following():
+            transaction = next_transaction()
+            if transaction is None:
+                return None
+            sender, recipients, raw = transaction
+            envelope_sender, sender_error = _envelope_address(sender) if sender else ("", None)
+            converted = [_envelope_address(address) for address in recipients]
+            if sender_error or not recipients or any(error for _address, error in converted):
+                return None
+            return envelope_sender, list(dict.fromkeys(address for address, _error in converted)), _crlf(raw)
+
+        return following
 
     def _reset(self) -> None:
         if self.connection.sock is None:
@@ -250,8 +281,9 @@ class FileRelay:
         self.opened = False
 
     def send(
-        self, *, sender: str, recipients: list[str], raw: bytes, before_end=None, after_end=None
+        self, *, sender: str, recipients: list[str], raw: bytes, before_end=None, after_end=None, **_pipelining
     ) -> dict[str, tuple[int, str]]:
+        """As `SmtpRelay.send`; nothing is pipelined to a directory."""
         if not self.opened:
             self.open()
         if before_end is not None:

@@ -1,15 +1,22 @@
 """Command pipelining with the relay (RFC 2920), when it offers PIPELINING in its EHLO reply, as
 Postfix, Exim and the large relays do: MAIL, every RCPT and DATA go out in one write and their
-replies are read after it, one round trip where smtplib's `sendmail` waits for each command (two
-plus one per recipient). The content follows the 354 as before (`_content_end`, with the hook that
-waits there for the record of the message before). A relay that does not offer it gets smtplib's
-command-by-command transaction.
+replies are read after it, where smtplib's `sendmail` waits for each command. A relay that does
+not offer it gets smtplib's command-by-command transaction.
+
+The next transaction's MAIL, RCPT and DATA even go out in the same write as this one's content
+and final dot (RFC 2920 §3.1: a content may begin a group, DATA ends one), when the caller names
+it (`next_transaction`): the relay reads them while this message's reply is worked on here, and
+the next `sendmail` of that same envelope only reads their replies. Its content still waits for
+its own 354 and for `before_end` (the record of the message before: `delivery_record`). Commands
+sent ahead for a transaction that does not follow (the batch stopped) are never given a content:
+the session is closed without QUIT, and the relay discards them.
 
 What the relay said is read back in the order of the commands, and ends as smtplib's `sendmail`
 ends: SMTPSenderRefused, SMTPRecipientsRefused (every recipient refused, or a 421 on the way),
-SMTPDataError, or the refused recipients; the connection is left ready for the next message (RSET)
-or closed after a 421. A relay that answers 354 to a DATA it should have refused (no sender or no
-recipient accepted) is never sent a content: the connection is dropped, the message unended.
+SMTPDataError, or the refused recipients; the connection is left ready for the next message (RSET,
+unless commands were sent ahead) or closed after a 421. A relay that answers 354 to a DATA it
+should have refused (no sender or no recipient accepted) is never sent a content: the connection
+is dropped, the message unended.
 """
 
 import smtplib
@@ -20,7 +27,16 @@ CONNECTION_CLOSING = 421
 
 class Pipelining:
     """A mixin for smtplib.SMTP: `sendmail` pipelined when the relay offers it. The class it is
-    mixed into gives `_content_end(msg)`: the content and its final dot, after the 354."""
+    mixed into gives `_content_end(msg)` (the content and its final dot after the 354, then
+    `_ahead()`'s commands in the same write), `_mail_command` and `_rcpt_command`.
+
+    Hooks, set by the caller for one `sendmail`: `before_replies()` runs once the commands are
+    out, before their replies are read; `next_transaction()` gives the (sender, recipients, msg)
+    to send ahead with the content, or None."""
+
+    before_replies = None
+    next_transaction = None
+    _sent_ahead: str | None = None  # commands written, their replies not read yet
 
     def sendmail(self, from_addr, to_addrs, msg, mail_options=(), rcpt_options=()):
         self.ehlo_or_helo_if_needed()
@@ -28,14 +44,15 @@ class Pipelining:
         if not plain or not self.has_extn("pipelining"):
             return super().sendmail(from_addr, to_addrs, msg, mail_options, rcpt_options)
         to_addrs = [to_addrs] if isinstance(to_addrs, str) else list(to_addrs)
-        options = ([f"size={len(msg)}"] if self.has_extn("size") else []) + list(mail_options)
-        commands = [self._mail_command(from_addr, options)]
-        commands += [self._rcpt_command(address, rcpt_options) for address in to_addrs]
-        commands.append("DATA")
-        for command in commands:  # as smtplib's putcmd: no line break inside a command
-            if "\r" in command or "\n" in command:
-                raise ValueError(f"command and arguments contain prohibited newline characters: {command!r}")
-        self.send("".join(f"{command}\r\n" for command in commands))
+        commands = self._envelope_commands(from_addr, to_addrs, len(msg), mail_options, rcpt_options)
+        if self._sent_ahead is None:
+            self.send(commands)
+        elif self._sent_ahead != commands:  # a bug of the caller's: never give a content to the wrong envelope
+            self.close()
+            raise smtplib.SMTPServerDisconnected("the commands sent ahead were for another transaction")
+        self._sent_ahead = None
+        if self.before_replies is not None:
+            self.before_replies()
 
         code, reply = self.getreply()
         if code == CONNECTION_CLOSING:
@@ -66,10 +83,52 @@ class Pipelining:
             raise smtplib.SMTPDataError(code, reply)
         return refused
 
+    def _envelope_commands(self, from_addr, to_addrs, size: int, mail_options=(), rcpt_options=()) -> str:
+        """MAIL, each RCPT and DATA of one transaction, as one write."""
+        options = ([f"size={size}"] if self.has_extn("size") else []) + list(mail_options)
+        commands = [self._mail_command(from_addr, options)]
+        commands += [self._rcpt_command(address, rcpt_options) for address in to_addrs]
+        commands.append("DATA")
+        for command in commands:  # as smtplib's putcmd: no line break inside a command
+            if "\r" in command or "\n" in command:
+                raise ValueError(f"command and arguments contain prohibited newline characters: {command!r}")
+        return "".join(f"{command}\r\n" for command in commands)
+
+    def _ahead(self) -> bytes:
+        """The next transaction's commands, to go out with this content (`next_transaction`),
+        noted as sent ahead; nothing without PIPELINING or a next transaction."""
+        if self.next_transaction is None or not self.has_extn("pipelining"):
+            return b""
+        following = self.next_transaction()
+        if following is None:
+            return b""
+        sender, recipients, msg = following
+        self._sent_ahead = self._envelope_commands(sender, recipients, len(msg))
+        return self._sent_ahead.encode("ascii")
+
     def _abandon(self, code: int) -> None:
         """After a transaction that did not go through: closed on a 421, dropped when the relay
-        waits for a content (354) it must not get, reset otherwise."""
+        waits for a content (354) it must not get, reset otherwise (`rset`)."""
         if code in (CONNECTION_CLOSING, 354):
             self.close()
         else:
             self._rset()
+
+    def rset(self):
+        """RSET, unless commands were sent ahead: the relay would take it for their content (after
+        a refused content it has reset the transaction already, RFC 5321 §4.1.1.4)."""
+        if self._sent_ahead is not None:
+            return 250, b"not needed: the next transaction is under way"
+        return super().rset()
+
+    def quit(self):
+        """QUIT, unless commands were sent ahead (the relay may be waiting for their content):
+        then the session is closed, and the relay discards that transaction."""
+        if self._sent_ahead is not None:
+            self.close()
+            return 221, b"closed"
+        return super().quit()
+
+    def close(self):
+        self._sent_ahead = None
+        super().close()

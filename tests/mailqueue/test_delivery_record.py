@@ -3,17 +3,18 @@
 
 import time
 
+import psycopg
 import pytest
-from django.db import OperationalError, connection
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from mailqueue import delivery_record
 from mailqueue.claims import delivery_claim
 from mailqueue.delivery import delivery_run_batch
 from mailqueue.delivery_record import RecordFailed, sent_save
 from mailqueue.models import Message, MessageStatus, RecipientStatus
 from mailqueue.retries import claims_recover
+from mailqueue.sent_recorder import SentRecorder
 from tests.conftest import requires_postgres
 from tests.factories import HostingFactory
 from tests.mailqueue.test_delivery import LiveRelay, ScriptedHandler, counters, queue_message, status_of
@@ -28,6 +29,7 @@ class TimedHandler(ScriptedHandler):
         super().__init__(pipelining=pipelining)
         self.mail_at: list[float] = []
         self.ended_at: list[float] = []
+        self.sent_when_ended: list[int] = []
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         self.mail_at.append(time.monotonic())
@@ -37,7 +39,17 @@ class TimedHandler(ScriptedHandler):
 
     async def handle_DATA(self, server, session, envelope):
         self.ended_at.append(time.monotonic())
+        self.sent_when_ended.append(_sent_committed())
         return await super().handle_DATA(server, session, envelope)
+
+
+def _sent_committed() -> int:
+    """Messages committed as sent, read on a connection of its own (the relay's thread)."""
+    settings = connection.settings_dict
+    with psycopg.connect(
+        dbname=settings["NAME"], user=settings["USER"], host=settings["HOST"] or None, port=settings["PORT"] or None
+    ) as other:
+        return other.execute("SELECT count(*) FROM mailqueue_message WHERE status = 'sent'").fetchone()[0]
 
 
 @pytest.fixture(params=[False, True], ids=["one-command-at-a-time", "pipelining"])
@@ -83,19 +95,27 @@ def test_a_sent_message_is_written_with_its_counter_in_one_statement_when_still_
 
 def test_the_next_message_is_sent_while_a_record_commits_and_ended_only_after_it(timed_relay, monkeypatch):
     """Message n+1's MAIL goes out while message n's record is being written; its final dot only
-    once that record is committed: at most one message accepted by the relay and uncommitted."""
+    once that record is committed: at most one message accepted by the relay and uncommitted.
+    The relay itself looks, when each message ends, at what the database holds."""
     hosting = HostingFactory()
     messages = [queue_message(hosting) for _ in range(4)]
     committed_at: dict[int, float] = {}
-    real_save = delivery_record.sent_save
+    real_outcome = SentRecorder._outcome
 
-    def slow_save(message, token, *, day):
-        time.sleep(0.15)
-        written = real_save(message, token, day=day)
-        committed_at[message.pk] = time.monotonic()
+    def slow_outcome(self):
+        time.sleep(0.15)  # a slow commit: the recorder learns of it this much later
+        written = real_outcome(self)
+        committed_at[self.recording] = time.monotonic()
         return written
 
-    monkeypatch.setattr(delivery_record, "sent_save", slow_save)
+    real_submit = SentRecorder.submit
+
+    def noted_submit(self, message, *, day):
+        real_submit(self, message, day=day)
+        self.recording = message.pk
+
+    monkeypatch.setattr(SentRecorder, "_outcome", slow_outcome)
+    monkeypatch.setattr(SentRecorder, "submit", noted_submit)
 
     result = delivery_run_batch()
 
@@ -104,23 +124,33 @@ def test_the_next_message_is_sent_while_a_record_commits_and_ended_only_after_it
     handler = timed_relay.handler
     for previous, number in zip(messages, range(1, 4), strict=False):
         assert handler.mail_at[number] < committed_at[previous.pk] < handler.ended_at[number]
+    # When message n+1 ended at the relay, messages 1..n were committed as sent.
+    assert handler.sent_when_ended == [0, 1, 2, 3]
     assert {status_of(message) for message in messages} == {MessageStatus.SENT}
     assert counters(hosting).sent == 4
 
 
 def test_a_record_that_fails_leaves_the_next_message_unended_and_nothing_lost(timed_relay, monkeypatch):
+    """The second message's record fails on the server (here a statement that divides by zero in
+    its place): the third message, under way, is never ended; both claims are recovered."""
     hosting = HostingFactory()
     first, second, third = (queue_message(hosting) for _ in range(3))
-    real_save = delivery_record.sent_save
+    real_submit, real_send = SentRecorder.submit, SentRecorder._send
 
-    def failing_save(message, token, *, day):
-        if message.pk == second.pk:
-            raise OperationalError("server closed the connection unexpectedly")
-        return real_save(message, token, day=day)
+    def noted_submit(self, message, *, day):
+        self.failing = message.pk == second.pk
+        real_submit(self, message, day=day)
 
-    monkeypatch.setattr(delivery_record, "sent_save", failing_save)
+    def failing_send(self, sql, params, many, context):
+        if self.failing:
+            self._database.connection.pgconn.send_query(b"SELECT 1/0")
+            return
+        real_send(self, sql, params, many, context)
 
-    with pytest.raises(RecordFailed, match=f"message {second.pk}"):
+    monkeypatch.setattr(SentRecorder, "submit", noted_submit)
+    monkeypatch.setattr(SentRecorder, "_send", failing_send)
+
+    with pytest.raises(RecordFailed, match=f"message {second.pk} failed: division by zero"):
         delivery_run_batch()
 
     # The third message reached DATA but never its end: the relay dropped it.

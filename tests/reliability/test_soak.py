@@ -85,11 +85,9 @@ class ClaimRecordingRelay:
     def __getattr__(self, name):
         return getattr(self._relay, name)
 
-    def send(self, *, sender, recipients, raw, before_end=None, after_end=None):
+    def send(self, *, sender, recipients, raw, **hooks):
         self._claims[message_id_of(raw)] = CLAIM_WINDOW.value
-        return self._relay.send(
-            sender=sender, recipients=recipients, raw=raw, before_end=before_end, after_end=after_end
-        )
+        return self._relay.send(sender=sender, recipients=recipients, raw=raw, **hooks)
 
 
 @dataclasses.dataclass
