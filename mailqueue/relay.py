@@ -8,8 +8,10 @@ the final dot), and may raise to leave the message unended (delivery waits there
 of the message before: `sent_recorder.SentRecorder`).
 """
 
+import dataclasses
 import re
 import smtplib
+import socket
 import ssl
 import uuid
 from collections import defaultdict
@@ -31,9 +33,9 @@ class RelayUnavailable(Exception):
 
 
 class _EndHook:
-    """smtplib's DATA, with `before_end` (when set) run between the relay's 354 and the content
-    with its final dot. Should it raise, the connection is dropped: the relay never gets the end
-    of the message, and discards it. `after_end` (when set) runs once the content with its dot is
+    """smtplib's DATA, with `before_end` (when set) run between the content and its final dot.
+    Should it raise, the connection is dropped: the relay never gets the end of the message, and
+    discards it. `after_end` (when set) runs once the content with its dot is
     sent, before the relay's reply is read: work done there overlaps the relay's."""
 
     before_end = None
@@ -49,14 +51,16 @@ class _EndHook:
         return self._content_end(msg)
 
     def _content_end(self, msg: bytes):
-        """After the relay's 354: `before_end`, then the content with its final dot; the reply."""
+        """After the relay's 354: the content, `before_end`, then the final dot; the reply. The
+        relay reads the content while `before_end` waits (the record of the message before)."""
+        self.send(_dot_stuffed(msg))
         if self.before_end is not None:
             try:
                 self.before_end()
             except BaseException:
                 self.close()
                 raise
-        self.send(_dot_stuffed(msg) + b".\r\n" + self._ahead())
+        self.send(b".\r\n" + self._ahead())
         if self.after_end is not None:
             self.after_end()
         return self.getreply()
@@ -123,6 +127,7 @@ class SmtpRelay:
         self.connection: smtplib.SMTP | None = None
         self.connection_lost = False  # set when a send timed out or the connection dropped
         self.connections_opened = 0
+        self._ahead = None  # the next send's envelope, worked out when its commands went ahead
 
     def open(self) -> None:
         try:
@@ -132,6 +137,9 @@ class SmtpRelay:
                 connection = _SMTP(self.host, self.port, timeout=self.timeout)
                 if self.scheme == "smtp+starttls":
                     connection.starttls(context=ssl.create_default_context())
+            # The content and its final dot are two writes (see _EndHook): without this, the dot
+            # would wait for the relay's delayed acknowledgement of the content (Nagle, ~40 ms).
+            connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.username:
                 connection.login(self.username, self.password or "")
         except (OSError, smtplib.SMTPException) as error:
@@ -168,73 +176,70 @@ class SmtpRelay:
         content when the relay offers PIPELINING (`relay_pipelining`), or None."""
         if self.connection is None or self.connection.sock is None:
             self.open()
-        envelope_sender, sender_error = _envelope_address(sender) if sender else ("", None)
-        if sender_error:
-            return dict.fromkeys(recipients, sender_error)
-        results: dict[str, tuple[int, str]] = {}
-        envelope: dict[str, list[str]] = defaultdict(list)  # envelope address -> addresses as stored
-        for recipient in recipients:
-            address, error = _envelope_address(recipient)
-            if error:
-                results[recipient] = error
-            else:
-                envelope[address].append(recipient)
-        stored = [recipient for group in envelope.values() for recipient in group]
-        if not envelope:
+        envelope = self._worked_out(sender, recipients, raw) or _envelope_of(sender, recipients, raw)
+        results = dict(envelope.refused)
+        if not envelope.groups:
             return results
+        stored = [recipient for group in envelope.groups.values() for recipient in group]
         connection = self.connection
         connection.before_end, connection.after_end, connection.before_replies = before_end, after_end, before_replies
         connection.next_transaction = self._ahead_of(next_transaction) if next_transaction is not None else None
         try:
-            refused = self.connection.sendmail(envelope_sender, list(envelope), _crlf(raw))
+            refused = connection.sendmail(envelope.sender, list(envelope.groups), envelope.content)
         except smtplib.SMTPRecipientsRefused as error:
             # No DATA was sent: the recipients the relay did not refuse got nothing either
             # (smtplib stops at a 421 and reports only the recipients refused so far).
             refused = error.recipients
             untried = next((reply for reply in refused.values() if reply[0] == CONNECTION_FAILURE_CODE), None)
             untried = untried or (CONNECTION_FAILURE_CODE, "not sent: every other recipient was refused")
-            refused = {address: refused.get(address, untried) for address in envelope}
-            if self.connection.sock is None:  # closed by smtplib after a 421
+            refused = {address: refused.get(address, untried) for address in envelope.groups}
+            if connection.sock is None:  # closed by smtplib after a 421
                 self.connection = None
         except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as error:
             self._reset()
             reply = (error.smtp_code, _text(error.smtp_error))
             return results | dict.fromkeys(stored, reply)
         except (OSError, smtplib.SMTPException) as error:
-            self.connection.close()
+            connection.close()
             self.connection = None
             self.connection_lost = True  # the batch stops here: see delivery_run_batch
             reply = (CONNECTION_FAILURE_CODE, f"connection to relay lost: {error}")
             return results | dict.fromkeys(stored, reply)
         except BaseException:  # before_end's (or an unexpected) error: dropped, the message unended
-            self.connection.close()
+            connection.close()
             self.connection = None
             raise
         finally:
             connection.before_end = connection.after_end = connection.before_replies = None
             connection.next_transaction = None
-        for address, group in envelope.items():
+        for address, group in envelope.groups.items():
             code, reply = refused.get(address, (250, "OK"))
             results.update(dict.fromkeys(group, (code, _text(reply))))
         return results
 
-    @staticmethod
-    def _ahead_of(next_transaction):
-        """`next_transaction` as the relay's envelope takes it (`_envelope_address`, `_crlf`),
-        None when `send` would not hand it over as it is."""
+    def _ahead_of(self, next_transaction):
+        """`next_transaction` as the relay's envelope takes it (`_envelope_of`), None when `send`
+        would not hand it over as it is; kept for that `send` (`_worked_out`)."""
 
         def following():
             transaction = next_transaction()
             if transaction is None:
                 return None
             sender, recipients, raw = transaction
-            envelope_sender, sender_error = _envelope_address(sender) if sender else ("", None)
-            converted = [_envelope_address(address) for address in recipients]
-            if sender_error or not recipients or any(error for _address, error in converted):
+            envelope = _envelope_of(sender, recipients, raw)
+            if envelope.refused or not envelope.groups:
                 return None
-            return envelope_sender, list(dict.fromkeys(address for address, _error in converted)), _crlf(raw)
+            self._ahead = (sender, list(recipients), raw, envelope)
+            return envelope.sender, list(envelope.groups), envelope.content
 
         return following
+
+    def _worked_out(self, sender: str, recipients: list[str], raw: bytes) -> "_Envelope | None":
+        """The envelope of this `send`, when `_ahead_of` worked it out for these very bytes."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[2] is raw and ahead[0] == sender and ahead[1] == list(recipients):
+            return ahead[3]
+        return None
 
     def _reset(self) -> None:
         if self.connection.sock is None:
@@ -245,6 +250,32 @@ class SmtpRelay:
         except (OSError, smtplib.SMTPException):
             self.connection.close()
             self.connection = None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Envelope:
+    """One `send` as the relay takes it: the envelope sender, each envelope address with the
+    stored addresses it stands for, the recipients refused before the relay, the CRLF content."""
+
+    sender: str
+    groups: dict[str, list[str]]
+    refused: dict[str, tuple[int, str]]
+    content: bytes
+
+
+def _envelope_of(sender: str, recipients: list[str], raw: bytes) -> _Envelope:
+    envelope_sender, sender_error = _envelope_address(sender) if sender else ("", None)
+    if sender_error:
+        return _Envelope(envelope_sender, {}, dict.fromkeys(recipients, sender_error), b"")
+    groups: dict[str, list[str]] = defaultdict(list)  # envelope address -> addresses as stored
+    refused = {}
+    for recipient in recipients:
+        address, error = _envelope_address(recipient)
+        if error:
+            refused[recipient] = error
+        else:
+            groups[address].append(recipient)
+    return _Envelope(envelope_sender, dict(groups), refused, _crlf(raw) if groups else b"")
 
 
 def _envelope_address(address: str) -> tuple[str, tuple[int, str] | None]:

@@ -36,7 +36,7 @@ class Pipelining:
 
     before_replies = None
     next_transaction = None
-    _sent_ahead: str | None = None  # commands written, their replies not read yet
+    _sent_ahead: tuple | None = None  # (sender, recipients, size) of commands written, replies not read
 
     def sendmail(self, from_addr, to_addrs, msg, mail_options=(), rcpt_options=()):
         self.ehlo_or_helo_if_needed()
@@ -44,11 +44,10 @@ class Pipelining:
         if not plain or not self.has_extn("pipelining"):
             return super().sendmail(from_addr, to_addrs, msg, mail_options, rcpt_options)
         to_addrs = [to_addrs] if isinstance(to_addrs, str) else list(to_addrs)
-        commands = self._envelope_commands(from_addr, to_addrs, len(msg), mail_options, rcpt_options)
         if self._sent_ahead is None:
-            self.send(commands)
-        elif self._sent_ahead != commands:  # a bug of the caller's: never give a content to the wrong envelope
-            self.close()
+            self.send(self._envelope_commands(from_addr, to_addrs, len(msg), mail_options, rcpt_options))
+        elif mail_options or rcpt_options or self._sent_ahead != (from_addr, tuple(to_addrs), len(msg)):
+            self.close()  # a bug of the caller's: never give a content to the wrong envelope
             raise smtplib.SMTPServerDisconnected("the commands sent ahead were for another transaction")
         self._sent_ahead = None
         if self.before_replies is not None:
@@ -103,8 +102,9 @@ class Pipelining:
         if following is None:
             return b""
         sender, recipients, msg = following
-        self._sent_ahead = self._envelope_commands(sender, recipients, len(msg))
-        return self._sent_ahead.encode("ascii")
+        commands = self._envelope_commands(sender, recipients, len(msg))
+        self._sent_ahead = (sender, tuple(recipients), len(msg))
+        return commands.encode("ascii")
 
     def _abandon(self, code: int) -> None:
         """After a transaction that did not go through: closed on a 421, dropped when the relay

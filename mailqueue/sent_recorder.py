@@ -106,6 +106,7 @@ class SentRecorder:
             database = connections.create_connection(connection.alias)
             database.ensure_connection()
             self._database = database
+            self._transformer = Transformer.from_context(database.connection)
             with database.wrap_database_errors:
                 _checked(database.connection.pgconn.prepare(STATEMENT_NAME, _numbered_sql()), database)
         return self._database
@@ -113,9 +114,8 @@ class SentRecorder:
     def _send(self, sql, params, many, context) -> None:
         database = self._database
         with database.wrap_database_errors:
-            raw = database.connection
-            dumped = Transformer.from_context(raw).dump_sequence(params, [PyFormat.TEXT] * len(params))
-            raw.pgconn.send_query_prepared(STATEMENT_NAME, dumped)
+            dumped = self._transformer.dump_sequence(params, [PyFormat.TEXT] * len(params))
+            database.connection.pgconn.send_query_prepared(STATEMENT_NAME, dumped)
 
     def _outcome(self) -> bool:
         """The submitted statement's result: whether it wrote the row (the claim was still ours)."""
