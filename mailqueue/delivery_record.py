@@ -78,16 +78,24 @@ def _sent_sql() -> str:
     )
 
 
-def _params(message: Message, token: uuid.UUID) -> list:
-    prepared = _prepared_fields(connection.vendor)
+def _params(message: Message, token: uuid.UUID, database=None) -> list:
+    """The values of `_update_sql` for `message`, prepared for `database` (Django's connection
+    by default; the recorder passes its own, sparing the proxy's lookups)."""
+    database = database or connection
+    prepared = _prepared_fields(database.vendor)
     row = [
-        field.get_db_prep_save(getattr(message, field.attname), connection)
+        field.get_db_prep_save(getattr(message, field.attname), database)
         if field in prepared
         else getattr(message, field.attname)
         for field in _fields()
     ]
-    claim = Message._meta.get_field("claim_token").get_db_prep_value(token, connection)
+    claim = _claim_field().get_db_prep_value(token, database)
     return [*row, message.completed_at is not None, message.pk, claim, MessageStatus.SENDING]
+
+
+@functools.cache
+def _claim_field():
+    return Message._meta.get_field("claim_token")
 
 
 def messages_save(messages: list[Message], token: uuid.UUID) -> set[int]:

@@ -54,13 +54,14 @@ class _EndHook:
         """After the relay's 354: the content, `before_end`, then the final dot; the reply. The
         relay reads the content while `before_end` waits (the record of the message before)."""
         self.send(_dot_stuffed(msg))
+        ahead = self._ahead()  # worked out while the record is in flight
         if self.before_end is not None:
             try:
                 self.before_end()
             except BaseException:
                 self.close()
                 raise
-        self.send(b".\r\n" + self._ahead())
+        self.send(b".\r\n" + ahead)
         if self.after_end is not None:
             self.after_end()
         return self.getreply()

@@ -15,6 +15,7 @@ import functools
 import logging
 import re
 import select
+import threading
 import uuid
 
 import psycopg
@@ -27,6 +28,9 @@ from mailqueue.delivery_record import RecordFailed, _params, _sent_sql
 from mailqueue.models import Message
 
 logger = logging.getLogger("mailqueue.delivery")
+_kept = threading.local()  # this thread's record connection, from one batch to the next
+_every_kept: set = set()  # every thread's, for `kept_connections_close`
+_every_kept_lock = threading.Lock()
 
 STATEMENT_NAME = b"mailqueue_sent_record"
 # A record blocked this long (a lock held elsewhere) fails: the next message is not ended, and
@@ -65,9 +69,9 @@ class SentRecorder:
         """Send `message`'s record, once the one before is written (`wait`); RecordFailed when it
         could not be sent."""
         self.wait()
-        params = [*_params(message, self.token), day]
         try:
             database = self._opened()
+            params = [*_params(message, self.token, database), day]
             execute = self._send
             for wrapper in reversed(database.execute_wrappers):  # as Django's cursors run them
                 execute = functools.partial(wrapper, execute)
@@ -93,29 +97,46 @@ class SentRecorder:
 
     def close(self) -> None:
         """Wait for the record in progress (a failure is logged: the caller is already leaving on
-        an error of its own, or has waited) and close the recorder's connection."""
+        an error of its own, or has waited) and leave the connection to the next batch."""
         try:
             self.wait()
         except RecordFailed:
             logger.exception("delivery record failed")
         finally:
-            self._discard()
+            self._release()
 
     def _opened(self):
+        """The recorder's connection: this thread's from an earlier batch when it is still usable
+        and not older than CONN_MAX_AGE (Django's own rules, health check included), or a new one;
+        the statement prepared on it once (unless DATABASE_PREPARE_THRESHOLD is 0: a pooler)."""
         if self._database is None:
-            database = connections.create_connection(connection.alias)
+            database = getattr(_kept, "database", None)
+            if database is None:
+                database = _kept.database = connections.create_connection(connection.alias)
+                with _every_kept_lock:
+                    _every_kept.add(database)
+            database.close_if_unusable_or_obsolete()
+            database.close_if_health_check_failed()
             database.ensure_connection()
+            raw = database.connection
+            if getattr(_kept, "prepared_on", None) is not raw:
+                self._transformer = Transformer.from_context(raw)
+                if _prepares(database):
+                    with database.wrap_database_errors:
+                        _checked(raw.pgconn.prepare(STATEMENT_NAME, _numbered_sql()), database)
+                _kept.prepared_on, _kept.transformer = raw, self._transformer
+            self._transformer = _kept.transformer
             self._database = database
-            self._transformer = Transformer.from_context(database.connection)
-            with database.wrap_database_errors:
-                _checked(database.connection.pgconn.prepare(STATEMENT_NAME, _numbered_sql()), database)
         return self._database
 
     def _send(self, sql, params, many, context) -> None:
         database = self._database
         with database.wrap_database_errors:
             dumped = self._transformer.dump_sequence(params, [PyFormat.TEXT] * len(params))
-            database.connection.pgconn.send_query_prepared(STATEMENT_NAME, dumped)
+            if _prepares(database):
+                database.connection.pgconn.send_query_prepared(STATEMENT_NAME, dumped)
+            else:
+                database.connection.pgconn.send_query_params(_numbered_sql(), dumped)
 
     def _outcome(self) -> bool:
         """The submitted statement's result: whether it wrote the row (the claim was still ours)."""
@@ -136,15 +157,33 @@ class SentRecorder:
             _checked(result, self._database)
         return results[-1].ntuples > 0
 
-    def _discard(self) -> None:
-        """Close the recorder's connection (a failed one is never reused)."""
+    def _release(self) -> None:
+        """Leave the connection to this thread's next batch, or close it (CONN_MAX_AGE 0)."""
         self._pending = None
         if self._database is not None:
             database, self._database = self._database, None
-            try:
+            if database.settings_dict["CONN_MAX_AGE"] == 0:
                 database.close()
+
+    def _discard(self) -> None:
+        """Close the recorder's connection (a failed one is never reused)."""
+        self._pending = None
+        database, self._database = self._database, None
+        kept, _kept.database, _kept.prepared_on = getattr(_kept, "database", None), None, None
+        for each in {id(database): database, id(kept): kept}.values():
+            if each is None:
+                continue
+            with _every_kept_lock:
+                _every_kept.discard(each)
+            try:
+                each.close()
             except Exception:
                 logger.warning("closing the record connection failed", exc_info=True)
+
+
+def _prepares(database) -> bool:
+    """Whether statements may be prepared on the server (DATABASE_PREPARE_THRESHOLD is not 0)."""
+    return database.settings_dict.get("OPTIONS", {}).get("prepare_threshold") is not None
 
 
 def _checked(result: pq.PGresult, database) -> pq.PGresult:
@@ -152,3 +191,16 @@ def _checked(result: pq.PGresult, database) -> pq.PGresult:
     if result.status == pq.ExecStatus.FATAL_ERROR:
         raise psycopg.errors.error_from_result(result, encoding=database.connection.info.encoding)
     return result
+
+
+def kept_connections_close() -> None:
+    """Close the record connections kept between batches by every thread (tests, shutdown: the
+    connection of a thread still delivering fails its record, which is then recovered)."""
+    _kept.database = _kept.prepared_on = None
+    with _every_kept_lock:
+        kept = list(_every_kept)
+        _every_kept.clear()
+    for database in kept:
+        raw = database.connection  # closed as it is: Django's close() refuses another thread's wrapper
+        if raw is not None:
+            raw.close()

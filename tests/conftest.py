@@ -90,6 +90,16 @@ def beat_purge_watchdog(celery_worker_live):
 
 
 @pytest.fixture(autouse=True)
+def _record_connection_closed():
+    """Delivery keeps its record connection from one batch to the next (mailqueue.sent_recorder):
+    closed after each test, or the test database could not be dropped at the end."""
+    yield
+    from mailqueue.sent_recorder import kept_connections_close
+
+    kept_connections_close()
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hasher(settings):
     """Tests create many users; the production PBKDF2 cost would dominate the run."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

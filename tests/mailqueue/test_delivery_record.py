@@ -9,6 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from mailqueue import sent_recorder
 from mailqueue.claims import delivery_claim
 from mailqueue.delivery import delivery_run_batch
 from mailqueue.delivery_record import RecordFailed, sent_save
@@ -187,3 +188,39 @@ def test_the_record_statement_is_prepared_on_the_server_once_run_twice():
 
     assert counts == [0, 0, 1, 1]
     assert counters(hosting).sent == 4
+
+
+def _record_backend():
+    """The recorder's connection kept for this thread's next batch (mailqueue.sent_recorder)."""
+    return sent_recorder._kept.database.connection
+
+
+def test_the_record_connection_is_kept_between_batches_and_replaced_once_the_server_dropped_it(timed_relay):
+    hosting = HostingFactory()
+    messages = [queue_message(hosting) for _ in range(3)]
+
+    assert delivery_run_batch(limit=1).sent == 1
+    first = _record_backend().info.backend_pid
+    assert delivery_run_batch(limit=1).sent == 1
+    assert _record_backend().info.backend_pid == first  # kept: no new connection for the second batch
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [first])
+    assert delivery_run_batch(limit=1).sent == 1  # a health check finds it gone: a new one
+
+    assert _record_backend().info.backend_pid != first
+    assert {status_of(message) for message in messages} == {MessageStatus.SENT}
+    assert counters(hosting).sent == 3
+
+
+def test_without_prepared_statements_for_a_pooler_the_record_is_sent_unprepared(timed_relay, monkeypatch):
+    """DATABASE_PREPARE_THRESHOLD=0 (PgBouncer in transaction mode before 1.21): nothing prepared."""
+    monkeypatch.setitem(connection.settings_dict.setdefault("OPTIONS", {}), "prepare_threshold", None)
+    hosting = HostingFactory()
+    messages = [queue_message(hosting) for _ in range(3)]
+
+    assert delivery_run_batch().sent == 3
+
+    prepared = _record_backend().execute("SELECT count(*) FROM pg_prepared_statements").fetchone()[0]
+    assert prepared == 0
+    assert {status_of(message) for message in messages} == {MessageStatus.SENT}
+    assert counters(hosting).sent == 3
