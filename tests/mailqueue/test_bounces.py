@@ -42,9 +42,10 @@ from tests.support import BounceDoor, return_path_of, shared_database_url
 DEAD = "dead@example.org"
 
 
-@pytest.fixture
-def relay(settings):
-    with LiveRelay() as live:
+@pytest.fixture(params=[False, True], ids=["one-command-at-a-time", "pipelining"])
+def relay(settings, request):
+    """The relay, offering PIPELINING or not: each recipient's return path either way."""
+    with LiveRelay(pipelining=request.param) as live:
         settings.SMTP_RELAY_URL = live.url
         yield live
 
