@@ -7,7 +7,8 @@ caller's transaction, next to the errors, suppressions, counters and webhook eve
 The common case, a message sent to every recipient with no webhook to tell, needs none of those
 but the day's `sent` counter: `sent_save` writes it on PostgreSQL as one prepared statement in
 autocommit, the UPDATE and the counter's upsert together (one round trip, one commit, the
-values bound by psycopg's C dumpers). No service lock is taken: a sent message is sent in every
+values bound by psycopg's C dumpers); delivery sends the same statement without waiting for it
+(`sent_recorder`). No service lock is taken: a sent message is sent in every
 state of the service (a held one is decided by the state, and goes through `messages_save`).
 """
 

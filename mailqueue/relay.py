@@ -3,9 +3,10 @@
 A relay session is opened by the first message of a delivery batch that needs it (a batch of
 suppressed recipients only never connects) and reused for every message after it.
 `send` returns, per recipient, the SMTP code and reply text the relay gave; its `before_end`
-runs once the relay waits for the message's content to end (SMTP: after the 354 to DATA, before
+runs once the relay has the message's content but not its end (SMTP: after the content, before
 the final dot), and may raise to leave the message unended (delivery waits there for the record
-of the message before: `sent_recorder.SentRecorder`).
+of the message before: `sent_recorder.SentRecorder`). With a relay that offers PIPELINING the
+commands are pipelined (`relay_pipelining`).
 """
 
 import dataclasses
@@ -13,14 +14,12 @@ import re
 import smtplib
 import socket
 import ssl
-import uuid
 from collections import defaultdict
-from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
-from django.utils import timezone
 
+from mailqueue.relay_files import FileRelay
 from mailqueue.relay_pipelining import Pipelining
 from mailqueue.rfc5322 import message_normalise
 
@@ -294,38 +293,6 @@ def _envelope_address(address: str) -> tuple[str, tuple[int, str] | None]:
     if not local.isascii():
         return address, (553, "5.6.7 non-ASCII local part needs SMTPUTF8, not used by this relay")
     return f"{local}@{domain}", None
-
-
-class FileRelay:
-    """The embedded default: each delivered message becomes an .eml file under the directory."""
-
-    def __init__(self, url: str):
-        self.directory = Path(unquote(urlsplit(url).path))
-        self.connections_opened = 0
-        self.opened = False
-
-    def open(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.connections_opened += 1
-        self.opened = True
-
-    def close(self) -> None:
-        self.opened = False
-
-    def send(
-        self, *, sender: str, recipients: list[str], raw: bytes, before_end=None, after_end=None, **_pipelining
-    ) -> dict[str, tuple[int, str]]:
-        """As `SmtpRelay.send`; nothing is pipelined to a directory."""
-        if not self.opened:
-            self.open()
-        if before_end is not None:
-            before_end()
-        name = f"{timezone.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:12]}.eml"
-        envelope = f"X-Envelope-From: <{sender}>\r\nX-Envelope-To: {', '.join(recipients)}\r\n".encode()
-        (self.directory / name).write_bytes(envelope + raw)
-        if after_end is not None:
-            after_end()
-        return dict.fromkeys(recipients, (250, f"written to {name}"))
 
 
 def _crlf(raw: bytes) -> bytes:
