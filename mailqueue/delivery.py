@@ -295,9 +295,8 @@ def _deliver(relay, token, messages, deadline: float, result: BatchResult, *, do
                         ready.raw,
                         to_send,
                         following=ready_of.following,
-                        before_end=recorder.wait if recorder else None,
+                        before_end=functools.partial(_before_end, ready_of, recorder),
                         before_replies=ready_of,
-                        after_end=ready_of,
                     )
                 done.add(message.pk)  # before its record: the heartbeat never expects it once written
                 outcome = _outcome(message, results, timezone.now(), kinds=kinds)
@@ -321,6 +320,14 @@ def _deliver(relay, token, messages, deadline: float, result: BatchResult, *, do
         relay.close()
         if recorder is not None:
             recorder.close()
+
+
+def _before_end(ready_of: Ahead, recorder: SentRecorder | None) -> None:
+    """Before a message's final dot: the next message made ready (unless the relay's pipelined
+    replies gave the time already), while the record of the one before commits; then wait for it."""
+    ready_of()
+    if recorder is not None:
+        recorder.wait()
 
 
 # A delivery run stops claiming new batches after this long, leaving room under the task's time limit.

@@ -1,8 +1,9 @@
 """Each message of a delivery batch made ready for the relay (its recipients on the suppression
 list set aside, its outgoing bytes signed, its spam verdict), the next one while the relay reads
-the commands of this one (`relay.send`'s `before_replies`, with PIPELINING) or its content
-(`after_end`): that work, the DKIM signature above all, overlaps the relay's instead of following
-it (SPEC §12), and the next message's first transaction is known in time for its commands to go
+the commands of this one (`relay.send`'s `before_replies`, with PIPELINING) or its content (before
+its final dot, while the record of the message before commits): that work, the DKIM signature
+above all, overlaps the relay's instead of following it (SPEC §12), never between a message's end
+and its record, and the next message's first transaction is known in time for its commands to go
 out with this one's content (`Ahead.following`, `relay_pipelining`)."""
 
 import dataclasses
@@ -44,7 +45,7 @@ def message_ready(message: Message, *, raws: dict, suppressed: dict, outgoing: O
 class Ahead:
     """Messages made ready one ahead: `take(message)` gives `message` ready (made now unless it
     was made ahead); `ahead(next_message)` names the one to make while the relay works, and
-    `__call__` (the relay's `after_end`) makes it. An error making it ahead is raised by `take`
+    `__call__` (a hook of the relay's) makes it. An error making it ahead is raised by `take`
     of that message, where it would have been raised without the overlap."""
 
     def __init__(self, make):

@@ -33,7 +33,7 @@ def message_send(
     421 and `relay.connection_lost` stops the batch after this message is recorded.
     `hooks`: the relay's `before_end` (run before the relay is given the end of the message;
     its RecordFailed is raised as it is, the message never ended), `after_end` and
-    `before_replies` (must not raise: `delivery_ahead`). `following()`: the transaction that
+    `before_replies` (must not raise). `following()`: the transaction that
     follows this message's last one, as `relay.send`'s `next_transaction`."""
     index = _positions(message)
     results: dict[str, tuple[int, str]] = {}

@@ -34,11 +34,11 @@ class RelayUnavailable(Exception):
 class _EndHook:
     """smtplib's DATA, with `before_end` (when set) run between the content and its final dot.
     Should it raise, the connection is dropped: the relay never gets the end of the message, and
-    discards it. `after_end` (when set) runs once the content with its dot is
-    sent, before the relay's reply is read: work done there overlaps the relay's."""
+    discards it. `after_end` (when set) runs once the final dot is sent, before the relay's reply
+    is read: the message is then ended and not yet recorded, so keep it short."""
 
     before_end = None
-    after_end = None  # run once the content is sent, while the relay reads it (`SmtpRelay.send`)
+    after_end = None  # run once the final dot is sent, before the relay's reply is read
 
     def data(self, msg):
         if isinstance(msg, str):
@@ -170,8 +170,8 @@ class SmtpRelay:
         """Per recipient (code, reply). A lost connection gives 421 to every recipient and is
         reopened for the next message; RelayUnavailable when it cannot be reopened. An error
         raised by `before_end` is raised as it is, the connection dropped. `after_end` runs
-        while the relay reads the content, `before_replies` while it reads the commands (with
-        PIPELINING); neither may raise (see `delivery_ahead`). `next_transaction()`: the
+        after the final dot, before the reply is read, `before_replies` while the relay reads the
+        commands (with PIPELINING); neither may raise (see `delivery_ahead`). `next_transaction()`: the
         (sender, recipients, raw) of the `send` that follows, whose commands go out with this
         content when the relay offers PIPELINING (`relay_pipelining`), or None."""
         if self.connection is None or self.connection.sock is None:

@@ -7,7 +7,8 @@ The next transaction's MAIL, RCPT and DATA even go out in the same write as this
 and final dot (RFC 2920 §3.1: a content may begin a group, DATA ends one), when the caller names
 it (`next_transaction`): the relay reads them while this message's reply is worked on here, and
 the next `sendmail` of that same envelope only reads their replies. Its content still waits for
-its own 354 and for `before_end` (the record of the message before: `delivery_record`). Commands
+its own 354, and its final dot for `before_end` (the record of the message before:
+`sent_recorder`). Commands
 sent ahead for a transaction that does not follow (the batch stopped) are never given a content:
 the session is closed without QUIT, and the relay discards them.
 
@@ -27,8 +28,8 @@ CONNECTION_CLOSING = 421
 
 class Pipelining:
     """A mixin for smtplib.SMTP: `sendmail` pipelined when the relay offers it. The class it is
-    mixed into gives `_content_end(msg)` (the content and its final dot after the 354, then
-    `_ahead()`'s commands in the same write), `_mail_command` and `_rcpt_command`.
+    mixed into gives `_content_end(msg)` (after the 354: the content, then its final dot with
+    `_ahead()`'s commands in one write), `_mail_command` and `_rcpt_command`.
 
     Hooks, set by the caller for one `sendmail`: `before_replies()` runs once the commands are
     out, before their replies are read; `next_transaction()` gives the (sender, recipients, msg)
@@ -40,15 +41,21 @@ class Pipelining:
 
     def sendmail(self, from_addr, to_addrs, msg, mail_options=(), rcpt_options=()):
         self.ehlo_or_helo_if_needed()
+        to_list = [to_addrs] if isinstance(to_addrs, str) else list(to_addrs)
+        if self._sent_ahead is not None and (
+            isinstance(msg, str)
+            or mail_options
+            or rcpt_options
+            or self._sent_ahead != (from_addr, tuple(to_list), len(msg))
+        ):
+            self.close()  # a bug of the caller's: never give a content to the wrong envelope
+            raise smtplib.SMTPServerDisconnected("the commands sent ahead were for another transaction")
         plain = not isinstance(msg, str) and not any(option.lower() == "smtputf8" for option in mail_options)
         if not plain or not self.has_extn("pipelining"):
             return super().sendmail(from_addr, to_addrs, msg, mail_options, rcpt_options)
-        to_addrs = [to_addrs] if isinstance(to_addrs, str) else list(to_addrs)
+        to_addrs = to_list
         if self._sent_ahead is None:
             self.send(self._envelope_commands(from_addr, to_addrs, len(msg), mail_options, rcpt_options))
-        elif mail_options or rcpt_options or self._sent_ahead != (from_addr, tuple(to_addrs), len(msg)):
-            self.close()  # a bug of the caller's: never give a content to the wrong envelope
-            raise smtplib.SMTPServerDisconnected("the commands sent ahead were for another transaction")
         self._sent_ahead = None
         if self.before_replies is not None:
             self.before_replies()

@@ -10,6 +10,7 @@ The delivering thread calls `wait` before it ends the next message (its final do
 each record is written before the next message is sent.
 """
 
+import contextlib
 import datetime
 import functools
 import logging
@@ -133,10 +134,15 @@ class SentRecorder:
         database = self._database
         with database.wrap_database_errors:
             dumped = self._transformer.dump_sequence(params, [PyFormat.TEXT] * len(params))
+            pgconn = database.connection.pgconn
             if _prepares(database):
-                database.connection.pgconn.send_query_prepared(STATEMENT_NAME, dumped)
+                pgconn.send_query_prepared(STATEMENT_NAME, dumped)
             else:
-                database.connection.pgconn.send_query_params(_numbered_sql(), dumped)
+                pgconn.send_query_params(_numbered_sql(), dumped)
+            # psycopg keeps its connections non-blocking: libpq sends what the socket takes, the
+            # rest is flushed here (a record with many long replies is larger than a send buffer).
+            while pgconn.flush():
+                _wait_for(pgconn.socket, select.POLLOUT)
 
     def _outcome(self) -> bool:
         """The submitted statement's result: whether it wrote the row (the claim was still ours)."""
@@ -145,9 +151,12 @@ class SentRecorder:
             pgconn.consume_input()
             if not pgconn.is_busy():
                 break
-            readable, _writable, _broken = select.select([pgconn.socket], [], [], RECORD_TIMEOUT_SECONDS)
-            if not readable:
-                raise psycopg.OperationalError(f"no answer from the database in {RECORD_TIMEOUT_SECONDS} s")
+            try:
+                _wait_for(pgconn.socket, select.POLLIN)
+            except psycopg.OperationalError:
+                with contextlib.suppress(Exception):  # the record is then known not to have committed
+                    self._database.connection.cancel_safe(timeout=5)
+                raise
         results = []
         while (result := pgconn.get_result()) is not None:
             results.append(result)
@@ -179,6 +188,15 @@ class SentRecorder:
                 each.close()
             except Exception:
                 logger.warning("closing the record connection failed", exc_info=True)
+
+
+def _wait_for(socket: int, events: int) -> None:
+    """Until `socket` is ready for `events` (poll: no limit on the descriptor's number), or
+    OperationalError after RECORD_TIMEOUT_SECONDS."""
+    poller = select.poll()
+    poller.register(socket, events | select.POLLERR | select.POLLHUP)
+    if not poller.poll(RECORD_TIMEOUT_SECONDS * 1000):
+        raise psycopg.OperationalError(f"no answer from the database in {RECORD_TIMEOUT_SECONDS} s")
 
 
 def _prepares(database) -> bool:

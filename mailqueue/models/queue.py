@@ -339,7 +339,9 @@ class RelayHandoff(models.Model):
     hosting = models.ForeignKey(Hosting, on_delete=models.CASCADE, related_name="+")
     at = models.DateTimeField(default=timezone.now)
     claim_token = models.UUIDField(null=True, blank=True, db_index=True)  # the claim that took these slots
-    count = models.PositiveIntegerField(default=1)
+    count = models.PositiveIntegerField(
+        default=1, db_default=1
+    )  # db_default: a release before this one inserts without it
 
     objects = BatchDeleteQuerySet.as_manager()
 
