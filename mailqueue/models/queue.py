@@ -254,7 +254,6 @@ class Message(models.Model):
             models.Index(
                 fields=["hosting", "held_until"], condition=Q(status="held"), name="message_held_hosting_until"
             ),
-            # The claim's order, ties (a released queue shares one time) included: no sort of them.
             models.Index(fields=["next_attempt_at", "id"], condition=Q(status="queued"), name="message_queued_due_id"),
             models.Index(fields=["next_attempt_at"], condition=Q(status="deferred"), name="message_deferred_due"),
             models.Index(fields=["claimed_at"], condition=Q(status="sending"), name="message_sending_claimed"),
@@ -333,8 +332,7 @@ class DailyCounter(models.Model):
 
 
 class RelayHandoff(models.Model):
-    """`count` messages of a hosting handed to the relay by one claim at `at`: the rolling-hour
-    limit adds these up (one row per hosting and claim, not one per message)."""
+    """`count` messages of a hosting handed to the relay by one claim at `at` (the hour adds them up)."""
 
     hosting = models.ForeignKey(Hosting, on_delete=models.CASCADE, related_name="+")
     at = models.DateTimeField(default=timezone.now)
