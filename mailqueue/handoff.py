@@ -32,8 +32,8 @@ def message_send(
     already delivered is still recorded. The relay lost midway: the recipients not tried get a
     421 and `relay.connection_lost` stops the batch after this message is recorded.
     `hooks`: the relay's `before_end` (run before the relay is given the end of the message;
-    its RecordFailed is raised as it is, the message never ended), `after_end` and
-    `before_replies` (must not raise). `following()`: the transaction that
+    its RecordFailed is raised as it is, the message never ended) and `before_replies`
+    (must not raise). `following()`: the transaction that
     follows this message's last one, as `relay.send`'s `next_transaction`."""
     index = _positions(message)
     results: dict[str, tuple[int, str]] = {}

@@ -34,11 +34,9 @@ class RelayUnavailable(Exception):
 class _EndHook:
     """smtplib's DATA, with `before_end` (when set) run between the content and its final dot.
     Should it raise, the connection is dropped: the relay never gets the end of the message, and
-    discards it. `after_end` (when set) runs once the final dot is sent, before the relay's reply
-    is read: the message is then ended and not yet recorded, so keep it short."""
+    discards it."""
 
     before_end = None
-    after_end = None  # run once the final dot is sent, before the relay's reply is read
 
     def data(self, msg):
         if isinstance(msg, str):
@@ -61,8 +59,6 @@ class _EndHook:
                 self.close()
                 raise
         self.send(b".\r\n" + ahead)
-        if self.after_end is not None:
-            self.after_end()
         return self.getreply()
 
 
@@ -163,15 +159,14 @@ class SmtpRelay:
         recipients: list[str],
         raw: bytes,
         before_end=None,
-        after_end=None,
         before_replies=None,
         next_transaction=None,
     ) -> dict[str, tuple[int, str]]:
         """Per recipient (code, reply). A lost connection gives 421 to every recipient and is
         reopened for the next message; RelayUnavailable when it cannot be reopened. An error
-        raised by `before_end` is raised as it is, the connection dropped. `after_end` runs
-        after the final dot, before the reply is read, `before_replies` while the relay reads the
-        commands (with PIPELINING); neither may raise (see `delivery_ahead`). `next_transaction()`: the
+        raised by `before_end` is raised as it is, the connection dropped. `before_replies` runs
+        while the relay reads the commands (with PIPELINING), and may not raise (see
+        `delivery_ahead`). `next_transaction()`: the
         (sender, recipients, raw) of the `send` that follows, whose commands go out with this
         content when the relay offers PIPELINING (`relay_pipelining`), or None."""
         if self.connection is None or self.connection.sock is None:
@@ -182,7 +177,7 @@ class SmtpRelay:
             return results
         stored = [recipient for group in envelope.groups.values() for recipient in group]
         connection = self.connection
-        connection.before_end, connection.after_end, connection.before_replies = before_end, after_end, before_replies
+        connection.before_end, connection.before_replies = before_end, before_replies
         connection.next_transaction = self._ahead_of(next_transaction) if next_transaction is not None else None
         try:
             refused = connection.sendmail(envelope.sender, list(envelope.groups), envelope.content)
@@ -210,7 +205,7 @@ class SmtpRelay:
             self.connection = None
             raise
         finally:
-            connection.before_end = connection.after_end = connection.before_replies = None
+            connection.before_end = connection.before_replies = None
             connection.next_transaction = None
         for address, group in envelope.groups.items():
             code, reply = refused.get(address, (250, "OK"))

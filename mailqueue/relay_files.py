@@ -25,7 +25,7 @@ class FileRelay:
         self.opened = False
 
     def send(
-        self, *, sender: str, recipients: list[str], raw: bytes, before_end=None, after_end=None, **_pipelining
+        self, *, sender: str, recipients: list[str], raw: bytes, before_end=None, **_pipelining
     ) -> dict[str, tuple[int, str]]:
         """As `SmtpRelay.send`; nothing is pipelined to a directory."""
         if not self.opened:
@@ -35,6 +35,4 @@ class FileRelay:
         name = f"{timezone.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:12]}.eml"
         envelope = f"X-Envelope-From: <{sender}>\r\nX-Envelope-To: {', '.join(recipients)}\r\n".encode()
         (self.directory / name).write_bytes(envelope + raw)
-        if after_end is not None:
-            after_end()
         return dict.fromkeys(recipients, (250, f"written to {name}"))

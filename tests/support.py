@@ -214,3 +214,23 @@ class BounceDoor(Controller):
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+
+def bench_run(script: str, arguments: list[str], *, tmp_path: Path) -> subprocess.CompletedProcess:
+    """`bench/<script>` run as `make bench` runs it, with a state of its own (its own var/: logs,
+    cache, broker files; no cache or broker of the suite's) and, on PostgreSQL, the server of this
+    run (the bench makes and drops its own database there)."""
+    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL", "VAR_DIR")}
+    env["VAR_DIR"] = str(tmp_path / "var")
+    if connection.vendor == "postgresql":
+        database = connection.settings_dict
+        user = database["USER"] + (f":{database['PASSWORD']}" if database["PASSWORD"] else "")
+        env["DATABASE_URL"] = f"postgres://{user}@{database['HOST'] or 'localhost'}:{database['PORT'] or 5432}/postgres"
+    return subprocess.run(
+        [sys.executable, f"bench/{script}", *arguments],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )

@@ -3,36 +3,15 @@ checks of what reached the sink), on the database of this test run's configurati
 that breaks fails here, not on the day its figures are needed."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-from django.db import connection
-
-BASE_DIR = Path(__file__).resolve().parent.parent
+from tests.support import bench_run
 
 
 def test_the_delivery_bench_delivers_signs_and_reports_every_message(tmp_path):
-    # A state of its own: its own var/ (logs, cache, broker files), no cache or broker of the suite's.
-    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL", "VAR_DIR")}
-    env["VAR_DIR"] = str(tmp_path / "var")
-    if connection.vendor == "postgresql":  # the server of this run; the bench makes its own database
-        settings = connection.settings_dict
-        user = settings["USER"] + (f":{settings['PASSWORD']}" if settings["PASSWORD"] else "")
-        host = f"{settings['HOST'] or 'localhost'}:{settings['PORT'] or 5432}"
-        env["DATABASE_URL"] = f"postgres://{user}@{host}/postgres"
     figures = tmp_path / "delivery.json"
-
     arguments = ["--messages", "30", "--only", "plain", "dkim", "--database", "bench_test_delivery"]
-    run = subprocess.run(
-        [sys.executable, "bench/delivery.py", *arguments, "--json", str(figures)],
-        cwd=BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+
+    run = bench_run("delivery.py", [*arguments, "--json", str(figures)], tmp_path=tmp_path)
 
     assert run.returncode == 0, run.stdout + run.stderr
     assert "30/30 messages at the sink carry a DKIM-Signature" in run.stdout

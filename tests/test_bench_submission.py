@@ -3,15 +3,11 @@ message it accepted found stored, its CPU summed over its processes, its commits
 connections have ended, beside Postfix when this machine has it (a line says so otherwise)."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from django.db import connection
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+from tests.support import bench_run
 
 pytestmark = pytest.mark.slow
 
@@ -19,21 +15,11 @@ pytestmark = pytest.mark.slow
 def test_the_submission_bench_stores_and_counts_what_the_door_in_two_processes_accepted(tmp_path):
     if connection.vendor != "postgresql":
         pytest.skip("the bench creates its database on a PostgreSQL server (DATABASE_URL)")
-    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL", "VAR_DIR")}
-    env["VAR_DIR"] = str(tmp_path / "var")  # the embedded broker: the door's kicks stay in this test
-    settings = connection.settings_dict
-    user = settings["USER"] + (f":{settings['PASSWORD']}" if settings["PASSWORD"] else "")
-    env["DATABASE_URL"] = f"postgres://{user}@{settings['HOST'] or 'localhost'}:{settings['PORT'] or 5432}/postgres"
-    figures = tmp_path / "submission.json"
-
+    figures = tmp_path / "submission.json"  # the embedded broker of its own var/: the door's kicks stay here
     arguments = ["--clients", "2", "--messages", "10", "--sizes", "1.6", "--door-processes", "2"]
-    run = subprocess.run(
-        [sys.executable, "bench/submission.py", *arguments, "--database", "bench_sub_test", "--json", str(figures)],
-        cwd=BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+
+    run = bench_run(
+        "submission.py", [*arguments, "--database", "bench_sub_test", "--json", str(figures)], tmp_path=tmp_path
     )
 
     assert run.returncode == 0, run.stdout + run.stderr
