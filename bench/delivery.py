@@ -4,6 +4,12 @@ set-ups, each with a hosting of its own: (a) no DKIM key and no spamd; (b) DKIM 
 key (DKIM_KEY_BITS), every message From: its domain, checked at the sink; (c) as (a) but scanned by a spamd
 started here with the tests' command line (tests/spamd.py), on --spamd-messages; skipped without spamd.
 
+The machine's speed drifts from minute to minute, so the baseline and (a) and (b) run in rounds
+(--runs, 3 by default: the baseline, then (a), then (b), in each), and each reports its best
+run; the ratio of their medians is printed too. (c) runs once. --timeline adds a run of (a) and
+(b) with each step of the delivering thread stamped, and prints where its time went
+(`delivery_timeline`).
+
 Runs on a database of its own, created, migrated and dropped here (PostgreSQL: `bench_portal`, or
 `--database`, next to DATABASE_URL's database; SQLite: a temporary file), so it never touches real data:
 
@@ -15,6 +21,7 @@ import base64
 import contextlib
 import email.utils
 import functools
+import itertools
 import json
 import multiprocessing
 import os
@@ -24,6 +31,7 @@ import shutil
 import signal
 import smtplib
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,7 +43,8 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 BENCH_DATABASE = "bench_portal"
-BASELINE_RUNS = 3
+RUNS = 3
+_HOSTING_NUMBERS = itertools.count(1)  # a hosting of its own for each run
 SPAMD_BINARY = shutil.which("spamd") or ("/usr/sbin/spamd" if Path("/usr/sbin/spamd").exists() else None)
 SPAMD_READY_SECONDS = 60
 HEAD_END = re.compile(rb"\r?\n\r?\n")
@@ -216,7 +225,7 @@ def hosting_create(customer, phase: Phase):
     from mailqueue.state import Actor
 
     hosting, _password = hosting_provision(
-        service_name=f"{phase.key}.bench.example", customer=customer, plan=Plan.PERFORMANCE
+        service_name=f"{phase.key}{next(_HOSTING_NUMBERS)}.bench.example", customer=customer, plan=Plan.PERFORMANCE
     )
     mail_service_limit_set(hosting=hosting, actor=Actor(ActorKind.OPERATOR, None, "bench"), limit=1_000_000)
     if phase.dkim:
@@ -360,8 +369,27 @@ def key_bits(key) -> int:
     return load_der_public_key(base64.b64decode(key.public_key)).key_size
 
 
-def phase_run(phase: Phase, *, customer, count: int, args, sink: SinkProcess, spamd_url: str, counter) -> dict:
-    """Deliver `count` messages of a new hosting in this set-up; what was measured and checked."""
+def baseline_measure(url: str, envelopes, sink: SinkProcess) -> dict:
+    """One run of the baseline, and whether the sink accepted every message."""
+    sink.reset()
+    seconds, cpu_seconds = baseline_run(url, envelopes)
+    errors = [] if sink.accepted == len(envelopes) else [f"sink accepted {sink.accepted} of {len(envelopes)}"]
+    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "errors": errors}
+
+
+def best_of(runs: list[dict]) -> dict:
+    """The fastest of a set-up's runs, with every run's errors and the median rate."""
+    best = dict(min(runs, key=lambda outcome: outcome["seconds"]))
+    best["errors"] = [error for outcome in runs for error in outcome["errors"]]
+    best["median_rate"] = statistics.median(outcome["messages"] / outcome["seconds"] for outcome in runs)
+    return best
+
+
+def phase_run(
+    phase: Phase, *, customer, count: int, args, sink: SinkProcess, spamd_url: str, counter, timeline=None
+) -> dict:
+    """Deliver `count` messages of a new hosting in this set-up; what was measured and checked.
+    With `timeline` (`delivery_timeline.Timeline`), each step is stamped: its report is kept."""
     from django.db.models import Avg, Max, Min
     from django.test import override_settings
 
@@ -371,7 +399,8 @@ def phase_run(phase: Phase, *, customer, count: int, args, sink: SinkProcess, sp
     messages_create(hosting, count, args.body_bytes)
     sink.reset()
     counter.count = 0
-    with override_settings(SPAMD_URL=spamd_url if phase.spamd else ""):
+    stamped = timeline.recording() if timeline is not None else contextlib.nullcontext()
+    with override_settings(SPAMD_URL=spamd_url if phase.spamd else ""), stamped:
         seconds, cpu_seconds, batches, connections = delivery_run(args.batch_size)
     statements = counter.count
     messages = Message.objects.filter(hosting=hosting)
@@ -387,6 +416,7 @@ def phase_run(phase: Phase, *, customer, count: int, args, sink: SinkProcess, sp
         "accepted": sink.accepted,
         "signed": sink.signed,
         "errors": [],
+        "timeline": timeline.report(count) if timeline is not None else None,
     }
     if outcome["sent"] != count or sink.accepted != count:
         outcome["errors"].append(f"{outcome['sent']} sent of {count}, sink accepted {sink.accepted}")
@@ -426,8 +456,14 @@ def main() -> int:
         action="store_false",
         help="the sink does not offer PIPELINING (RFC 2920): delivery then waits for each command's reply",
     )
+    parser.add_argument("--runs", type=int, default=RUNS, help="rounds of the baseline, (a) and (b); the best of each")
+    parser.add_argument(
+        "--timeline", action="store_true", help="one more run of (a) and (b), saying where each one's time goes"
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the figures there (bench/run.py)")
     args = parser.parse_args()
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
     if not re.fullmatch(r"bench_[a-z0-9_]+", args.database):
         parser.error("--database must read bench_… (lower case letters, digits, _)")
     phases = [phase for phase in PHASES if not args.only or phase.key in args.only]
@@ -453,6 +489,7 @@ def main() -> int:
         from django.core.management import call_command
         from django.db import connection
 
+        from bench.delivery_timeline import Timeline
         from hosting.models import Customer
         from mailqueue.models import Message
 
@@ -467,27 +504,35 @@ def main() -> int:
             baseline_hosting, _key = hosting_create(customer, Phase("baseline", "", False, False, None))
             envelopes = messages_create(baseline_hosting, args.messages, args.body_bytes)
             Message.objects.filter(hosting=baseline_hosting).delete()  # never delivered: only their bytes
-            # The best of a few runs: the baseline is cheap and noisy.
-            baseline_seconds, baseline_cpu = min(
-                baseline_run(os.environ["SMTP_RELAY_URL"], envelopes) for _ in range(BASELINE_RUNS)
-            )
-            baseline_accepted = sink.accepted
+            # In rounds, each set-up's best run: the machine's speed drifts, the rounds share it out.
+            run_of = {
+                phase.key: functools.partial(phase_run, phase, customer=customer, args=args, sink=sink, counter=counter)
+                for phase in phases
+            }
+            timed = [phase for phase in phases if not phase.spamd]
+            baseline_runs, runs = [], {phase.key: [] for phase in timed}
             with counter.everywhere():
-                for phase in phases:
-                    run = functools.partial(phase_run, phase, customer=customer, args=args, sink=sink, counter=counter)
-                    if not phase.spamd:
-                        outcomes.append(run(count=args.messages, spamd_url=""))
-                    elif SPAMD_BINARY is None:
+                for _round in range(args.runs):
+                    baseline_runs.append(baseline_measure(os.environ["SMTP_RELAY_URL"], envelopes, sink))
+                    for phase in timed:
+                        runs[phase.key].append(run_of[phase.key](count=args.messages, spamd_url=""))
+                for phase in timed:
+                    outcomes.append(best_of(runs[phase.key]))
+                    if args.timeline:
+                        stamped = run_of[phase.key](count=args.messages, spamd_url="", timeline=Timeline())
+                        outcomes[-1]["timeline"] = stamped["timeline"]
+                for phase in [phase for phase in phases if phase.spamd]:
+                    if SPAMD_BINARY is None:
                         skipped.append(f"{phase.label}: skipped, spamd is not installed (Debian package `spamd`)")
-                    else:
-                        spamd_dir = Path(tempfile.mkdtemp(prefix="bench-delivery-spamd-"))
-                        try:
-                            with spamd_running(spamd_dir) as (url, started):
-                                outcome = run(count=min(args.spamd_messages, args.messages), spamd_url=url)
-                        finally:
-                            shutil.rmtree(spamd_dir, ignore_errors=True)
-                        outcome["spamd_started"] = started
-                        outcomes.append(outcome)
+                        continue
+                    spamd_dir = Path(tempfile.mkdtemp(prefix="bench-delivery-spamd-"))
+                    try:
+                        with spamd_running(spamd_dir) as (url, started):
+                            outcome = run_of[phase.key](count=min(args.spamd_messages, args.messages), spamd_url=url)
+                    finally:
+                        shutil.rmtree(spamd_dir, ignore_errors=True)
+                    outcome["spamd_started"] = started
+                    outcomes.append(outcome)
         finally:
             sink.stop()
         dkim_bits = settings.DKIM_KEY_BITS
@@ -497,9 +542,11 @@ def main() -> int:
         shutil.rmtree(work_dir, ignore_errors=True)
 
     errors = [f"{outcome['phase'].label}: {error}" for outcome in outcomes for error in outcome["errors"]]
-    if baseline_accepted != BASELINE_RUNS * args.messages:
-        errors.append(f"baseline: sink accepted {baseline_accepted} of {BASELINE_RUNS * args.messages}")
+    errors += [f"baseline: {error}" for run in baseline_runs for error in run["errors"]]
+    best = min(baseline_runs, key=lambda run: run["seconds"])
+    baseline_seconds, baseline_cpu = best["seconds"], best["cpu_seconds"]
     baseline_rate = args.messages / baseline_seconds
+    baseline_median = statistics.median(args.messages / run["seconds"] for run in baseline_runs)
     database = "postgresql" if bench_url.startswith("postgres") else "sqlite"
     print(
         f"database: {database}, messages: {args.messages} ((c): {min(args.spamd_messages, args.messages)}), "
@@ -509,7 +556,7 @@ def main() -> int:
     print(f"{header}  batches, connections")
     baseline_cpu_ms = baseline_cpu * 1000 / args.messages
     print(
-        f"{'smtplib, one connection *':34}{baseline_seconds:>9.2f}{baseline_rate:>8.0f}{1:>7.2f}"
+        f"{'smtplib, one connection':34}{baseline_seconds:>9.2f}{baseline_rate:>8.0f}{1:>7.2f}"
         f"{'':18}{baseline_cpu_ms:>11.2f}"
     )
     figures = []
@@ -532,11 +579,11 @@ def main() -> int:
             {
                 "benchmark": "delivery",
                 "figure": f"{phase.label}{detail}: delivery_run_batch loops, {outcome['messages']} messages, "
-                f"batches of {args.batch_size}",
+                f"batches of {args.batch_size}" + ("" if phase.spamd else f", best of {args.runs}"),
                 "unit": "msg/s",
                 "value": rate,
                 "baseline": baseline_rate,
-                "baseline_label": f"smtplib, one connection, best of {BASELINE_RUNS}",
+                "baseline_label": f"smtplib, one connection, best of {args.runs}",
                 "ratio": ratio,
                 "goal": "—" if phase.goal is None else f"ratio >= {phase.goal}",
                 "met": met,
@@ -547,9 +594,15 @@ def main() -> int:
         )
     for line in skipped:
         print(line)
+    medians = ", ".join(
+        f"{outcome['phase'].label[:3]} {outcome['median_rate'] / baseline_median:.2f}"
+        for outcome in outcomes
+        if "median_rate" in outcome
+    )
     print(
-        f"* best of {BASELINE_RUNS} runs; SQL/msg: statements of every connection of the delivery per message; "
-        "CPU ms/msg: the bench process's CPU, every thread (time.process_time; the sink has a process of its own)"
+        f"baseline, (a) and (b): best of {args.runs} runs in rounds (ratios of the medians: {medians}); (c): one run; "
+        "SQL/msg: statements of every connection of the delivery per message; CPU ms/msg: the bench process's CPU, "
+        "every thread (time.process_time; the sink has a process of its own)"
     )
     for outcome in outcomes:
         phase = outcome["phase"]
@@ -567,6 +620,10 @@ def main() -> int:
                 f"{phase.label}: {outcome['scanned']} scanned, scores {scores['low']} to {scores['high']} "
                 f"(mean {scores['mean'] or 0:.2f}); spamd answered {outcome['spamd_started']:.1f} s after its start"
             )
+    for outcome in outcomes:
+        if outcome.get("timeline"):
+            print(f"\n{outcome['phase'].label}, where the time went (one more run, each step stamped):")
+            print("\n".join(outcome["timeline"]))
     for error in errors:
         print(f"error: {error}", file=sys.stderr)
     if errors:

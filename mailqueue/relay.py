@@ -31,6 +31,9 @@ class RelayUnavailable(Exception):
     """The relay could not be reached: every message of the batch is deferred."""
 
 
+NOT_WORKED_OUT = object()  # `_content_end` without the commands to send ahead: it works them out
+
+
 class _EndHook:
     """smtplib's DATA, with `before_end` (when set) run between the content and its final dot.
     Should it raise, the connection is dropped: the relay never gets the end of the message, and
@@ -47,18 +50,23 @@ class _EndHook:
             raise smtplib.SMTPDataError(code, reply)
         return self._content_end(msg)
 
-    def _content_end(self, msg: bytes):
-        """After the relay's 354: the content, `before_end`, then the final dot; the reply. The
-        relay reads the content while `before_end` waits (the record of the message before)."""
+    def _content_end(self, msg: bytes, ahead=NOT_WORKED_OUT):
+        """After the relay's 354: the content, `before_end`, then the final dot with `ahead`'s
+        commands (`relay_pipelining`: worked out while the relay answered, or here); the reply.
+        The relay reads the content while `before_end` waits (the record of the message before)."""
         self.send(_dot_stuffed(msg))
-        ahead = self._ahead()  # worked out while the record is in flight
+        ahead = self._ahead() if ahead is NOT_WORKED_OUT else ahead
         if self.before_end is not None:
             try:
                 self.before_end()
             except BaseException:
                 self.close()
                 raise
-        self.send(b".\r\n" + ahead)
+        if ahead is None:
+            self.send(b".\r\n")
+        else:
+            commands, self._sent_ahead = ahead
+            self.send(b".\r\n" + commands)
         return self.getreply()
 
 

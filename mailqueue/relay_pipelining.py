@@ -59,6 +59,7 @@ class Pipelining:
         self._sent_ahead = None
         if self.before_replies is not None:
             self.before_replies()
+        ahead = self._ahead()  # the next transaction's commands, while the relay answers these
 
         code, reply = self.getreply()
         if code == CONNECTION_CLOSING:
@@ -83,7 +84,7 @@ class Pipelining:
         if data_code != 354:
             self._abandon(data_code)
             raise smtplib.SMTPDataError(data_code, data_reply)
-        code, reply = self._content_end(msg)
+        code, reply = self._content_end(msg, ahead)
         if code != 250:
             self._abandon(code)
             raise smtplib.SMTPDataError(code, reply)
@@ -100,18 +101,18 @@ class Pipelining:
                 raise ValueError(f"command and arguments contain prohibited newline characters: {command!r}")
         return "".join(f"{command}\r\n" for command in commands)
 
-    def _ahead(self) -> bytes:
-        """The next transaction's commands, to go out with this content (`next_transaction`),
-        noted as sent ahead; nothing without PIPELINING or a next transaction."""
+    def _ahead(self) -> tuple[bytes, tuple] | None:
+        """The next transaction's commands, to go out with this content (`next_transaction`), and
+        what they are for (`_sent_ahead` once they are out); None without PIPELINING or a next
+        transaction."""
         if self.next_transaction is None or not self.has_extn("pipelining"):
-            return b""
+            return None
         following = self.next_transaction()
         if following is None:
-            return b""
+            return None
         sender, recipients, msg = following
         commands = self._envelope_commands(sender, recipients, len(msg))
-        self._sent_ahead = (sender, tuple(recipients), len(msg))
-        return commands.encode("ascii")
+        return commands.encode("ascii"), (sender, tuple(recipients), len(msg))
 
     def _abandon(self, code: int) -> None:
         """After a transaction that did not go through: closed on a 421, dropped when the relay

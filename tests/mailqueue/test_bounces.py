@@ -406,3 +406,22 @@ def test_a_return_path_keeps_its_form_so_bounces_of_mail_sent_before_an_upgrade_
 
     assert address == f"bounce+12-3456-2-{mac}@bounces.example.net"
     assert (return_path_parse(address).hosting_id, return_path_parse(address).message_pk) == (12, 3456)
+
+
+def test_a_return_path_asked_for_twice_follows_the_key_and_domain_of_the_moment(settings):
+    """Delivery asks for a message's first return path twice (its commands go ahead, then it is
+    sent): the second answer is kept from the first, never from another key or domain."""
+    from mailqueue.return_path import return_path_for
+
+    settings.SECRET_KEY = "first " * 9
+    first = return_path_for(hosting_id=1, message_pk=2, index=0)
+    assert return_path_for(hosting_id=1, message_pk=2, index=0) == first
+
+    settings.SECRET_KEY = "second " * 9
+    rotated = return_path_for(hosting_id=1, message_pk=2, index=0)
+    settings.BOUNCE_DOMAIN = "elsewhere.example.net"
+    moved = return_path_for(hosting_id=1, message_pk=2, index=0)
+
+    assert len({first, rotated, moved}) == 3
+    assert moved.endswith("@elsewhere.example.net")
+    assert return_path_parse(moved).message_pk == 2

@@ -227,3 +227,61 @@ def test_the_relay_socket_sends_at_once():
             assert relay.connection.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
         finally:
             relay.close()
+
+
+def test_the_next_transaction_goes_out_with_this_dot_worked_out_before_the_replies_are_read(monkeypatch):
+    """`next_transaction` is asked for once this message's commands are out, while the relay
+    answers them (not after its content); its MAIL, RCPT and DATA then leave in the final dot's
+    write, and the next `send` of that envelope writes no command of its own."""
+    events = []
+    real_getreply = _SMTP.getreply
+
+    def getreply(connection):
+        reply = real_getreply(connection)
+        events.append(("reply", reply[0]))
+        return reply
+
+    monkeypatch.setattr(_SMTP, "getreply", getreply)
+    second = ("bounce@example.net", ["c@example.org"], RAW)
+
+    def following():
+        events.append("next_transaction")
+        return second
+
+    with ScriptedServer(pipelining=True) as server:
+        relay = SmtpRelay(server.url, timeout=10)
+        try:
+            relay.open()
+            relay.connection.ehlo_or_helo_if_needed()
+            events.clear()
+            first = relay.send(
+                sender="bounce@example.net",
+                recipients=["b@example.org"],
+                raw=RAW,
+                before_replies=lambda: events.append("before_replies"),
+                before_end=lambda: events.append("before_end"),
+                next_transaction=following,
+            )
+            sent_ahead = [chunk for chunk in server.chunks if b"c@example.org" in chunk]
+            then = relay.send(sender=second[0], recipients=second[1], raw=RAW)
+        finally:
+            relay.close()
+
+    assert events == [
+        "before_replies",
+        "next_transaction",
+        ("reply", 250),  # MAIL
+        ("reply", 250),  # RCPT
+        ("reply", 354),  # DATA
+        "before_end",
+        ("reply", 250),  # the content's
+        ("reply", 250),  # the next MAIL, RCPT and DATA, read by the second send
+        ("reply", 250),
+        ("reply", 354),
+        ("reply", 250),
+        ("reply", 221),  # QUIT
+    ]
+    assert first == {"b@example.org": (250, "OK")} and then == {"c@example.org": (250, "OK")}
+    assert len(sent_ahead) == 1 and sent_ahead[0].startswith(b".\r\nmail FROM:<bounce@example.net>")
+    assert len(envelope_chunks(server)) == 1  # the first message's commands; the second's went with its dot
+    assert server.contents == [RAW, RAW]
