@@ -13,11 +13,11 @@ from collections import defaultdict
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from mailqueue.hourly_limit import HOUR, handoffs_record, hourly_limits_of, hourly_usage, hourly_usage_lock
-from mailqueue.models import Message, MessageStatus, State
+from mailqueue.models import MailService, Message, MessageStatus, State
 
 logger = logging.getLogger(__name__)
 
@@ -46,16 +46,24 @@ def delivery_claim(*, limit: int | None = None) -> tuple[uuid.UUID, list[int]]:
     return token, taken
 
 
+def due_candidates(now: datetime.datetime, limit: int):
+    """The first `limit` due queued messages of active services, oldest due first, locked (those
+    another claim holds skipped). The state is a semi-join on the service's primary key, so that
+    PostgreSQL walks the queue's (next_attempt_at, id) index and stops at `limit`; joined through
+    the hosting, it read and sorted every due message at each claim (19 ms a claim at 30,000 due)."""
+    active = MailService.objects.filter(hosting_id=OuterRef("hosting_id"), state=State.ACTIVE)
+    return (
+        Message.objects.due(now)
+        .filter(Exists(active))
+        .order_by("next_attempt_at", "id")
+        .select_for_update(skip_locked=True, of=("self",))[:limit]
+    )
+
+
 def _claim_round(*, token: uuid.UUID, now: datetime.datetime, limit: int) -> tuple[list[int], int]:
     """One round of `delivery_claim` (inside its transaction): the ids taken, and how many
     candidates were postponed because their hosting had reached its hourly limit."""
-    candidates = list(
-        Message.objects.due(now)
-        .filter(hosting__mail_service__state=State.ACTIVE)
-        .order_by("next_attempt_at", "id")
-        .select_for_update(skip_locked=True, of=("self",))
-        .values_list("id", "hosting_id")[:limit]
-    )
+    candidates = list(due_candidates(now, limit).values_list("id", "hosting_id"))
     if not candidates:
         return [], 0
     hosting_ids = {hosting_id for _id, hosting_id in candidates}
