@@ -37,7 +37,7 @@ def timed(function, claims: int, put_back) -> list[float]:
     return durations
 
 
-def size_run(queued: int, args) -> dict:
+def size_run(number: int, queued: int, args) -> dict:
     from django.db import connection, transaction
 
     from bench.delivery import PHASES, hosting_create, messages_create
@@ -45,7 +45,7 @@ def size_run(queued: int, args) -> dict:
     from mailqueue.claims import delivery_claim
     from mailqueue.models import Message, MessageStatus
 
-    customer = Customer.objects.create(slug=f"claim{queued}", name="Claim", contact_email="claim@example.org")
+    customer = Customer.objects.create(slug=f"claim{number}", name="Claim", contact_email="claim@example.org")
     hosting, _key = hosting_create(customer, PHASES[0])
     messages_create(hosting, queued, 100)
 
@@ -92,9 +92,9 @@ def main() -> int:
     results = []
     try:
         call_command("migrate", verbosity=0)
-        for queued in args.queued:
+        for number, queued in enumerate(args.queued):
             print(f"[{queued:,} due] {args.claims} claims of {args.batch}…", flush=True)
-            results.append(size_run(queued, args))
+            results.append(size_run(number, queued, args))
             with connection.cursor() as cursor:
                 cursor.execute("TRUNCATE mailqueue_message, mailqueue_relayhandoff")
     finally:

@@ -32,8 +32,9 @@ class Pipelining:
     `_ahead()`'s commands in one write), `_mail_command` and `_rcpt_command`.
 
     Hooks, set by the caller for one `sendmail`: `before_replies()` runs once the commands are
-    out, before their replies are read; `next_transaction()` gives the (sender, recipients, msg)
-    to send ahead with the content, or None."""
+    out, before their replies are read; `next_transaction()`, asked for right after it (the
+    relay is answering meanwhile), gives the (sender, recipients, msg) whose commands go out with
+    the final dot, or None."""
 
     before_replies = None
     next_transaction = None
