@@ -5,13 +5,15 @@ grow with the backlog: a claim reads its batch off the queue's index, never the 
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/claim.py --queued 3000 30000
 
-Each size gets a database of its own (`bench_claim`, made and dropped here) and one hosting with
-that many due messages; every claim is timed, then its messages are put back in the queue, so each
-of the --claims claims sees the same backlog. The median and the best of each are printed.
+It works in a database of its own (`bench_claim`, made and dropped here), emptied between sizes;
+each size gets one hosting with that many due messages (the message table analyzed, the others
+as migrations leave them); every claim is timed, then its messages are put back in the queue, so
+each of the --claims claims sees the same backlog. The median and the best of each are printed.
 """
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -100,6 +102,7 @@ def main() -> int:
     finally:
         connection.close()
         database_drop()
+        shutil.rmtree(work_dir, ignore_errors=True)
     print(f"\n{'due':>9}  {'claim ms (median, best)':>24}  {'raw ms (median, best)':>22}  {'ratio of medians':>16}")
     for result in results:
         claim, raw = statistics.median(result["claim"]), statistics.median(result["raw"])

@@ -521,6 +521,7 @@ def main() -> int:
                     if args.timeline:
                         stamped = run_of[phase.key](count=args.messages, spamd_url="", timeline=Timeline())
                         outcomes[-1]["timeline"] = stamped["timeline"]
+                        outcomes[-1]["errors"] += [f"(the timeline's run) {error}" for error in stamped["errors"]]
                 for phase in [phase for phase in phases if phase.spamd]:
                     if SPAMD_BINARY is None:
                         skipped.append(f"{phase.label}: skipped, spamd is not installed (Debian package `spamd`)")

@@ -48,9 +48,11 @@ def delivery_claim(*, limit: int | None = None) -> tuple[uuid.UUID, list[int]]:
 
 def due_candidates(now: datetime.datetime, limit: int):
     """The first `limit` due queued messages of active services, oldest due first, locked (those
-    another claim holds skipped). The state is a semi-join on the service's primary key, so that
-    PostgreSQL walks the queue's (next_attempt_at, id) index and stops at `limit`; joined through
-    the hosting, it read and sorted every due message at each claim (19 ms a claim at 30,000 due)."""
+    another claim holds skipped). The state is a semi-join on the service's primary key, no join
+    through the hosting: with the service tables' statistics fresh, PostgreSQL walks the queue's
+    (next_attempt_at, id) index and stops at `limit` either way, but without them (tables that
+    autovacuum never analyzed: few hostings, few changes) the join made it read and sort every due
+    message at each claim (bench/claim.py: 28.6 ms a claim of 100 at 30,000 due, 7.0 this way)."""
     active = MailService.objects.filter(hosting_id=OuterRef("hosting_id"), state=State.ACTIVE)
     return (
         Message.objects.due(now)

@@ -131,7 +131,7 @@ class SmtpRelay:
         self.connection: smtplib.SMTP | None = None
         self.connection_lost = False  # set when a send timed out or the connection dropped
         self.connections_opened = 0
-        self._ahead = None  # the next send's envelope, worked out when its commands went ahead
+        self._ahead = None  # the next send's envelope, worked out when `next_transaction` was asked for
 
     def open(self) -> None:
         try:
@@ -175,8 +175,9 @@ class SmtpRelay:
         raised by `before_end` is raised as it is, the connection dropped. `before_replies` runs
         while the relay reads the commands (with PIPELINING), and may not raise (see
         `delivery_ahead`). `next_transaction()`: the
-        (sender, recipients, raw) of the `send` that follows, whose commands go out with this
-        content when the relay offers PIPELINING (`relay_pipelining`), or None."""
+        (sender, recipients, raw) of the `send` that follows, or None; with PIPELINING it is asked
+        for once this send's commands are out, before their replies are read (even when they then
+        refuse it), and its commands go out with this content's final dot (`relay_pipelining`)."""
         if self.connection is None or self.connection.sock is None:
             self.open()
         envelope = self._worked_out(sender, recipients, raw) or _envelope_of(sender, recipients, raw)

@@ -28,8 +28,8 @@ CONNECTION_CLOSING = 421
 
 class Pipelining:
     """A mixin for smtplib.SMTP: `sendmail` pipelined when the relay offers it. The class it is
-    mixed into gives `_content_end(msg)` (after the 354: the content, then its final dot with
-    `_ahead()`'s commands in one write), `_mail_command` and `_rcpt_command`.
+    mixed into gives `_content_end(msg, ahead)` (after the 354: the content, then its final dot
+    with the commands `_ahead()` gave, in one write), `_mail_command` and `_rcpt_command`.
 
     Hooks, set by the caller for one `sendmail`: `before_replies()` runs once the commands are
     out, before their replies are read; `next_transaction()`, asked for right after it (the

@@ -18,7 +18,7 @@ def test_the_claim_bench_times_both_at_each_backlog(tmp_path):
     for row in rows:
         claim_median, raw_median, ratio = float(row[1].rstrip(",")), float(row[3].rstrip(",")), float(row[5])
         assert claim_median > 0 and raw_median > 0
-        assert abs(ratio - claim_median / raw_median) < 0.1
+        assert abs(ratio - claim_median / raw_median) <= 0.06 + 0.02 * ratio  # each printed rounded
 
 
 @pytest.mark.skipif(connection.vendor == "postgresql", reason="the embedded configuration: no PostgreSQL named")

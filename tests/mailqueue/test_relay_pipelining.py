@@ -262,7 +262,7 @@ def test_the_next_transaction_goes_out_with_this_dot_worked_out_before_the_repli
                 before_end=lambda: events.append("before_end"),
                 next_transaction=following,
             )
-            sent_ahead = [chunk for chunk in server.chunks if b"c@example.org" in chunk]
+            read = b"".join(server.chunks)
             then = relay.send(sender=second[0], recipients=second[1], raw=RAW)
         finally:
             relay.close()
@@ -282,6 +282,40 @@ def test_the_next_transaction_goes_out_with_this_dot_worked_out_before_the_repli
         ("reply", 221),  # QUIT
     ]
     assert first == {"b@example.org": (250, "OK")} and then == {"c@example.org": (250, "OK")}
-    assert len(sent_ahead) == 1 and sent_ahead[0].startswith(b".\r\nmail FROM:<bounce@example.net>")
+    assert read.endswith(
+        RAW + b".\r\nmail FROM:<bounce@example.net> size=" + str(len(RAW)).encode() + b"\r\n"
+        b"rcpt TO:<c@example.org>\r\nDATA\r\n"
+    )
     assert len(envelope_chunks(server)) == 1  # the first message's commands; the second's went with its dot
     assert server.contents == [RAW, RAW]
+
+
+@pytest.mark.parametrize(
+    "replies",
+    [
+        {"MAIL": ["550 5.7.1 sender refused", "250 OK"], "DATA": ["503 5.5.1 no sender", "354 go ahead"]},
+        {"RCPT": ["550 5.1.1 no such user", "250 OK"], "DATA": ["554 5.5.1 no recipients", "354 go ahead"]},
+        {"DATA": ["451 4.3.0 try later", "354 go ahead"]},
+        {"RCPT": ["421 4.3.2 shutting down", "250 OK"]},
+    ],
+    ids=["sender refused", "recipient refused", "data refused", "421"],
+)
+def test_a_transaction_that_fails_sends_none_of_the_next_ones_commands(replies):
+    """The next transaction is worked out before this one's replies are read; when they refuse it,
+    its commands are never sent nor noted as sent: the next `send` writes them itself."""
+    following = ("bounce@example.net", ["c@example.org"], RAW)
+    with ScriptedServer(pipelining=True, replies=replies) as server:
+        relay = SmtpRelay(server.url, timeout=10)
+        try:
+            first = relay.send(
+                sender="bounce@example.net", recipients=["b@example.org"], raw=RAW, next_transaction=lambda: following
+            )
+            assert relay.connection is None or relay.connection._sent_ahead is None
+            then = relay.send(sender=following[0], recipients=following[1], raw=RAW)
+        finally:
+            relay.close()
+
+    assert first["b@example.org"][0] >= 400
+    assert then == {"c@example.org": (250, "OK")}
+    assert [chunk.count(b"rcpt TO:<c@example.org>") for chunk in envelope_chunks(server)] == [0, 1]
+    assert server.contents == [RAW]
