@@ -2,18 +2,45 @@
 addresses. Loopback, private, link-local (the cloud metadata service at 169.254.169.254),
 multicast, reserved and unspecified addresses are refused, against server-side request forgery,
 unless WEBHOOK_ALLOW_PRIVATE_ADDRESSES (development, tests with a local receiver). Checked when
-an endpoint is saved and again before every attempt (a name may be re-pointed meanwhile)."""
+an endpoint is saved and again before every attempt (a name may be re-pointed meanwhile). A host
+name the resolver does not answer for within RESOLVE_TIMEOUT_SECONDS is refused: a resolver that
+went silent never holds a customer's request, or a worker, for its own timeouts (10 s and more)."""
 
 import ipaddress
+import queue
 import socket
+import threading
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils.translation import gettext as _
 
+RESOLVE_TIMEOUT_SECONDS = 3
+
 
 class WebhookUrlRefused(ValueError):
     """The URL cannot receive webhooks; the message says why, for the customer."""
+
+
+def _resolved(host: str, port: int) -> list:
+    """`socket.getaddrinfo(host, port)`, in a thread of its own so that waiting for it can stop
+    after RESOLVE_TIMEOUT_SECONDS (the thread then ends whenever the resolver answers)."""
+    answer: queue.SimpleQueue = queue.SimpleQueue()
+
+    def resolve() -> None:
+        try:
+            answer.put((socket.getaddrinfo(host, port, type=socket.SOCK_STREAM), None))
+        except BaseException as error:  # handed to the caller, as getaddrinfo would raise it
+            answer.put((None, error))
+
+    threading.Thread(target=resolve, name="webhook-resolve", daemon=True).start()
+    try:
+        found, error = answer.get(timeout=RESOLVE_TIMEOUT_SECONDS)
+    except queue.Empty:
+        raise WebhookUrlRefused(_("The host name of the address did not resolve in time; try again later.")) from None
+    if error is not None:
+        raise error
+    return found
 
 
 def _forbidden(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -34,7 +61,7 @@ def webhook_url_check(url: str) -> None:
     except ValueError:
         raise WebhookUrlRefused(_("The port of the address is not valid.")) from None
     try:
-        found = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+        found = _resolved(parts.hostname, port)
     except (socket.gaierror, UnicodeError):
         raise WebhookUrlRefused(_("The host name of the address cannot be resolved.")) from None
     if settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES:

@@ -302,3 +302,40 @@ def test_an_endpoint_re_pointed_to_a_private_address_is_refused_at_sending_time(
     assert receiver.requests == []
     attempt = WebhookDelivery.objects.get().attempt_log.get()
     assert attempt.status_code is None and "private" in attempt.reply
+
+
+def test_a_host_name_the_resolver_does_not_answer_for_in_time_is_refused_at_once(monkeypatch):
+    """A resolver gone silent would hold the customer's request (or the sending worker) for its
+    own timeouts, 10 s and more: the name is refused after RESOLVE_TIMEOUT_SECONDS instead."""
+    import socket
+    import threading
+    import time
+
+    from mailqueue import webhook_addresses
+
+    released = threading.Event()
+
+    def silent(*args, **kwargs):
+        released.wait(10)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", silent)
+    monkeypatch.setattr(webhook_addresses, "RESOLVE_TIMEOUT_SECONDS", 0.2)
+    started = time.monotonic()
+    try:
+        with translation.override("en"), pytest.raises(WebhookUrlRefused, match="did not resolve in time"):
+            webhook_url_check("https://hooks.example.com/in")
+    finally:
+        released.set()
+    assert time.monotonic() - started < 2
+
+
+def test_a_resolver_error_is_the_cannot_be_resolved_refusal(monkeypatch):
+    import socket
+
+    def failing(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", failing)
+    with translation.override("en"), pytest.raises(WebhookUrlRefused, match="cannot be resolved"):
+        webhook_url_check("https://nowhere.example.com/in")
