@@ -63,6 +63,33 @@ def test_create_shows_the_secret_once_and_lists_the_endpoint(api, owner):
     assert read == {key: value for key, value in body.items() if key != "secret"}
 
 
+def test_a_name_the_resolver_does_not_answer_for_is_a_prompt_400_and_nothing_is_stored(api, monkeypatch):
+    """A silent resolver would hold the request for its own timeouts (10 s and more)."""
+    import threading
+    import time
+
+    from mailqueue import webhook_addresses
+
+    released = threading.Event()
+
+    def silent(*args, **kwargs):
+        released.wait(10)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", silent)
+    monkeypatch.setattr(webhook_addresses, "RESOLVE_TIMEOUT_SECONDS", 0.3)
+    started = time.monotonic()
+    try:
+        response = api.post("/me/webhooks", {"url": HOOK, "events": EVENTS}, HTTP_ACCEPT_LANGUAGE="en")
+    finally:
+        released.set()
+
+    assert time.monotonic() - started < 3
+    assert response.status_code == 400
+    assert response.json() == {"message": "The host name of the address did not resolve in time; try again later."}
+    assert not WebhookEndpoint.objects.exists()
+
+
 @pytest.mark.parametrize(
     "url",
     ["http://127.0.0.1:8080/hook", "http://169.254.169.254/latest/meta-data", "http://10.1.2.3/", "http://[::1]/x"],
