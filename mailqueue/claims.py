@@ -6,6 +6,7 @@ services that are active at claim time: once a block commits, no later claim tak
 """
 
 import datetime
+import functools
 import logging
 import threading
 import uuid
@@ -17,7 +18,7 @@ from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from mailqueue.hourly_limit import HOUR, handoffs_record, hourly_limits_of, hourly_usage, hourly_usage_lock
-from mailqueue.models import MailService, Message, MessageStatus, State
+from mailqueue.models import MailService, Message, MessageStatus, State, queued_fields
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +26,9 @@ logger = logging.getLogger(__name__)
 CLAIM_ROUNDS = 10
 
 
-def delivery_claim(*, limit: int | None = None) -> tuple[uuid.UUID, list[int]]:
-    """Claim up to `limit` due queued messages of active services, within hourly limits.
+def delivery_claim(*, limit: int | None = None) -> tuple[uuid.UUID, list[Message]]:
+    """Claim up to `limit` due queued messages of active services, within hourly limits; the
+    claimed messages (without their raw content), in id order, as the claim left them.
 
     Messages beyond a hosting's rolling-hour limit stay queued with `next_attempt_at` moved to
     when the oldest hand-off of the hour ages out: they wait, they are not rejected.
@@ -37,13 +39,13 @@ def delivery_claim(*, limit: int | None = None) -> tuple[uuid.UUID, list[int]]:
     with transaction.atomic():
         # A hosting over its limit pushes its candidates an hour ahead and the next round looks
         # further: one tenant's backlog never hides the others' mail from a claim.
-        taken: list[int] = []
+        taken: list[Message] = []
         for _round in range(CLAIM_ROUNDS):
             taken_now, postponed = _claim_round(token=token, now=now, limit=limit - len(taken))
             taken += taken_now
             if not postponed or len(taken) >= limit:
                 break
-    return token, taken
+    return token, sorted(taken, key=lambda message: message.pk)
 
 
 def due_candidates(now: datetime.datetime, limit: int):
@@ -62,35 +64,59 @@ def due_candidates(now: datetime.datetime, limit: int):
     )
 
 
-def _claim_round(*, token: uuid.UUID, now: datetime.datetime, limit: int) -> tuple[list[int], int]:
-    """One round of `delivery_claim` (inside its transaction): the ids taken, and how many
-    candidates were postponed because their hosting had reached its hourly limit."""
-    candidates = list(due_candidates(now, limit).values_list("id", "hosting_id"))
+def _claim_round(*, token: uuid.UUID, now: datetime.datetime, limit: int) -> tuple[list[Message], int]:
+    """One round of `delivery_claim` (inside its transaction): the messages taken, and how many
+    candidates were given back because their hosting had reached its hourly limit.
+
+    The candidates are claimed first, all of them (`_candidates_claim`: one statement), and the
+    hostings' hourly usage counted after, under its lock: those over their limit go back to the
+    queue, an hour later, in the same transaction. Nothing outside it sees the difference."""
+    candidates = _candidates_claim(token=token, now=now, limit=limit)
     if not candidates:
         return [], 0
-    hosting_ids = {hosting_id for _id, hosting_id in candidates}
+    hosting_ids = {message.hosting_id for message in candidates}
     hourly_usage_lock(hosting_ids)
     limits = hourly_limits_of(hosting_ids)
     usage = hourly_usage(hosting_ids, now=now)
-    taken: list[int] = []
+    taken: list[Message] = []
     waiting: dict[int, list[int]] = defaultdict(list)
     per_hosting: dict[int, int] = defaultdict(int)
-    for message_id, hosting_id in candidates:
-        used = usage.get(hosting_id, {}).get("used", 0)
-        if used + per_hosting[hosting_id] < limits.get(hosting_id, 0):
-            per_hosting[hosting_id] += 1
-            taken.append(message_id)
+    for message in candidates:
+        used = usage.get(message.hosting_id, {}).get("used", 0)
+        if used + per_hosting[message.hosting_id] < limits.get(message.hosting_id, 0):
+            per_hosting[message.hosting_id] += 1
+            taken.append(message)
         else:
-            waiting[hosting_id].append(message_id)
+            waiting[message.hosting_id].append(message.pk)
     for hosting_id, message_ids in waiting.items():
         oldest = usage.get(hosting_id, {}).get("oldest") or now
-        Message.objects.filter(id__in=message_ids).update(next_attempt_at=oldest + HOUR)
+        Message.objects.filter(id__in=message_ids).update(**queued_fields(oldest + HOUR), attempts=F("attempts") - 1)
     if taken:
-        Message.objects.filter(id__in=taken).update(
-            status=MessageStatus.SENDING, claim_token=token, claimed_at=now, attempts=F("attempts") + 1
-        )
         handoffs_record(per_hosting, at=now, token=token)
     return taken, sum(len(message_ids) for message_ids in waiting.values())
+
+
+def _candidates_claim(*, token: uuid.UUID, now: datetime.datetime, limit: int) -> list[Message]:
+    """`due_candidates` claimed by `token` in one UPDATE … RETURNING (PostgreSQL; SQLite 3.35 and
+    later), their rows as the claim left them, the raw content deferred: locking them first and
+    reading them again after would walk every row three times."""
+    candidates = due_candidates(now, limit).values("id")
+    subquery, subquery_params = candidates.query.get_compiler(connection=connection).as_sql()
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in _claim_returned_fields())
+    sql = (
+        f"UPDATE {quote(Message._meta.db_table)} SET {quote('status')} = %s, {quote('claim_token')} = %s, "
+        f"{quote('claimed_at')} = %s, {quote('attempts')} = {quote('attempts')} + 1 "
+        f"WHERE {quote('id')} IN ({subquery}) RETURNING {columns}"
+    )
+    claim = Message._meta.get_field("claim_token").get_db_prep_value(token, connection)
+    claimed_at = Message._meta.get_field("claimed_at").get_db_prep_value(now, connection)
+    return list(Message.objects.raw(sql, [MessageStatus.SENDING, claim, claimed_at, *subquery_params]))
+
+
+@functools.cache
+def _claim_returned_fields() -> tuple:
+    return tuple(field for field in Message._meta.concrete_fields if field.name != "raw")
 
 
 class ClaimHeartbeat:

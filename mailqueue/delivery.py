@@ -245,13 +245,12 @@ def delivery_run_batch(*, limit: int | None = None, relay=None) -> BatchResult:
     re-delivers at most the message in flight; a heartbeat renews the claim while the batch
     runs, so a dead worker's claim is recovered within DELIVERY_CLAIM_TIMEOUT.
     """
-    token, message_ids = delivery_claim(limit=limit)
-    result = BatchResult(claimed=len(message_ids))
-    if not message_ids:
+    token, messages = delivery_claim(limit=limit)
+    result = BatchResult(claimed=len(messages))
+    if not messages:
         return result
     relay = relay or relay_from_settings()
     opened_before = relay.connections_opened
-    messages = list(Message.objects.filter(id__in=message_ids, claim_token=token).defer("raw").order_by("id"))
     result.subscriptions = webhook_subscriptions(hosting_ids={message.hosting_id for message in messages})
     deadline = time.monotonic() + settings.DELIVERY_BATCH_DEADLINE
     done: set[int] = set()
@@ -328,20 +327,3 @@ def _before_end(ready_of: Ahead, recorder: SentRecorder | None) -> None:
     ready_of()
     if recorder is not None:
         recorder.wait()
-
-
-# A delivery run stops claiming new batches after this long, leaving room under the task's time limit.
-DELIVERY_TASK_BUDGET_SECONDS = 60
-
-
-def delivery_run(*, budget_seconds: float = DELIVERY_TASK_BUDGET_SECONDS) -> int:
-    """Deliver due queued messages batch after batch until none is left or the budget is spent;
-    returns how many were sent."""
-    started = time.monotonic()
-    delivered = 0
-    while time.monotonic() - started < budget_seconds:
-        result = delivery_run_batch()
-        if not result.claimed:
-            break
-        delivered += result.sent
-    return delivered

@@ -5,7 +5,7 @@ from celery import shared_task
 
 from mailqueue import (
     abuse,
-    delivery,
+    delivery_runs,
     expiry,
     notifications,
     purge,
@@ -18,8 +18,8 @@ from mailqueue import (
 
 @shared_task(acks_late=True)
 def delivery_run() -> int:
-    """Deliver due queued messages until none is left or the run's budget is spent."""
-    return delivery.delivery_run()
+    """Deliver due queued messages until none is left or the run's budget is spent; how many were sent."""
+    return delivery_runs.delivery_run().sent
 
 
 @shared_task(acks_late=True)

@@ -4,7 +4,9 @@ import datetime
 import threading
 
 import pytest
+import time_machine
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from mailqueue.claims import delivery_claim
 from mailqueue.delivery import delivery_run_batch
@@ -13,7 +15,7 @@ from mailqueue.models import Message, MessageStatus
 from mailqueue.state import Actor
 from tests.conftest import requires_postgres
 from tests.factories import HostingFactory, UserFactory
-from tests.mailqueue.test_delivery import queue_message, relay  # noqa: F401 (fixture)
+from tests.mailqueue.test_delivery import T0, queue_message, relay, status_of  # noqa: F401 (fixture)
 from tests.support import free_port, handoffs_of
 
 pytestmark = pytest.mark.django_db
@@ -47,7 +49,7 @@ def test_a_backlog_over_its_limit_does_not_hide_other_tenants_mail(relay):  # no
     token, taken = delivery_claim(limit=100)
 
     assert Message.objects.get(pk=waiting.pk).claim_token == token
-    assert waiting.pk in taken
+    assert waiting.pk in [message.pk for message in taken]
     assert Message.objects.filter(hosting=busy, status=MessageStatus.SENDING).count() == 1
 
 
@@ -78,7 +80,7 @@ def test_concurrent_claims_never_exceed_the_hourly_limit():
         try:
             barrier.wait()
             for _ in range(3):
-                taken.extend(delivery_claim(limit=4)[1])
+                taken.extend(message.pk for message in delivery_claim(limit=4)[1])
         finally:
             connection.close()
 
@@ -116,3 +118,50 @@ def test_a_claim_walks_the_queue_in_its_order_whatever_the_backlog():
 
     assert "message_queued_due_id" in plan
     assert "Sort" not in plan and "hosting_hosting" not in plan
+
+
+def test_a_claim_hands_back_its_messages_as_it_left_them_from_one_statement_on_the_queue():
+    """The claimed rows come back from the claim's own UPDATE: no second read of the queue, the
+    raw content left in the database (read a few at a time while delivering)."""
+    hosting = HostingFactory()
+    queued = [queue_message(hosting) for _ in range(3)]
+
+    with CaptureQueriesContext(connection) as queries:
+        token, taken = delivery_claim(limit=2)
+
+    assert [message.pk for message in taken] == [message.pk for message in queued[:2]]
+    for message in taken:
+        stored = Message.objects.get(pk=message.pk)
+        claimed = (MessageStatus.SENDING, token, 1)
+        assert (message.status, message.claim_token, message.attempts) == claimed
+        assert (stored.status, stored.claim_token, stored.attempts) == claimed
+        assert message.claimed_at == stored.claimed_at is not None
+        assert (message.recipients, message.subject, message.created_at) == (
+            stored.recipients,
+            stored.subject,
+            stored.created_at,
+        )
+        assert "raw" in message.get_deferred_fields()
+    assert status_of(queued[2]) == MessageStatus.QUEUED
+    assert sum('"mailqueue_message"' in query["sql"] for query in queries.captured_queries) == 1
+
+
+def test_candidates_over_their_hourly_limit_go_back_to_the_queue_as_they_were_an_hour_later():
+    hosting = HostingFactory()
+    limit(hosting, 2)
+    with time_machine.travel(T0, tick=False):
+        queued = [queue_message(hosting) for _ in range(5)]
+
+        token, taken = delivery_claim(limit=10)
+
+    assert len(taken) == 2 and handoffs_of(hosting) == 2
+    waiting = Message.objects.filter(pk__in=[message.pk for message in queued]).exclude(claim_token=token)
+    assert waiting.count() == 3
+    for message in waiting:
+        assert (message.status, message.claim_token, message.claimed_at, message.attempts) == (
+            MessageStatus.QUEUED,
+            None,
+            None,
+            0,
+        )
+        assert message.next_attempt_at == T0 + datetime.timedelta(hours=1)

@@ -75,8 +75,8 @@ def sent_in_memory(message: Message) -> Message:
 def test_a_sent_message_is_written_with_its_counter_in_one_statement_when_still_claimed():
     hosting = HostingFactory()
     queue_message(hosting)
-    token, (message_id,) = delivery_claim()
-    message = sent_in_memory(Message.objects.get(pk=message_id))
+    token, (claimed,) = delivery_claim()
+    message = sent_in_memory(Message.objects.get(pk=claimed.pk))
 
     with CaptureQueriesContext(connection) as other_claim:
         assert sent_save(message, token.__class__(int=token.int + 1), day=timezone.localdate()) is False
@@ -87,7 +87,7 @@ def test_a_sent_message_is_written_with_its_counter_in_one_statement_when_still_
         assert sent_save(message, token, day=timezone.localdate()) is True
 
     assert (len(other_claim), len(queries)) == (1, 1)
-    stored = Message.objects.get(pk=message_id)
+    stored = Message.objects.get(pk=claimed.pk)
     assert (stored.status, stored.claim_token, stored.claimed_at, stored.raw) == (MessageStatus.SENT, None, None, None)
     assert stored.recipients[0]["status"] == RecipientStatus.SENT
     assert stored.last_reply == "250 OK"
@@ -174,7 +174,8 @@ def test_the_record_statement_is_prepared_on_the_server_once_run_twice():
     hosting = HostingFactory()
     for _ in range(4):
         queue_message(hosting)
-    token, message_ids = delivery_claim()
+    token, claimed = delivery_claim()
+    message_ids = [message.pk for message in claimed]
 
     def prepared() -> int:
         with connection.cursor() as cursor:

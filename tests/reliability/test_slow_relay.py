@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from mailqueue import delivery
+from mailqueue import delivery_runs
 from mailqueue.delivery import delivery_run_batch
 from mailqueue.models import Message, MessageStatus
 from mailqueue.retries import deferred_requeue
@@ -173,7 +173,7 @@ def test_task_time_limits_bound_every_worker_and_the_relay_timeout_fits_under_th
     assert hard and soft and 0 < soft < hard
     assert celery_app.conf.task_time_limit == hard and celery_app.conf.task_soft_time_limit == soft
     assert 0 < configured.SMTP_RELAY_TIMEOUT < soft
-    assert soft > delivery.DELIVERY_TASK_BUDGET_SECONDS + configured.SMTP_RELAY_TIMEOUT
+    assert soft > delivery_runs.DELIVERY_TASK_BUDGET_SECONDS + configured.SMTP_RELAY_TIMEOUT
     # A live worker renews its claim several times within the timeout, so a claim is only
     # recovered once its worker has stopped beating (dead, or killed at the hard limit).
     assert 0 < 3 * configured.DELIVERY_CLAIM_HEARTBEAT <= configured.DELIVERY_CLAIM_TIMEOUT
@@ -184,4 +184,4 @@ def test_the_worst_batch_fits_under_the_soft_time_limit():
     # deadline: at worst the deadline, plus the message in flight answering each of its commands
     # (EHLO, MAIL, RCPT, DATA, the data) just under the timeout.
     worst_batch = configured.DELIVERY_BATCH_DEADLINE + 5 * configured.SMTP_RELAY_TIMEOUT
-    assert delivery.DELIVERY_TASK_BUDGET_SECONDS + worst_batch < configured.CELERY_TASK_SOFT_TIME_LIMIT
+    assert delivery_runs.DELIVERY_TASK_BUDGET_SECONDS + worst_batch < configured.CELERY_TASK_SOFT_TIME_LIMIT
