@@ -27,9 +27,13 @@ def advisory_lock(purpose: LockPurpose, hosting_ids, *, shared: bool = False) ->
         return
     function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
     namespace = int(purpose) << 32
+    keys = [namespace + (hosting_id & 0xFFFFFFFF) for hosting_id in sorted(set(hosting_ids))]
+    if not keys:
+        return
     with connection.cursor() as cursor:
-        for hosting_id in sorted(set(hosting_ids)):
-            cursor.execute(f"SELECT {function}(%s)", [namespace + (hosting_id & 0xFFFFFFFF)])
+        # One statement however many hostings (a claim of 500 messages may name hundreds): unnest
+        # reads the array out in its order, and each row's lock is taken as the row is produced.
+        cursor.execute(f"SELECT {function}(key) FROM unnest(%s::bigint[]) AS key", [keys])
 
 
 def mail_service_lock(*, hosting_id: int) -> MailService:

@@ -122,6 +122,18 @@ def message_lines_check(raw: bytes) -> None:
         )
 
 
+def message_start_check(raw: bytes) -> None:
+    """SubmissionError (554 5.6.0) when the normalised message starts with a space or a tab: its
+    first line would be read as the continuation of a header field (RFC 5322 §2.2.3), the Date:
+    or Message-ID: added on top when missing, swallowing it."""
+    if raw[:1] in (b" ", b"\t"):
+        raise SubmissionError(
+            _("The message must start with a header field (Name: value), not with a space or a tab."),
+            smtp_code=554,
+            enhanced_code="5.6.0",
+        )
+
+
 def sender_validate(sender) -> str:
     """The envelope sender, checked (see address_validate). The null sender `<>` is refused
     (553 5.7.1): it is the reverse-path of bounces and delivery reports (RFC 5321 §4.5.5), which
@@ -189,6 +201,7 @@ def message_prepare(
     raw = rfc5322.message_normalise(bytes(raw))
     message_size_check(len(raw))
     message_lines_check(raw)
+    message_start_check(raw)
     sender = sender_validate(sender)
     addresses = recipients_validate(recipients)
     headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(rfc5322.header_block(raw))

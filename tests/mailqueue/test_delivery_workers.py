@@ -58,6 +58,7 @@ def test_a_worker_killed_mid_batch_loses_nothing(settings, _isolated_celery_queu
             log=log,
             SMTP_RELAY_URL=relay.url,
             DELIVERY_BATCH_SIZE="5",
+            DELIVERY_BATCH_SIZE_MAX="5",  # every batch of 5, however fast the relay
             DELIVERY_CLAIM_HEARTBEAT="1",
         ) as worker:
             tasks.delivery_run.delay()

@@ -194,3 +194,46 @@ def test_a_block_waiting_for_a_delivery_claim_does_not_deadlock(settings):
     assert MailService.objects.get(hosting=hosting).state == "blocked"
     # The claimed message was already with the relay's worker: the block leaves it alone.
     assert Message.objects.get(pk=queued.pk).status == MessageStatus.SENDING
+
+
+def test_advisory_locks_of_many_hostings_are_one_statement_taken_in_id_order():
+    """A claim of many hostings locks them in one statement, in id order as before (one order
+    everywhere: no deadlock): while another transaction holds the last one's lock, the first
+    ones are already held and the statement waits for the last."""
+    from django.test.utils import CaptureQueriesContext
+
+    from mailqueue.locks import LockPurpose, advisory_lock
+
+    first, second, last = sorted([HostingFactory().pk for _ in range(3)])
+    key_of = {pk: (int(LockPurpose.HOURLY_LIMIT) << 32) + pk for pk in (first, second, last)}
+    holding_last, done = threading.Event(), threading.Event()
+    held_while_waiting = {}
+
+    def worker(index):
+        if index == 0:  # holds the last hosting's lock until the referee has looked
+            with transaction.atomic():
+                advisory_lock(LockPurpose.HOURLY_LIMIT, [last])
+                holding_last.set()
+                done.wait(timeout=10)
+        elif index == 1:
+            holding_last.wait(timeout=10)
+            with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+                advisory_lock(LockPurpose.HOURLY_LIMIT, [last, first, second, first])
+            held_while_waiting["statements"] = len(queries)
+        else:  # the referee
+            holding_last.wait(timeout=10)
+            wait_for_a_blocked_backend()
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT (classid::bigint << 32) + objid::bigint, granted FROM pg_locks WHERE locktype = 'advisory'"
+                )
+                held_while_waiting["locks"] = sorted(cursor.fetchall())
+            done.set()
+
+    run_threads(3, worker)
+
+    # The last hosting's: granted to the holder, waited for by the claim; the others granted.
+    assert held_while_waiting["locks"] == sorted(
+        [(key_of[first], True), (key_of[second], True), (key_of[last], True), (key_of[last], False)]
+    )
+    assert held_while_waiting["statements"] == 1

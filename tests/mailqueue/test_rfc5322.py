@@ -233,6 +233,26 @@ def test_smtp_door_folds_a_long_header_line_and_refuses_one_it_cannot_fold(door,
     assert (code, reply[:5]) == (554, b"5.6.0")
 
 
+@pytest.mark.parametrize("start", [b" ", b"\t", b" X-Tag: indented\r\n"], ids=["space", "tab", "indented field"])
+def test_smtp_door_refuses_a_message_starting_with_whitespace_with_554(door, hosting, start):
+    """Its first line would continue the Date: or Message-ID: added on top: the message's own
+    bytes swallowed into the platform's header. Refused with the reason, nothing stored."""
+    code, reply = smtp_submit(door, hosting, start + b"\r\n" + HEADERS + b"Hi\r\n")
+    assert (code, reply[:5]) == (554, b"5.6.0")
+    assert b"pas par une espace ni une tabulation" in reply  # French, the default language
+    assert not Message.objects.exists()
+    code, reply = smtp_submit(door, hosting, HEADERS + b" \r\nHi\r\n")  # whitespace further down is the body's
+    assert code == 250, reply
+
+
+def test_api_refuses_a_message_starting_with_whitespace_with_400(hosting):
+    response = api_submit(hosting, " Subject: x\r\n\r\nHi\r\n")
+    assert response.status_code == 400
+    assert response.json()["smtpCode"] == 554
+    assert "pas par une espace ni une tabulation" in response.json()["message"]
+    assert not Message.objects.exists()
+
+
 def test_api_refuses_a_line_over_998_octets_with_400(hosting):
     response = api_submit(hosting, "Subject: x\r\n\r\n" + "c" * 999 + "\r\n")
     assert response.status_code == 400
