@@ -1,7 +1,9 @@
 """One delivery claim of a batch (`claims.delivery_claim`) as the queue grows, beside the least a
 claim must do: one raw transaction locking the batch's oldest due rows (SELECT … ORDER BY
-next_attempt_at, id LIMIT n FOR UPDATE SKIP LOCKED) and marking them sending. Their ratio should not
-grow with the backlog: a claim reads its batch off the queue's index, never the whole queue.
+next_attempt_at, id LIMIT n FOR UPDATE SKIP LOCKED) and marking them sending, returning nothing (a
+claim also counts the hourly limits and hands its rows back as messages, from the same UPDATE).
+Their ratio should not grow with the backlog: a claim reads its batch off the queue's index, never
+the whole queue.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/claim.py --queued 3000 30000
 
