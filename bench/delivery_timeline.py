@@ -57,7 +57,7 @@ class Timeline:
         around(sent_recorder.SentRecorder, "submit", after="record sent")
         around(sent_recorder.SentRecorder, "_outcome", before="record wait", after="record committed")
         around(delivery, "delivery_claim", before="claim", after="claimed")
-        # A batch's reads after its claim; "claimed → subscriptions": its messages' rows.
+        # A batch's reads after its claim (whose UPDATE hands back the messages' rows).
         around(delivery, "webhook_subscriptions", before="subscriptions", after="subscriptions read")
         around(delivery, "Outgoing", before="names, keys", after="names, keys read")
         around(delivery, "suppressed_of", before="suppressions", after="suppressions read")

@@ -71,7 +71,9 @@ def _claim_round(*, token: uuid.UUID, now: datetime.datetime, limit: int) -> tup
     The candidates are claimed first, all of them (`_candidates_claim`: one statement), and the
     hostings' hourly usage counted after, under its lock: those over their limit go back to the
     queue, an hour later, in the same transaction. Nothing outside it sees the difference."""
-    candidates = _candidates_claim(token=token, now=now, limit=limit)
+    # RETURNING gives the rows in no particular order: walked oldest due first, as the queue is,
+    # a hosting near its limit sends its oldest mail and pushes back the newest.
+    candidates = sorted(_candidates_claim(token=token, now=now, limit=limit), key=_due_order)
     if not candidates:
         return [], 0
     hosting_ids = {message.hosting_id for message in candidates}
@@ -94,6 +96,10 @@ def _claim_round(*, token: uuid.UUID, now: datetime.datetime, limit: int) -> tup
     if taken:
         handoffs_record(per_hosting, at=now, token=token)
     return taken, sum(len(message_ids) for message_ids in waiting.values())
+
+
+def _due_order(message: Message) -> tuple:
+    return message.next_attempt_at, message.pk
 
 
 def _candidates_claim(*, token: uuid.UUID, now: datetime.datetime, limit: int) -> list[Message]:

@@ -35,18 +35,26 @@ def delivery_run(*, budget_seconds: float = DELIVERY_TASK_BUDGET_SECONDS) -> Run
         run.sent += result.sent
         run.batches += 1
         run.connections += result.connections
-        size = batch_size_next(size, claimed=result.claimed, seconds=time.monotonic() - batch_started)
+        size = batch_size_next(
+            size, claimed=result.claimed, deferred=result.deferred, seconds=time.monotonic() - batch_started
+        )
     return run
 
 
-def batch_size_next(size: int, *, claimed: int, seconds: float) -> int:
-    """The size of a run's next batch after one of `size` that claimed `claimed` messages and took
-    `seconds`: as many as the same pace sends in BATCH_GROWTH_SECONDS, between DELIVERY_BATCH_SIZE
-    and DELIVERY_BATCH_SIZE_MAX. A batch's claim, reads and connection cost the same however many
-    messages it holds (about 20 ms, bench/README.md): behind a fast relay larger batches spread
-    them, behind a slow one batches stay small, shared out among the workers and well within
-    DELIVERY_BATCH_DEADLINE. A batch that found fewer than it asked for keeps the size."""
+def batch_size_next(size: int, *, claimed: int, deferred: int, seconds: float) -> int:
+    """The size of a run's next batch after one of `size` that claimed `claimed` messages, deferred
+    `deferred` of them and took `seconds`: as many as the same pace sends in BATCH_GROWTH_SECONDS,
+    between DELIVERY_BATCH_SIZE and DELIVERY_BATCH_SIZE_MAX.
+
+    Each batch has costs of its own besides its messages' (its claim's statements, its reads, its
+    relay connection: about 20 ms, bench/README.md): behind a fast relay larger batches spread
+    them; behind a slow one batches stay at the first size, shared out among the workers and well
+    within DELIVERY_BATCH_DEADLINE. A batch with deferrals (a relay down, busy or timing out) is
+    no measure of the relay's pace: the next one is of the first size. A batch that found fewer
+    than it asked for (the queue emptied) keeps the size."""
     least, most = settings.DELIVERY_BATCH_SIZE, max(settings.DELIVERY_BATCH_SIZE, settings.DELIVERY_BATCH_SIZE_MAX)
+    if deferred:
+        return least
     if claimed < size:
         return size
     paced = int(claimed * BATCH_GROWTH_SECONDS / seconds) if seconds > 0 else most

@@ -48,7 +48,7 @@ PORTAL_SENDMAIL_URL = env("PORTAL_SENDMAIL_URL", default="")
 # Where `manage.py sendmail` keeps mail while the door is unreachable (sendmail_flush submits it).
 SENDMAIL_SPOOL_DIR = Path(env("SENDMAIL_SPOOL_DIR", default=str(VAR_DIR / "sendmail-spool")))
 # A delivery run's first batch; the next grow up to DELIVERY_BATCH_SIZE_MAX while a batch takes
-# under a second (mailqueue.delivery.batch_size_next).
+# under a second (mailqueue.delivery_runs.batch_size_next).
 DELIVERY_BATCH_SIZE = env.int("DELIVERY_BATCH_SIZE", default=100)
 DELIVERY_BATCH_SIZE_MAX = env.int("DELIVERY_BATCH_SIZE_MAX", default=500)
 # A batch sends nothing new after this long (the rest is deferred): tasks stay under their limits.

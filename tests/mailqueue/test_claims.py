@@ -165,3 +165,17 @@ def test_candidates_over_their_hourly_limit_go_back_to_the_queue_as_they_were_an
             0,
         )
         assert message.next_attempt_at == T0 + datetime.timedelta(hours=1)
+
+
+def test_a_hosting_at_its_hourly_limit_sends_its_oldest_due_mail_first():
+    """The claim's UPDATE returns its rows in no particular order: the limit is still applied in
+    the queue's order, oldest due first, whatever the ids."""
+    hosting = HostingFactory()
+    limit(hosting, 2)
+    with time_machine.travel(T0, tick=False):
+        # Ids in one order, due times in the other: the last created are due first.
+        queued = [queue_message(hosting, next_attempt_at=T0 - datetime.timedelta(minutes=n)) for n in range(6)]
+
+        _token, taken = delivery_claim(limit=10)
+
+    assert sorted(message.pk for message in taken) == sorted(message.pk for message in queued[-2:])

@@ -16,24 +16,30 @@ def sizes(settings):
 
 
 def test_a_full_batch_sent_fast_makes_the_next_one_as_large_as_a_second_allows(sizes):
-    assert batch_size_next(100, claimed=100, seconds=0.4) == 250
-    assert batch_size_next(250, claimed=250, seconds=0.2) == 500  # never past DELIVERY_BATCH_SIZE_MAX
-    assert batch_size_next(100, claimed=100, seconds=0) == 500
+    assert batch_size_next(100, claimed=100, deferred=0, seconds=0.4) == 250
+    assert batch_size_next(250, claimed=250, deferred=0, seconds=0.2) == 500  # never past DELIVERY_BATCH_SIZE_MAX
+    assert batch_size_next(100, claimed=100, deferred=0, seconds=0) == 500
 
 
 def test_a_slow_batch_brings_the_size_back_never_below_the_first(sizes):
-    assert batch_size_next(500, claimed=500, seconds=2.0) == 250
-    assert batch_size_next(500, claimed=500, seconds=30.0) == 100
-    assert batch_size_next(100, claimed=100, seconds=10.0) == 100
+    assert batch_size_next(500, claimed=500, deferred=0, seconds=2.0) == 250
+    assert batch_size_next(500, claimed=500, deferred=0, seconds=30.0) == 100
+    assert batch_size_next(100, claimed=100, deferred=0, seconds=10.0) == 100
+
+
+def test_a_batch_with_deferrals_says_nothing_of_the_relays_pace_the_next_is_of_the_first_size(sizes):
+    """A relay down defers a batch in milliseconds: that is no reason for a batch of 500."""
+    assert batch_size_next(100, claimed=100, deferred=100, seconds=0.01) == 100
+    assert batch_size_next(500, claimed=500, deferred=1, seconds=0.2) == 100
 
 
 def test_a_batch_that_found_less_than_it_asked_for_keeps_the_size(sizes):
-    assert batch_size_next(250, claimed=40, seconds=0.01) == 250
+    assert batch_size_next(250, claimed=40, deferred=0, seconds=0.01) == 250
 
 
 def test_a_maximum_below_the_first_size_is_the_first_size(settings):
     settings.DELIVERY_BATCH_SIZE, settings.DELIVERY_BATCH_SIZE_MAX = 100, 10
-    assert batch_size_next(100, claimed=100, seconds=0.01) == 100
+    assert batch_size_next(100, claimed=100, deferred=0, seconds=0.01) == 100
 
 
 @pytest.mark.django_db

@@ -225,7 +225,8 @@ def test_advisory_locks_of_many_hostings_are_one_statement_taken_in_id_order():
             wait_for_a_blocked_backend()
             with connection.cursor() as cursor:
                 cursor.execute(
-                    "SELECT (classid::bigint << 32) + objid::bigint, granted FROM pg_locks WHERE locktype = 'advisory'"
+                    "SELECT (classid::bigint << 32) + objid::bigint, granted FROM pg_locks WHERE locktype = 'advisory' "
+                    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
                 )
                 held_while_waiting["locks"] = sorted(cursor.fetchall())
             done.set()

@@ -1,0 +1,25 @@
+"""The mail queue's system checks: an SQLite too old for delivery's claims is named before it fails."""
+
+from django.core import checks
+
+from mailqueue.checks import sqlite_version_check, sqlite_version_errors
+
+SQLITE = "django.db.backends.sqlite3"
+
+
+def test_an_sqlite_without_update_returning_is_an_error_naming_its_version():
+    [error] = sqlite_version_errors(SQLITE, "3.34.1")
+
+    assert (error.id, error.level) == ("mailqueue.E001", checks.ERROR)
+    assert "3.34.1" in error.msg and "3.35.0" in error.msg
+
+
+def test_a_recent_sqlite_and_postgresql_pass():
+    assert sqlite_version_errors(SQLITE, "3.35.0") == []
+    assert sqlite_version_errors(SQLITE, "3.40.1") == []
+    assert sqlite_version_errors("django.db.backends.postgresql", "3.7.17") == []
+
+
+def test_the_check_is_registered_and_passes_on_this_machine():
+    assert sqlite_version_check in checks.registry.registry.get_checks()
+    assert sqlite_version_check() == []
