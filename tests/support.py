@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from unittest import mock
 
 from aiosmtpd.controller import Controller
 from django.conf import settings
@@ -234,3 +235,26 @@ def bench_run(script: str, arguments: list[str], *, tmp_path: Path) -> subproces
         text=True,
         timeout=300,
     )
+
+
+@contextlib.contextmanager
+def silent_resolver(*, gives_up_after: float):
+    """Inside the block, `socket.getaddrinfo` answers nothing (a resolver gone silent; it fails
+    once the block ends, ending the lookups' threads) and webhook addresses give up on a name
+    after `gives_up_after` seconds (`webhook_addresses.RESOLVE_TIMEOUT_SECONDS`)."""
+    from mailqueue import webhook_addresses
+
+    released = threading.Event()
+
+    def silent(*args, **kwargs):
+        released.wait(10)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    with (
+        mock.patch.object(socket, "getaddrinfo", silent),
+        mock.patch.object(webhook_addresses, "RESOLVE_TIMEOUT_SECONDS", gives_up_after),
+    ):
+        try:
+            yield
+        finally:
+            released.set()

@@ -13,6 +13,7 @@ from mailqueue.webhook_sending import webhooks_send_due
 from tests.api.conftest import READ_ONLY_HOSTINGS, ApiClient
 from tests.factories import MembershipFactory, WebhookAttemptFactory, WebhookDeliveryFactory, WebhookEndpointFactory
 from tests.mailqueue.test_webhooks import Receiver, verify
+from tests.support import silent_resolver
 
 pytestmark = pytest.mark.django_db
 
@@ -63,26 +64,13 @@ def test_create_shows_the_secret_once_and_lists_the_endpoint(api, owner):
     assert read == {key: value for key, value in body.items() if key != "secret"}
 
 
-def test_a_name_the_resolver_does_not_answer_for_is_a_prompt_400_and_nothing_is_stored(api, monkeypatch):
+def test_a_name_the_resolver_does_not_answer_for_is_a_prompt_400_and_nothing_is_stored(api):
     """A silent resolver would hold the request for its own timeouts (10 s and more)."""
-    import threading
     import time
 
-    from mailqueue import webhook_addresses
-
-    released = threading.Event()
-
-    def silent(*args, **kwargs):
-        released.wait(10)
-        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
-
-    monkeypatch.setattr(socket, "getaddrinfo", silent)
-    monkeypatch.setattr(webhook_addresses, "RESOLVE_TIMEOUT_SECONDS", 0.3)
     started = time.monotonic()
-    try:
+    with silent_resolver(gives_up_after=0.3):
         response = api.post("/me/webhooks", {"url": HOOK, "events": EVENTS}, HTTP_ACCEPT_LANGUAGE="en")
-    finally:
-        released.set()
 
     assert time.monotonic() - started < 3
     assert response.status_code == 400

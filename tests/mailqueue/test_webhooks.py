@@ -25,6 +25,7 @@ from mailqueue.webhook_sending import webhooks_send_due
 from mailqueue.webhooks import webhook_endpoint_create, webhook_secret_rotate, webhook_test_send
 from tests.factories import CustomerFactory, HostingFactory, UserFactory
 from tests.mailqueue.test_delivery import LiveRelay
+from tests.support import silent_resolver
 
 
 class Receiver:
@@ -304,30 +305,42 @@ def test_an_endpoint_re_pointed_to_a_private_address_is_refused_at_sending_time(
     assert attempt.status_code is None and "private" in attempt.reply
 
 
-def test_a_host_name_the_resolver_does_not_answer_for_in_time_is_refused_at_once(monkeypatch):
+def test_a_host_name_the_resolver_does_not_answer_for_in_time_is_refused_at_once():
     """A resolver gone silent would hold the customer's request (or the sending worker) for its
     own timeouts, 10 s and more: the name is refused after RESOLVE_TIMEOUT_SECONDS instead."""
-    import socket
-    import threading
     import time
 
-    from mailqueue import webhook_addresses
-
-    released = threading.Event()
-
-    def silent(*args, **kwargs):
-        released.wait(10)
-        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
-
-    monkeypatch.setattr(socket, "getaddrinfo", silent)
-    monkeypatch.setattr(webhook_addresses, "RESOLVE_TIMEOUT_SECONDS", 0.2)
     started = time.monotonic()
-    try:
-        with translation.override("en"), pytest.raises(WebhookUrlRefused, match="did not resolve in time"):
-            webhook_url_check("https://hooks.example.com/in")
-    finally:
-        released.set()
+    with (
+        silent_resolver(gives_up_after=0.2),
+        translation.override("en"),
+        pytest.raises(WebhookUrlRefused, match="did not resolve in time"),
+    ):
+        webhook_url_check("https://hooks.example.com/in")
     assert time.monotonic() - started < 2
+
+
+@pytest.mark.django_db
+def test_an_endpoint_whose_name_does_not_resolve_in_time_is_a_failed_attempt_tried_again_later(receiver, relay):
+    """The sending worker is held RESOLVE_TIMEOUT_SECONDS, not the resolver's own timeouts; the
+    attempt is recorded with the reason and the delivery waits for its back-off."""
+    import time
+
+    hosting = HostingFactory()
+    webhook_endpoint_create(customer=hosting.customer, url=receiver.url, events=["message.sent"])
+    _accept(hosting)
+    delivery_run_batch()
+
+    started = time.monotonic()
+    with silent_resolver(gives_up_after=0.2), translation.override("en"):
+        webhooks_send_due()
+
+    assert time.monotonic() - started < 3
+    assert receiver.requests == []
+    delivery = WebhookDelivery.objects.get()
+    attempt = delivery.attempt_log.get()
+    assert attempt.status_code is None and "did not resolve in time" in attempt.reply
+    assert delivery.status == WebhookDeliveryStatus.PENDING and delivery.next_attempt_at > timezone.now()
 
 
 def test_a_resolver_error_is_the_cannot_be_resolved_refusal(monkeypatch):
