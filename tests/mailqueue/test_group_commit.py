@@ -390,8 +390,8 @@ def counting(monkeypatch) -> list[int]:
     increment = group_commit.submitted_today_incr
 
     def recorded(count: int) -> None:
-        counted.append(count)
         increment(count)
+        counted.append(count)  # after the increment: a test that sees it may read the counter
 
     monkeypatch.setattr(group_commit, "submitted_today_incr", recorded)
     return counted
