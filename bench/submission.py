@@ -17,7 +17,8 @@ and send M messages over it with smtplib (MAIL, RCPT, DATA, no pipelining).
    The clients do not AUTH (it has no SASL; 127.0.0.0/8 may relay). Afterwards every accepted
    message must be found in its queue. Skipped, with a line saying so, when Postfix is not installed
    or the bench does not run as root.
-3. A bare aiosmtpd (AUTH accepted, DATA answered 250, nothing stored): the protocol stack's limit.
+3. A bare aiosmtpd (AUTH accepted, DATA answered 250, nothing stored), on the door's event loop
+   (SMTP_EVENT_LOOP): the protocol stack's limit.
 
 The goal figure is door / Postfix (≥ 1.0). Without --database, DATABASE_URL names a migrated
 database (as bench/run.py gives it); with --database NAME, that database is created on DATABASE_URL's
@@ -54,7 +55,7 @@ HEAD = b"From: Bench <bench@BENCH_DOMAIN>\r\nTo: someone@example.org\r\nSubject:
 MESSAGE = HEAD + LINE * 20  # bench/bounces.py's submissions
 
 BARE_SERVER = """
-import asyncio, sys
+import asyncio, os, sys
 from aiosmtpd.smtp import SMTP, AuthResult
 
 class Sink:
@@ -72,7 +73,11 @@ async def main(port):
     print("listening on", server.sockets[0].getsockname()[1], flush=True)
     await asyncio.Event().wait()
 
-asyncio.run(main(0))
+if os.environ["SMTP_EVENT_LOOP"] == "uvloop":  # the door's loop (SMTP_EVENT_LOOP), like for like
+    import uvloop
+    uvloop.run(main(0))
+else:
+    asyncio.run(main(0))
 """
 
 
@@ -582,10 +587,14 @@ def main() -> int:
         password = dict(line.split("=", 1) for line in output.getvalue().split())["smtp_password"]
         hosting = Hosting.objects.get(service_name=service_name)
         queue_prefix = f"bench-{run_id}-"
-        env = {**os.environ, "CELERY_QUEUE_PREFIX": queue_prefix}
+        env = {**os.environ, "CELERY_QUEUE_PREFIX": queue_prefix, "SMTP_EVENT_LOOP": settings.SMTP_EVENT_LOOP}
 
         broker = celery_app.conf.broker_url.split(":", 1)[0]
-        print(f"database: {connection.vendor}, broker: {broker}, load average {os.getloadavg()[0]:.2f}", flush=True)
+        print(
+            f"database: {connection.vendor}, broker: {broker}, event loop: {settings.SMTP_EVENT_LOOP} "
+            f"(door and bare aiosmtpd), load average {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
         if args.postfix_unavailable:
             print(f"Postfix baseline skipped: {args.postfix_unavailable}", flush=True)
             postfix_label = ""

@@ -1,6 +1,7 @@
 """System checks (`manage.py check`, and before every command that checks): what the mail queue
-needs of its database."""
+needs of its database and of its doors' event loop."""
 
+import importlib.util
 import sqlite3
 
 from django.conf import settings
@@ -28,3 +29,32 @@ def sqlite_version_errors(engine: str, version: str) -> list[checks.CheckMessage
             id="mailqueue.E001",
         )
     ]
+
+
+# SMTP_EVENT_LOOP's choices (mailqueue.smtpd_server.door_loop_new).
+EVENT_LOOPS = ("uvloop", "asyncio")
+
+
+@checks.register(checks.Tags.compatibility)
+def event_loop_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """An error when SMTP_EVENT_LOOP names no loop the doors can run."""
+    return event_loop_errors(settings.SMTP_EVENT_LOOP, uvloop_installed=importlib.util.find_spec("uvloop") is not None)
+
+
+def event_loop_errors(name: str, *, uvloop_installed: bool) -> list[checks.CheckMessage]:
+    if name not in EVENT_LOOPS:
+        return [
+            checks.Error(
+                f"SMTP_EVENT_LOOP is {name!r}: the doors' event loop is one of {', '.join(EVENT_LOOPS)}.",
+                id="mailqueue.E002",
+            )
+        ]
+    if name == "uvloop" and not uvloop_installed:
+        return [
+            checks.Error(
+                "SMTP_EVENT_LOOP is 'uvloop', which is not installed.",
+                hint="pip install -r requirements.txt, or SMTP_EVENT_LOOP=asyncio.",
+                id="mailqueue.E003",
+            )
+        ]
+    return []

@@ -35,6 +35,9 @@ SMTP_SESSION_MAX_SECONDS = env.int("SMTP_SESSION_MAX_SECONDS", default=600)
 # Door processes sharing the port (runsmtpd --processes; mailqueue/smtpd_processes.py): one runs on
 # one CPU at most; about one per CPU under load. The per-address limits above are shared out among them.
 SMTP_DOOR_PROCESSES = env.int("SMTP_DOOR_PROCESSES", default=1)
+# The SMTP and bounce doors' event loop: "uvloop" (libuv's; about 0.1 ms less CPU a message at the
+# door than asyncio's, bench/README.md) or "asyncio" (the standard library's).
+SMTP_EVENT_LOOP = env("SMTP_EVENT_LOOP", default="uvloop")
 # On SIGTERM the door stops accepting at once and lets transactions in flight finish this long.
 SMTP_DRAIN_SECONDS = env.int("SMTP_DRAIN_SECONDS", default=10)
 # Group commit (mailqueue/group_commit.py): the messages of concurrent sessions stored in one

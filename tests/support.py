@@ -18,7 +18,7 @@ from django.db import connection
 
 from mailqueue.bounced import BounceHandler, bounce_smtp
 from mailqueue.smtpd import SubmissionHandler, addr_parse
-from mailqueue.smtpd_server import door_close, door_listen
+from mailqueue.smtpd_server import door_close, door_listen, door_loop_new
 
 CELERY = Path(sys.executable).with_name("celery")
 GUNICORN = Path(sys.executable).with_name("gunicorn")
@@ -149,7 +149,7 @@ class SubmissionDoor:
     def __init__(self, *, addr: str | None = None, handler: SubmissionHandler | None = None):
         self.host, self.port = addr_parse(addr or settings.SMTP_INGRESS_ADDR)
         self.handler = handler or SubmissionHandler()
-        self._loop = asyncio.new_event_loop()
+        self._loop = door_loop_new()  # SMTP_EVENT_LOOP's, as runsmtpd's
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
 
@@ -200,7 +200,9 @@ class BounceDoor(Controller):
     """The bounce door (runbounced's server) in a background thread, on a free port."""
 
     def __init__(self):
-        super().__init__(BounceHandler(), hostname="127.0.0.1", port=free_port(), ready_timeout=10)
+        super().__init__(
+            BounceHandler(), hostname="127.0.0.1", port=free_port(), ready_timeout=10, loop=door_loop_new()
+        )
 
     def factory(self):
         return bounce_smtp(self.handler)

@@ -1,8 +1,9 @@
-"""The mail queue's system checks: an SQLite too old for delivery's claims is named before it fails."""
+"""The mail queue's system checks: an SQLite too old for delivery's claims, or a doors' event loop that
+cannot run, is named before it fails."""
 
 from django.core import checks
 
-from mailqueue.checks import sqlite_version_check, sqlite_version_errors
+from mailqueue.checks import event_loop_check, event_loop_errors, sqlite_version_check, sqlite_version_errors
 
 SQLITE = "django.db.backends.sqlite3"
 
@@ -23,3 +24,20 @@ def test_a_recent_sqlite_and_postgresql_pass():
 def test_the_check_is_registered_and_passes_on_this_machine():
     assert sqlite_version_check in checks.registry.registry.get_checks()
     assert sqlite_version_check() == []
+
+
+def test_an_event_loop_the_doors_cannot_run_is_an_error():
+    [unknown] = event_loop_errors("tokio", uvloop_installed=True)
+    [missing] = event_loop_errors("uvloop", uvloop_installed=False)
+
+    assert (unknown.id, unknown.level) == ("mailqueue.E002", checks.ERROR)
+    assert "'tokio'" in unknown.msg and "uvloop, asyncio" in unknown.msg
+    assert (missing.id, missing.level) == ("mailqueue.E003", checks.ERROR)
+    assert "SMTP_EVENT_LOOP=asyncio" in missing.hint
+    assert event_loop_errors("uvloop", uvloop_installed=True) == []
+    assert event_loop_errors("asyncio", uvloop_installed=False) == []
+
+
+def test_the_event_loop_check_is_registered_and_passes_with_the_default():
+    assert event_loop_check in checks.registry.registry.get_checks()
+    assert event_loop_check() == []

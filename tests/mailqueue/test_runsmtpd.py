@@ -65,10 +65,11 @@ def refused(port: int) -> bool:
     return False
 
 
-@pytest.mark.parametrize("processes", ["1", "2"])
-def test_sigterm_lets_a_client_mid_data_finish_and_stops_taking_new_ones(tmp_path, processes):
+@pytest.mark.parametrize(("processes", "loop"), [("1", "uvloop"), ("2", "uvloop"), ("1", "asyncio")])
+def test_sigterm_lets_a_client_mid_data_finish_and_stops_taking_new_ones(tmp_path, processes, loop):
     hosting = HostingFactory()
-    with runsmtpd(tmp_path, SMTP_DOOR_PROCESSES=processes) as (process, port, log):
+    with runsmtpd(tmp_path, SMTP_DOOR_PROCESSES=processes, SMTP_EVENT_LOOP=loop) as (process, port, log):
+        assert f"event loop {loop}".encode() in log.read_bytes()
         sending = smtplib.SMTP("127.0.0.1", port, timeout=30)
         sending.login(hosting.service_name, hosting.smtp_password)
         assert sending.mail("shop@example.net")[0] == 250

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from mailqueue.bounced import BounceHandler, bounce_door_listen
 from mailqueue.smtpd import addr_parse
+from mailqueue.smtpd_server import door_run
 
 # A message being recorded when the door stops gets this long to finish before the threads stop.
 STOP_GRACE_SECONDS = 10
@@ -33,7 +34,7 @@ class Command(BaseCommand):
         if verbosity < 2:
             logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every command at INFO
         try:
-            asyncio.run(self._serve(host=host, port=port, db_threads=db_threads))
+            door_run(self._serve(host=host, port=port, db_threads=db_threads))
         except OSError as error:
             raise CommandError(f"Cannot listen on {host}:{port}: {error}") from None
 

@@ -10,7 +10,7 @@ from django.db import connections
 
 from mailqueue.smtpd import SubmissionHandler, addr_parse
 from mailqueue.smtpd_processes import listening_socket, workers_run
-from mailqueue.smtpd_server import door_close, door_listen, door_warm_up
+from mailqueue.smtpd_server import door_close, door_listen, door_run, door_warm_up
 
 
 class Command(BaseCommand):
@@ -38,9 +38,10 @@ class Command(BaseCommand):
             # aiosmtpd logs every command at INFO; the door logs what matters itself.
             logging.getLogger("mail.log").setLevel(logging.WARNING)
         tls = "STARTTLS, AUTH over TLS only" if server_tls_enabled() else "no TLS, AUTH in clear"
+        tls += f"; event loop {settings.SMTP_EVENT_LOOP}"  # what the listening line says
         try:
             if processes == 1:
-                asyncio.run(self._serve(host=host, port=port, db_threads=db_threads, tls=tls))
+                door_run(self._serve(host=host, port=port, db_threads=db_threads, tls=tls))
                 return
             sock = listening_socket(host, port)
         except OSError as error:
@@ -52,7 +53,7 @@ class Command(BaseCommand):
         connections.close_all()  # none is shared with the workers
 
         def worker() -> int:
-            asyncio.run(self._serve(sock=sock, db_threads=db_threads, processes=processes))
+            door_run(self._serve(sock=sock, db_threads=db_threads, processes=processes))
             return 0
 
         status = workers_run(processes=processes, worker=worker, listening=sock)
