@@ -11,6 +11,7 @@ import time
 import pytest
 from django.db import connection, transaction
 
+from mailqueue import message_insert
 from mailqueue.blocking import mail_service_block, mail_service_unblock
 from mailqueue.models import Event, MailService, Message, MessageStatus, RelayHandoff
 from mailqueue.purge import mail_service_purge_cancel, mail_service_purge_request
@@ -99,7 +100,20 @@ def test_concurrent_transitions_are_explained_by_a_serial_order(settings):
     assert MailService.objects.get(hosting=hosting).state == previous
 
 
-def test_no_message_is_queued_after_a_block_commits():
+@pytest.mark.parametrize("round_trips", ["one", "two"])
+def test_no_message_is_queued_after_a_block_commits(monkeypatch, round_trips):
+    """Either way a submission is stored outside a transaction (`message_insert`): in one round
+    trip (a connection that just answered), or in two (TRUSTED_IDLE_SECONDS 0)."""
+    if round_trips == "two":
+        monkeypatch.setattr(message_insert, "TRUSTED_IDLE_SECONDS", 0.0)
+    simple_runs = []
+    simple_run = message_insert._simple_run
+
+    def counted(*args, **kwargs):
+        simple_runs.append(1)
+        return simple_run(*args, **kwargs)
+
+    monkeypatch.setattr(message_insert, "_simple_run", counted)
     hosting = HostingFactory()
     submitters = 6
     after_block_each = 5  # each submitter goes on until it started this many after the block
@@ -145,6 +159,8 @@ def test_no_message_is_queued_after_a_block_commits():
     assert not Message.objects.filter(hosting=hosting, status=MessageStatus.QUEUED).exists()
     assert Message.objects.filter(hosting=hosting, status=MessageStatus.HELD).count() == len(accepted)
     assert Event.objects.get(hosting=hosting, action="block").message_count == len(queued_at_accept)
+    # Most submissions of "one" took the simple query (a thread's first cannot), none of "two".
+    assert len(simple_runs) > len(accepted) // 2 if round_trips == "one" else simple_runs == []
 
 
 def wait_for_a_blocked_backend(timeout: float = 10) -> None:

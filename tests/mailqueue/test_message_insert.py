@@ -1,0 +1,148 @@
+"""The door's store in one round trip (SPEC §12): on PostgreSQL, outside a transaction, a batch of
+small messages on a connection that answered within TRUSTED_IDLE_SECONDS goes in one simple
+query from BEGIN to COMMIT; any other batch in two round trips (a pipeline, then COMMIT).
+
+The values are written into the SQL text by psycopg on the client there: every byte of a raw
+message and every awkward character of its texts must come back as it was stored.
+"""
+
+import psycopg
+import pytest
+from django.db import OperationalError, close_old_connections, connection
+
+from mailqueue import message_insert
+from mailqueue.blocking import mail_service_block
+from mailqueue.models import Message, MessageStatus
+from mailqueue.state import Actor
+from mailqueue.submission import message_prepare, messages_store
+from tests.conftest import requires_postgres
+from tests.factories import HostingFactory
+from tests.support import shared_database_url
+
+pytestmark = [requires_postgres, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+RAW = b"From: shop@example.net\r\nTo: a@example.org\r\nSubject: %s\r\n\r\nHello.\r\n"
+
+
+@pytest.fixture
+def paths(monkeypatch) -> list[str]:
+    """Which way each batch was stored: "one" (the simple query) or "two" (pipeline, COMMIT)."""
+    taken: list[str] = []
+    simple_run, pipeline_run = message_insert._simple_run, message_insert._pipeline_run
+
+    def simple(*args, **kwargs):
+        taken.append("one")
+        return simple_run(*args, **kwargs)
+
+    def pipeline(*args, **kwargs):
+        taken.append("two")
+        return pipeline_run(*args, **kwargs)
+
+    monkeypatch.setattr(message_insert, "_simple_run", simple)
+    monkeypatch.setattr(message_insert, "_pipeline_run", pipeline)
+    return taken
+
+
+def submissions(hosting, count: int = 2, *, raw: bytes = RAW % b"s"):
+    return [
+        message_prepare(hosting=hosting, sender="shop@example.net", recipients=["a@example.org"], raw=raw)
+        for _ in range(count)
+    ]
+
+
+def test_a_connection_that_just_answered_stores_the_next_small_batch_in_one_round_trip(paths):
+    hosting = HostingFactory()
+    first = messages_store(submissions(hosting))  # a connection not yet seen to answer: two round trips
+    second = messages_store(submissions(hosting, 3))
+
+    assert paths == ["two", "one"]
+    stored = Message.objects.filter(hosting=hosting)
+    assert sorted(stored.values_list("pk", flat=True)) == sorted(message.pk for message in first + second)
+    assert set(stored.values_list("status", flat=True)) == {MessageStatus.QUEUED}
+    assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE  # committed
+
+
+def test_every_byte_and_awkward_text_comes_back_as_stored_through_the_simple_query(paths):
+    hosting = HostingFactory()
+    messages_store(submissions(hosting, 1))
+    body = bytes(range(256)).replace(b"\r", b"").replace(b"\n", b"")  # every other byte, NUL included
+    subject = "l'été; DROP TABLE x; -- %s %(a)s $1 \\ \" 😀".encode()
+    raw = b"From: shop@example.net\r\nSubject: " + subject + b"\r\nMessage-ID: <a'b\\c@x>\r\n\r\n" + body + b"\r\n"
+    [submission] = [
+        message_prepare(hosting=hosting, sender="o'brien@example.net", recipients=["d'arc@example.org"], raw=raw)
+    ]
+    [message] = messages_store([submission])
+
+    assert paths == ["two", "one"]
+    stored = Message.objects.get(pk=message.pk)
+    assert bytes(stored.raw) == submission.raw
+    assert (stored.subject, stored.message_id, stored.sender) == (
+        submission.subject,
+        "<a'b\\c@x>",
+        "o'brien@example.net",
+    )
+    assert stored.subject.startswith("l'été; DROP TABLE x; -- %s %(a)s $1 \\")
+    assert [recipient["address"] for recipient in stored.recipients] == ["d'arc@example.org"]
+
+
+def test_a_large_batch_takes_two_round_trips_even_on_a_connection_that_just_answered(paths):
+    hosting = HostingFactory()
+    messages_store(submissions(hosting, 1))
+    line = b"A line of a large message, as long as a quoted-printable line may be at most here.\r\n"
+    large = RAW % b"large" + line * (message_insert.SIMPLE_QUERY_MAX_BYTES // len(line))
+    messages_store(submissions(hosting, 1, raw=large))
+    messages_store(submissions(hosting, 1))
+
+    assert paths == ["two", "two", "one"]
+    assert Message.objects.filter(hosting=hosting).count() == 3
+
+
+def test_a_connection_idle_longer_than_the_trusted_time_takes_two_round_trips(paths, monkeypatch):
+    hosting = HostingFactory()
+    monkeypatch.setattr(message_insert, "TRUSTED_IDLE_SECONDS", 0.0)
+    messages_store(submissions(hosting))
+    messages_store(submissions(hosting))
+
+    assert paths == ["two", "two"]
+
+
+def test_in_one_round_trip_a_blocked_services_check_refuses_and_its_mail_is_held(paths):
+    active, blocked = HostingFactory(), HostingFactory()
+    mail_service_block(hosting=blocked, actor=Actor.api("test"))
+    messages_store(submissions(active, 1))
+    messages = messages_store(submissions(active) + submissions(blocked))
+
+    # The one round trip refused (its check divided by zero); the transaction reading the states
+    # stored them (its own pipeline, `messages_insert`).
+    assert paths == ["two", "one", "two"]
+    assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    statuses = {message.pk: message.status for message in Message.objects.filter(pk__in=[m.pk for m in messages])}
+    assert [statuses[message.pk] for message in messages] == [
+        MessageStatus.QUEUED,
+        MessageStatus.QUEUED,
+        MessageStatus.HELD,
+        MessageStatus.HELD,
+    ]
+
+
+def test_a_connection_closed_within_the_trusted_second_fails_its_batch_storing_nothing(paths, monkeypatch):
+    monkeypatch.setattr(message_insert, "TRUSTED_IDLE_SECONDS", 60.0)  # however slow this machine
+    hosting = HostingFactory()
+    messages_store(submissions(hosting, 1))
+    failing = submissions(hosting, 2, raw=RAW % b"failed")  # checked first (the sender policy reads the database)
+    dead = connection.connection.info.backend_pid
+    with psycopg.connect(shared_database_url(), autocommit=True) as other:  # as an operator ending the session
+        other.execute("SELECT pg_terminate_backend(%s)", [dead])
+
+    # Whether such a batch committed cannot be known in general: not tried again (the door answers 451).
+    with pytest.raises(OperationalError):
+        messages_store(failing)
+    close_old_connections()  # as the door's database threads do around each batch
+    messages_store(submissions(hosting, 1, raw=RAW % b"after"))
+
+    assert paths == ["two", "one", "two"]  # the new connection has not answered yet
+    assert connection.connection.info.backend_pid != dead
+    assert list(Message.objects.filter(hosting=hosting).order_by("pk").values_list("subject", flat=True)) == [
+        "s",
+        "after",
+    ]
