@@ -61,10 +61,8 @@ class GroupCommit:
 
         def store() -> None:
             outcomes = messages_accept([submitted for submitted, _future in batch], count_submitted=False)
-            # Counted (in memory) before the sessions are answered: a door closed right after a
-            # 250 still counts that message (`count_flush`). The loop runs these in this order.
-            loop.call_soon_threadsafe(self._count, sum(1 for outcome in outcomes if isinstance(outcome, Message)))
-            loop.call_soon_threadsafe(_futures_settle, futures, outcomes)
+            # The sessions answered from here, one wake-up of the loop before the thread's own.
+            loop.call_soon_threadsafe(self._batch_settle, futures, outcomes)
 
         try:
             await self._threads.run(store)
@@ -76,6 +74,12 @@ class GroupCommit:
             self._running.discard(asyncio.current_task())
             if self._waiting and len(self._running) < self.max_in_flight:
                 self._batch_start()
+
+    def _batch_settle(self, futures: list[asyncio.Future], outcomes: list) -> None:
+        # Counted (in memory) before the sessions are answered: a door closed right after a 250
+        # still counts that message (`count_flush`).
+        self._count(sum(1 for outcome in outcomes if isinstance(outcome, Message)))
+        _futures_settle(futures, outcomes)
 
     def _count(self, stored: int) -> None:
         """Add `stored` to the submitted counter within COUNT_EVERY_SECONDS, with the others."""
