@@ -25,7 +25,9 @@ class DatabaseThreads:
         self._name = name
         self._calls: queue.SimpleQueue = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
-        self._idle = threading.Semaphore(0)  # one count per thread waiting for a call
+        # One token per thread done with its call, so waiting for the next: a list's append and pop
+        # are atomic under the interpreter lock, where a threading.Semaphore takes a Python condition.
+        self._idle: list[None] = []
         self._starting = threading.Lock()
 
     async def run(self, function, *args):
@@ -33,7 +35,9 @@ class DatabaseThreads:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._calls.put((loop, future, function, args))
-        if not self._idle.acquire(blocking=False):  # no thread waiting: start one, up to size
+        try:
+            self._idle.pop()  # a thread waiting takes it
+        except IndexError:  # none: start one, up to size (or the call waits for one to be done)
             self._thread_start()
         return await future
 
@@ -61,7 +65,7 @@ class DatabaseThreads:
                 close_old_connections()
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody awaits this any more
                 loop.call_soon_threadsafe(_settle, future, outcome, failed)
-            self._idle.release()
+            self._idle.append(None)
 
     def close(self) -> None:
         """Let the calls already given finish, close every thread's database connection, stop the threads."""

@@ -10,7 +10,7 @@ import time
 
 from celery import current_app
 from django.core.cache import cache
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,8 @@ def delivery_kick() -> None:
     door's other workers, the API), and asks the cache nothing until then: one or two round
     trips a window, not one per commit.
     """
+    if time.monotonic() < _kicked_until and not connections[DEFAULT_DB_ALIAS].in_atomic_block:
+        return  # committed already, a run ahead: what `kick` would find, without on_commit's work
 
     def kick():
         global _kicked_until

@@ -18,7 +18,7 @@ import threading
 import time
 
 import psycopg
-from django.db import OperationalError, connection
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections
 from django.db.models import JSONField
 
 from mailqueue.models import Message
@@ -55,11 +55,11 @@ def _insert_sql() -> str:
     return f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) RETURNING {quote(Message._meta.pk.column)}"
 
 
-def _row(message: Message, plan: tuple) -> list:
+def _row(message: Message, plan: tuple, db) -> list:
     row = []
     for field, prepared in plan:
         value = getattr(message, field.attname)
-        row.append(field.get_db_prep_save(value, connection) if prepared else value)
+        row.append(field.get_db_prep_save(value, db) if prepared else value)
     return row
 
 
@@ -83,15 +83,16 @@ def messages_insert(messages: list[Message], *, first=()) -> list[list[tuple]]:
     connection.ensure_connection()
     started = time.monotonic()
     with connection.wrap_database_errors:
-        results = _pipeline_run(connection.connection, messages, first=first)
-    _queries_log([sql for sql, _params in first] + [_insert_sql()] * len(messages), time.monotonic() - started)
-    _messages_saved(messages)
+        results = _pipeline_run(connection, messages, first=first)
+    _queries_log(connection, [sql for sql, _params in first] + [_insert_sql()] * len(messages), started)
+    _messages_saved(connection, messages)
     return results
 
 
 def messages_insert_committed_possible() -> bool:
     """Whether `messages_insert_committed` may run: PostgreSQL, outside any transaction."""
-    return connection.vendor == "postgresql" and not connection.in_atomic_block
+    db = connections[DEFAULT_DB_ALIAS]
+    return db.vendor == "postgresql" and not db.in_atomic_block
 
 
 def messages_insert_committed(messages: list[Message], *, first) -> bool:
@@ -109,23 +110,24 @@ def messages_insert_committed(messages: list[Message], *, first) -> bool:
     as a COMMIT that fails does: whether it committed is not known, so it is not tried again here.
     """
     started = time.monotonic()
-    connection.ensure_connection()
+    db = connections[DEFAULT_DB_ALIAS]  # the thread's, looked up once: each `connection.` costs a lookup
+    db.ensure_connection()
     small = sum(len(message.raw) for message in messages) <= SIMPLE_QUERY_MAX_BYTES
-    run = _one_round_trip if small and _trusted(connection.connection) else _two_round_trips
-    if not run(messages, first=first):
+    run = _one_round_trip if small and _trusted(db.connection) else _two_round_trips
+    if not run(db, messages, first=first):
         return False
-    _answered_now(connection.connection)
+    _answered_now(db.connection)
     statements = ["BEGIN", *(sql for sql, _params in first), *[_insert_sql()] * len(messages), "COMMIT"]
-    _queries_log(statements, time.monotonic() - started)
-    _messages_saved(messages)
+    _queries_log(db, statements, started)
+    _messages_saved(db, messages)
     return True
 
 
-def _one_round_trip(messages: list[Message], *, first) -> bool:
-    raw = connection.connection
-    with connection.wrap_database_errors:
+def _one_round_trip(db, messages: list[Message], *, first) -> bool:
+    raw = db.connection
+    with db.wrap_database_errors:
         try:
-            _simple_run(raw, messages, first=first)
+            _simple_run(db, messages, first=first)
         except psycopg.errors.DivisionByZero:
             _rollback(raw)
             return False
@@ -135,14 +137,14 @@ def _one_round_trip(messages: list[Message], *, first) -> bool:
     return True
 
 
-def _two_round_trips(messages: list[Message], *, first) -> bool:
+def _two_round_trips(db, messages: list[Message], *, first) -> bool:
     for attempt in (1, 2):
-        connection.ensure_connection()
-        raw = connection.connection
+        db.ensure_connection()
+        raw = db.connection
         try:
-            with connection.wrap_database_errors:
+            with db.wrap_database_errors:
                 try:
-                    _pipeline_run(raw, messages, first=[("BEGIN", None), *first])
+                    _pipeline_run(db, messages, first=[("BEGIN", None), *first])
                 except psycopg.errors.DivisionByZero:
                     _rollback(raw)
                     return False
@@ -154,8 +156,8 @@ def _two_round_trips(messages: list[Message], *, first) -> bool:
             if attempt == 2 or not raw.broken:
                 raise
             log.info("The database connection was closed by the server: storing on a new one")
-            connection.close()
-    with connection.wrap_database_errors:
+            db.close()
+    with db.wrap_database_errors:
         raw.execute("COMMIT")
     return True
 
@@ -169,7 +171,7 @@ def _answered_now(raw: psycopg.Connection) -> None:
     _answered.connection, _answered.at = raw, time.monotonic()
 
 
-def _simple_run(raw: psycopg.Connection, messages: list[Message], *, first) -> None:
+def _simple_run(db, messages: list[Message], *, first) -> None:
     """BEGIN, `first`, the INSERT of every row and COMMIT as one simple query (values bound by
     psycopg on the client, one round trip); the messages' ids are set. An error stops the query
     where it happened, with nothing committed: the caller rolls the transaction back."""
@@ -177,10 +179,10 @@ def _simple_run(raw: psycopg.Connection, messages: list[Message], *, first) -> N
     statements = ["BEGIN", *(sql for sql, _params in first), *[_insert_sql()] * len(messages), "COMMIT"]
     params = [value for _sql, values in first for value in values or ()]
     for message in messages:
-        params.extend(_row(message, plan))
+        params.extend(_row(message, plan, db))
     ids = []
-    with psycopg.ClientCursor(raw) as cursor:
-        cursor.execute("; ".join(statements), params)
+    with psycopg.ClientCursor(db.connection) as cursor:
+        cursor.execute("; ".join(statements), params, prepare=False)  # several statements: never prepared
         while True:  # one result a statement, in order: an id for each INSERT
             if cursor.statusmessage.startswith("INSERT"):
                 ids.append(cursor.fetchone()[0])
@@ -195,10 +197,11 @@ def _rollback(raw: psycopg.Connection) -> None:
         raw.execute("ROLLBACK")
 
 
-def _pipeline_run(raw: psycopg.Connection, messages: list[Message], *, first) -> list[list[tuple]]:
-    """`first`, then the INSERT of every row, in one psycopg pipeline; the rows of `first`.
-    The messages' ids are set."""
+def _pipeline_run(db, messages: list[Message], *, first) -> list[list[tuple]]:
+    """`first`, then the INSERT of every row, in one psycopg pipeline on `db`'s connection; the
+    rows of `first`. The messages' ids are set."""
     plan = _fields()
+    raw = db.connection
     with raw.pipeline():
         firsts = []
         for sql, params in first:
@@ -208,7 +211,7 @@ def _pipeline_run(raw: psycopg.Connection, messages: list[Message], *, first) ->
         insert = psycopg.Cursor(raw)
         # One statement, prepared by the server once run DATABASE_PREPARE_THRESHOLD times (settings),
         # executed for every row: ~0.2 ms a message against ~0.5 for bulk_create.
-        insert.executemany(_insert_sql(), [_row(message, plan) for message in messages], returning=True)
+        insert.executemany(_insert_sql(), [_row(message, plan, db) for message in messages], returning=True)
     # Leaving the pipeline sent it and read every result.
     results = [cursor.fetchall() if cursor.description else [] for cursor in firsts]
     ids = []
@@ -223,15 +226,16 @@ def _pipeline_run(raw: psycopg.Connection, messages: list[Message], *, first) ->
     return results
 
 
-def _messages_saved(messages: list[Message]) -> None:
+def _messages_saved(db, messages: list[Message]) -> None:
     for message in messages:
         message._state.adding = False
-        message._state.db = connection.alias
+        message._state.db = db.alias
 
 
-def _queries_log(statements: list[str], duration: float) -> None:
-    """Record `statements` in Django's query log as its debug cursor would, when it is on."""
-    if not connection.queries_logged:
+def _queries_log(db, statements: list[str], started: float) -> None:
+    """Record `statements` (sent since `started`) in Django's query log as its debug cursor would, when it is on."""
+    if not db.queries_logged:
         return
+    duration = time.monotonic() - started
     for sql in statements:
-        connection.queries_log.append({"sql": sql, "time": f"{duration / len(statements):.3f}"})
+        db.queries_log.append({"sql": sql, "time": f"{duration / len(statements):.3f}"})

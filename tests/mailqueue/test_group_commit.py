@@ -322,7 +322,7 @@ def test_an_error_while_the_rows_are_made_leaves_no_transaction_open(monkeypatch
         pytest.skip("needs PostgreSQL (DATABASE_URL)")
     submissions = _submissions(HostingFactory(), 2)
 
-    def broken_row(message, plan):
+    def broken_row(message, plan, db):
         raise RuntimeError("a value the row cannot hold")
 
     monkeypatch.setattr("mailqueue.message_insert._row", broken_row)  # after BEGIN and the locks

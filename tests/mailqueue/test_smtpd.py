@@ -334,3 +334,30 @@ def test_swaks_with_a_wrong_password_gets_535(door, hosting):
     assert result.returncode != 0
     assert "535 5.7.8 Authentication credentials invalid" in result.stdout
     assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize("level", [logging.INFO, logging.WARNING])
+def test_aiosmtpd_logs_each_command_masked_only_when_its_log_takes_them(door, hosting, caplog, monkeypatch, level):
+    """Its command lines are cleaned for the log (AUTH masked) only when "mail.log" logs them."""
+    import aiosmtpd.smtp
+
+    masked = []
+    sanitize = aiosmtpd.smtp.sanitize
+
+    def recorded(text: bytes) -> bytes:
+        masked.append(text)
+        return sanitize(text)
+
+    monkeypatch.setattr(aiosmtpd.smtp, "sanitize", recorded)
+    caplog.set_level(level, logger="mail.log")
+    client = connect(door)
+    client.login(hosting.service_name, hosting.smtp_password)
+    client.quit()
+
+    lines = [record.getMessage() for record in caplog.records if record.name == "mail.log"]
+    secret = base64.b64encode(f"\0{hosting.service_name}\0{hosting.smtp_password}".encode()).decode()
+    if level == logging.INFO:
+        assert any("AUTH PLAIN ********" in line for line in lines)
+        assert masked and not any(secret in line for line in lines)
+    else:
+        assert masked == [] and lines == []
