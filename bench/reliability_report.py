@@ -39,6 +39,7 @@ TARGETS = [
     "tests/mailqueue/test_purge.py",
     "tests/mailqueue/test_expiry.py",
     "tests/mailqueue/test_group_commit.py",
+    "tests/mailqueue/test_message_insert.py",
     # Hardening: limits and faults at the doors.
     "tests/mailqueue/test_rfc5322.py",
     "tests/mailqueue/test_null_sender.py",
@@ -86,6 +87,11 @@ CLASSES = [
     ("tests/mailqueue/test_purge.py", "fault", "Purge: lost, crashed, concurrent runs"),
     ("tests/mailqueue/test_expiry.py", "fault", "72 h expiry"),
     ("tests/mailqueue/test_group_commit.py", "load", "Group commit: no 250 before its commit, no loss by others"),
+    (
+        "tests/mailqueue/test_message_insert.py",
+        "fault",
+        "Store in one round trip: a connection closed by the server, a blocked service, every byte as sent",
+    ),
 ]
 
 

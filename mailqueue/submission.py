@@ -249,9 +249,9 @@ def messages_store(submissions: list[Submission], *, count_submitted: bool = Tru
     submitted counter itself (the SMTP door does, once its sessions are answered).
 
     On PostgreSQL outside any transaction, while every service is active (the usual case), the
-    locks, a check that they are all active, the INSERT and the COMMIT take two round trips
-    (`messages_insert_committed`); when the check refuses, nothing was stored and the
-    transaction below reads the states.
+    locks, a check that they are all active, the INSERT and the COMMIT take one round trip
+    (small messages on a connection that just answered) or two (`messages_insert_committed`);
+    when the check refuses, nothing was stored and the transaction below reads the states.
     """
     messages = [_message_row(submission) for submission in submissions]
     hosting_ids = {message.hosting_id for message in messages}
