@@ -7,9 +7,11 @@ a pipeline, the values bound by psycopg's C dumpers (server-side binding), the i
 the columns are the model's fields, read once, and the Message objects are built by the model
 (its defaults). Elsewhere it is `bulk_create`.
 
-Outside a transaction (the SMTP door's group commit), a batch of small messages on a connection
-that answered within the last second goes in one simple query, BEGIN to COMMIT: psycopg's
-pipeline costs ~0.3 ms of CPU a batch in Python, the simple query a tenth of that (bench/README.md).
+Outside a transaction (the SMTP door's group commit, `messages_insert_committed`), a batch of
+small messages on a connection that answered within the last second goes in one simple query,
+BEGIN to COMMIT; any other in three round trips: BEGIN and the checks in a simple query, the
+INSERTs bound on the server, COMMIT. psycopg's pipeline costs ~0.3 ms of CPU a batch in Python,
+a simple query a tenth of that (bench/README.md).
 """
 
 import functools
@@ -30,7 +32,7 @@ log = logging.getLogger(__name__)
 # the round trip saved (at ~30 KB a message, as long; at 86 KB, 1.4× as long).
 SIMPLE_QUERY_MAX_BYTES = 16_000
 # A connection that answered within this many seconds is taken to be open: its batch's single
-# round trip commits. An older one takes two round trips, the first of which commits nothing, so
+# round trip commits. An older one takes three round trips, the first of which commits nothing, so
 # a connection the server closed meanwhile is found there and replaced without any doubt.
 TRUSTED_IDLE_SECONDS = 1.0
 
@@ -102,18 +104,19 @@ def messages_insert_committed(messages: list[Message], *, first) -> bool:
     transaction rolled back.
 
     Small messages on a connection that answered within TRUSTED_IDLE_SECONDS (the usual case
-    under load): one round trip, a simple query from BEGIN to COMMIT (`_simple_run`). Otherwise
-    two: BEGIN, `first` and the INSERTs in one pipeline, then COMMIT. There is no health check
-    before (Django's costs a round trip): a connection the server closed while idle is found by
-    the pipeline's round trip, which commits nothing, and replaced once. One the server closes
-    within the trusted second fails its batch (the door answers 451: the client sends again),
-    as a COMMIT that fails does: whether it committed is not known, so it is not tried again here.
+    under load): one round trip, a simple query from BEGIN to COMMIT. Otherwise three: BEGIN and
+    `first` in a simple query, the INSERTs bound on the server (the raw sent as binary), COMMIT.
+    There is no health check before (Django's costs a round trip): a connection the server closed
+    while idle is found by the first of the three, which commits nothing, and replaced once. One
+    the server closes within the trusted second fails its batch (the door answers 451: the client
+    sends again), as a COMMIT that fails does: whether it committed is not known, so it is not
+    tried again here.
     """
     started = time.monotonic()
     db = connections[DEFAULT_DB_ALIAS]  # the thread's, looked up once: each `connection.` costs a lookup
     db.ensure_connection()
     small = sum(len(message.raw) for message in messages) <= SIMPLE_QUERY_MAX_BYTES
-    run = _one_round_trip if small and _trusted(db.connection) else _two_round_trips
+    run = _one_round_trip if small and _trusted(db.connection) else _three_round_trips
     if not run(db, messages, first=first):
         return False
     _answered_now(db.connection)
@@ -127,28 +130,29 @@ def _one_round_trip(db, messages: list[Message], *, first) -> bool:
     raw = db.connection
     with db.wrap_database_errors:
         try:
-            _simple_run(db, messages, first=first)
+            ids = _simple_run(raw, ["BEGIN", *first, *_insert_statements(db, messages), ("COMMIT", None)])
         except psycopg.errors.DivisionByZero:
             _rollback(raw)
             return False
         except BaseException:  # never leave the transaction open on a connection in autocommit
             _rollback(raw)
             raise
+    _ids_set(messages, ids)
     return True
 
 
-def _two_round_trips(db, messages: list[Message], *, first) -> bool:
+def _three_round_trips(db, messages: list[Message], *, first) -> bool:
     for attempt in (1, 2):
         db.ensure_connection()
         raw = db.connection
         try:
             with db.wrap_database_errors:
                 try:
-                    _pipeline_run(db, messages, first=[("BEGIN", None), *first])
+                    _simple_run(raw, ["BEGIN", *first])
                 except psycopg.errors.DivisionByZero:
                     _rollback(raw)
                     return False
-                except BaseException:  # never leave the transaction open on a connection in autocommit
+                except BaseException:
                     _rollback(raw)
                     raise
             break
@@ -158,7 +162,12 @@ def _two_round_trips(db, messages: list[Message], *, first) -> bool:
             log.info("The database connection was closed by the server: storing on a new one")
             db.close()
     with db.wrap_database_errors:
-        raw.execute("COMMIT")
+        try:
+            _rows_insert(db, messages)
+            raw.execute("COMMIT")
+        except BaseException:
+            _rollback(raw)
+            raise
     return True
 
 
@@ -171,23 +180,47 @@ def _answered_now(raw: psycopg.Connection) -> None:
     _answered.connection, _answered.at = raw, time.monotonic()
 
 
-def _simple_run(db, messages: list[Message], *, first) -> None:
-    """BEGIN, `first`, the INSERT of every row and COMMIT as one simple query (values bound by
-    psycopg on the client, one round trip); the messages' ids are set. An error stops the query
-    where it happened, with nothing committed: the caller rolls the transaction back."""
+def _insert_statements(db, messages: list[Message]) -> list[tuple[str, list]]:
     plan = _fields()
-    statements = ["BEGIN", *(sql for sql, _params in first), *[_insert_sql()] * len(messages), "COMMIT"]
-    params = [value for _sql, values in first for value in values or ()]
-    for message in messages:
-        params.extend(_row(message, plan, db))
+    return [(_insert_sql(), _row(message, plan, db)) for message in messages]
+
+
+def _simple_run(raw: psycopg.Connection, statements: list) -> list[int]:
+    """`statements` ((SQL, parameters), or SQL alone) as one simple query, the values bound by
+    psycopg on the client: one round trip; the id each INSERT returned, in order. An error stops
+    the query where it happened, with nothing committed: the caller rolls the transaction back."""
+    statements = [(statement, None) if isinstance(statement, str) else statement for statement in statements]
+    params = [value for _sql, values in statements for value in values or ()]
     ids = []
-    with psycopg.ClientCursor(db.connection) as cursor:
-        cursor.execute("; ".join(statements), params, prepare=False)  # several statements: never prepared
-        while True:  # one result a statement, in order: an id for each INSERT
+    with psycopg.ClientCursor(raw) as cursor:
+        cursor.execute("; ".join(sql for sql, _values in statements), params, prepare=False)
+        while True:  # one result a statement, in order
             if cursor.statusmessage.startswith("INSERT"):
                 ids.append(cursor.fetchone()[0])
             if not cursor.nextset():
                 break
+    return ids
+
+
+def _rows_insert(db, messages: list[Message]) -> None:
+    """The INSERT of every row, bound on the server (prepared once run DATABASE_PREPARE_THRESHOLD
+    times), the raw sent as binary; the messages' ids are set."""
+    plan = _fields()
+    with psycopg.Cursor(db.connection) as cursor:  # server-side binding, whatever Django's cursor factory
+        if len(messages) == 1:
+            cursor.execute(_insert_sql(), _row(messages[0], plan, db))
+            ids = [cursor.fetchone()[0]]
+        else:  # psycopg sends these in one pipeline
+            cursor.executemany(_insert_sql(), [_row(message, plan, db) for message in messages], returning=True)
+            ids = []
+            while True:
+                ids.append(cursor.fetchone()[0])
+                if not cursor.nextset():
+                    break
+    _ids_set(messages, ids)
+
+
+def _ids_set(messages: list[Message], ids: list[int]) -> None:
     for message, pk in zip(messages, ids, strict=True):
         message.pk = pk
 
@@ -221,8 +254,7 @@ def _pipeline_run(db, messages: list[Message], *, first) -> list[list[tuple]]:
             break
     for cursor in [*firsts, insert]:
         cursor.close()
-    for message, pk in zip(messages, ids, strict=True):
-        message.pk = pk
+    _ids_set(messages, ids)
     return results
 
 

@@ -100,20 +100,20 @@ def test_concurrent_transitions_are_explained_by_a_serial_order(settings):
     assert MailService.objects.get(hosting=hosting).state == previous
 
 
-@pytest.mark.parametrize("round_trips", ["one", "two"])
+@pytest.mark.parametrize("round_trips", ["one", "three"])
 def test_no_message_is_queued_after_a_block_commits(monkeypatch, round_trips):
     """Either way a submission is stored outside a transaction (`message_insert`): in one round
-    trip (a connection that just answered), or in two (TRUSTED_IDLE_SECONDS 0)."""
-    if round_trips == "two":
+    trip (a connection that just answered), or in three (TRUSTED_IDLE_SECONDS 0)."""
+    if round_trips == "three":
         monkeypatch.setattr(message_insert, "TRUSTED_IDLE_SECONDS", 0.0)
     simple_runs = []
-    simple_run = message_insert._simple_run
+    one_round_trip = message_insert._one_round_trip
 
     def counted(*args, **kwargs):
         simple_runs.append(1)
-        return simple_run(*args, **kwargs)
+        return one_round_trip(*args, **kwargs)
 
-    monkeypatch.setattr(message_insert, "_simple_run", counted)
+    monkeypatch.setattr(message_insert, "_one_round_trip", counted)
     hosting = HostingFactory()
     submitters = 6
     after_block_each = 5  # each submitter goes on until it started this many after the block
@@ -159,7 +159,7 @@ def test_no_message_is_queued_after_a_block_commits(monkeypatch, round_trips):
     assert not Message.objects.filter(hosting=hosting, status=MessageStatus.QUEUED).exists()
     assert Message.objects.filter(hosting=hosting, status=MessageStatus.HELD).count() == len(accepted)
     assert Event.objects.get(hosting=hosting, action="block").message_count == len(queued_at_accept)
-    # Most submissions of "one" took the simple query (a thread's first cannot), none of "two".
+    # Most submissions of "one" took one round trip (a thread's first cannot), none of "three".
     assert len(simple_runs) > len(accepted) // 2 if round_trips == "one" else simple_runs == []
 
 

@@ -1,6 +1,7 @@
 """The door's store in one round trip (SPEC §12): on PostgreSQL, outside a transaction, a batch of
 small messages on a connection that answered within TRUSTED_IDLE_SECONDS goes in one simple
-query from BEGIN to COMMIT; any other batch in two round trips (a pipeline, then COMMIT).
+query from BEGIN to COMMIT; any other batch in three round trips (BEGIN and the checks, the
+INSERTs bound on the server, COMMIT).
 
 The values are written into the SQL text by psycopg on the client there: every byte of a raw
 message and every awkward character of its texts must come back as it was stored.
@@ -26,20 +27,20 @@ RAW = b"From: shop@example.net\r\nTo: a@example.org\r\nSubject: %s\r\n\r\nHello.
 
 @pytest.fixture
 def paths(monkeypatch) -> list[str]:
-    """Which way each batch was stored: "one" (the simple query) or "two" (pipeline, COMMIT)."""
+    """Which way each batch was stored outside a transaction: "one" round trip or "three"."""
     taken: list[str] = []
-    simple_run, pipeline_run = message_insert._simple_run, message_insert._pipeline_run
+    one, three = message_insert._one_round_trip, message_insert._three_round_trips
 
-    def simple(*args, **kwargs):
+    def in_one(*args, **kwargs):
         taken.append("one")
-        return simple_run(*args, **kwargs)
+        return one(*args, **kwargs)
 
-    def pipeline(*args, **kwargs):
-        taken.append("two")
-        return pipeline_run(*args, **kwargs)
+    def in_three(*args, **kwargs):
+        taken.append("three")
+        return three(*args, **kwargs)
 
-    monkeypatch.setattr(message_insert, "_simple_run", simple)
-    monkeypatch.setattr(message_insert, "_pipeline_run", pipeline)
+    monkeypatch.setattr(message_insert, "_one_round_trip", in_one)
+    monkeypatch.setattr(message_insert, "_three_round_trips", in_three)
     return taken
 
 
@@ -52,20 +53,23 @@ def submissions(hosting, count: int = 2, *, raw: bytes = RAW % b"s"):
 
 def test_a_connection_that_just_answered_stores_the_next_small_batch_in_one_round_trip(paths):
     hosting = HostingFactory()
-    first = messages_store(submissions(hosting))  # a connection not yet seen to answer: two round trips
+    first = messages_store(submissions(hosting))  # a connection not yet seen to answer: three round trips
     second = messages_store(submissions(hosting, 3))
 
-    assert paths == ["two", "one"]
+    assert paths == ["three", "one"]
     stored = Message.objects.filter(hosting=hosting)
     assert sorted(stored.values_list("pk", flat=True)) == sorted(message.pk for message in first + second)
     assert set(stored.values_list("status", flat=True)) == {MessageStatus.QUEUED}
     assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE  # committed
 
 
-def test_every_byte_and_awkward_text_comes_back_as_stored_through_the_simple_query(paths):
+@pytest.mark.parametrize(("copies", "path"), [(1, "one"), (200, "three")])
+def test_every_byte_and_awkward_text_comes_back_as_stored(paths, copies, path):
+    """Through the simple query (bound on the client) and, large, through the three round trips."""
     hosting = HostingFactory()
     messages_store(submissions(hosting, 1))
-    body = bytes(range(256)).replace(b"\r", b"").replace(b"\n", b"")  # every other byte, NUL included
+    every_byte = bytes(range(256)).replace(b"\r", b"").replace(b"\n", b"")  # NUL included
+    body = b"\r\n".join([every_byte] * copies)  # lines of 254 octets
     subject = "l'été; DROP TABLE x; -- %s %(a)s $1 \\ \" 😀".encode()
     raw = b"From: shop@example.net\r\nSubject: " + subject + b"\r\nMessage-ID: <a'b\\c@x>\r\n\r\n" + body + b"\r\n"
     [submission] = [
@@ -73,7 +77,7 @@ def test_every_byte_and_awkward_text_comes_back_as_stored_through_the_simple_que
     ]
     [message] = messages_store([submission])
 
-    assert paths == ["two", "one"]
+    assert paths == ["three", path]
     stored = Message.objects.get(pk=message.pk)
     assert bytes(stored.raw) == submission.raw
     assert (stored.subject, stored.message_id, stored.sender) == (
@@ -85,7 +89,7 @@ def test_every_byte_and_awkward_text_comes_back_as_stored_through_the_simple_que
     assert [recipient["address"] for recipient in stored.recipients] == ["d'arc@example.org"]
 
 
-def test_a_large_batch_takes_two_round_trips_even_on_a_connection_that_just_answered(paths):
+def test_a_large_batch_takes_three_round_trips_even_on_a_connection_that_just_answered(paths):
     hosting = HostingFactory()
     messages_store(submissions(hosting, 1))
     line = b"A line of a large message, as long as a quoted-printable line may be at most here.\r\n"
@@ -93,17 +97,17 @@ def test_a_large_batch_takes_two_round_trips_even_on_a_connection_that_just_answ
     messages_store(submissions(hosting, 1, raw=large))
     messages_store(submissions(hosting, 1))
 
-    assert paths == ["two", "two", "one"]
+    assert paths == ["three", "three", "one"]
     assert Message.objects.filter(hosting=hosting).count() == 3
 
 
-def test_a_connection_idle_longer_than_the_trusted_time_takes_two_round_trips(paths, monkeypatch):
+def test_a_connection_idle_longer_than_the_trusted_time_takes_three_round_trips(paths, monkeypatch):
     hosting = HostingFactory()
     monkeypatch.setattr(message_insert, "TRUSTED_IDLE_SECONDS", 0.0)
     messages_store(submissions(hosting))
     messages_store(submissions(hosting))
 
-    assert paths == ["two", "two"]
+    assert paths == ["three", "three"]
 
 
 def test_in_one_round_trip_a_blocked_services_check_refuses_and_its_mail_is_held(paths):
@@ -113,8 +117,8 @@ def test_in_one_round_trip_a_blocked_services_check_refuses_and_its_mail_is_held
     messages = messages_store(submissions(active) + submissions(blocked))
 
     # The one round trip refused (its check divided by zero); the transaction reading the states
-    # stored them (its own pipeline, `messages_insert`).
-    assert paths == ["two", "one", "two"]
+    # stored them (`messages_insert`), the blocked service's held.
+    assert paths == ["three", "one"]
     assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     statuses = {message.pk: message.status for message in Message.objects.filter(pk__in=[m.pk for m in messages])}
     assert [statuses[message.pk] for message in messages] == [
@@ -140,7 +144,7 @@ def test_a_connection_closed_within_the_trusted_second_fails_its_batch_storing_n
     close_old_connections()  # as the door's database threads do around each batch
     messages_store(submissions(hosting, 1, raw=RAW % b"after"))
 
-    assert paths == ["two", "one", "two"]  # the new connection has not answered yet
+    assert paths == ["three", "one", "three"]  # the new connection has not answered yet
     assert connection.connection.info.backend_pid != dead
     assert list(Message.objects.filter(hosting=hosting).order_by("pk").values_list("subject", flat=True)) == [
         "s",
