@@ -16,6 +16,7 @@ a simple query a tenth of that (bench/README.md).
 
 import functools
 import logging
+import select
 import threading
 import time
 
@@ -31,9 +32,10 @@ log = logging.getLogger(__name__)
 # the SQL text, the raw as hex, which for a large message costs the server more in parsing than
 # the round trip saved (at ~30 KB a message, as long; at 86 KB, 1.4× as long).
 SIMPLE_QUERY_MAX_BYTES = 16_000
-# A connection that answered within this many seconds is taken to be open: its batch's single
-# round trip commits. An older one takes three round trips, the first of which commits nothing, so
-# a connection the server closed meanwhile is found there and replaced without any doubt.
+# A connection that answered within this many seconds, and on which the server has sent nothing
+# since (a server that ends a session says so, then closes it: both can be read at once), is taken
+# to be open: its batch's single round trip commits. Any other takes three round trips, the first
+# of which commits nothing, so a connection the server closed is found there and replaced.
 TRUSTED_IDLE_SECONDS = 1.0
 
 _answered = threading.local()  # .connection, .at: this thread's connection and when it last answered
@@ -103,14 +105,14 @@ def messages_insert_committed(messages: list[Message], *, first) -> bool:
     (`locks.mail_service_lock_shared_active_statements`); any other error is raised, with the
     transaction rolled back.
 
-    Small messages on a connection that answered within TRUSTED_IDLE_SECONDS (the usual case
-    under load): one round trip, a simple query from BEGIN to COMMIT. Otherwise three: BEGIN and
-    `first` in a simple query, the INSERTs bound on the server (the raw sent as binary), COMMIT.
-    There is no health check before (Django's costs a round trip): a connection the server closed
-    while idle is found by the first of the three, which commits nothing, and replaced once. One
-    the server closes within the trusted second fails its batch (the door answers 451: the client
-    sends again), as a COMMIT that fails does: whether it committed is not known, so it is not
-    tried again here.
+    Small messages on a connection that answered within TRUSTED_IDLE_SECONDS with nothing to
+    read since (the usual case under load): one round trip, a simple query from BEGIN to COMMIT.
+    Otherwise three: BEGIN and `first` in a simple query, the INSERTs bound on the server (the raw
+    sent as binary), COMMIT. There is no health check before (Django's costs a round trip): a
+    connection the server closed is found by the first of the three, which commits nothing, and
+    replaced once. One lost silently (no word from the server) within the trusted second fails its
+    batch (the door answers 451: the client sends again), as a COMMIT that fails does: whether it
+    committed is not known, so it is not tried again here.
     """
     started = time.monotonic()
     db = connections[DEFAULT_DB_ALIAS]  # the thread's, looked up once: each `connection.` costs a lookup
@@ -172,8 +174,13 @@ def _three_round_trips(db, messages: list[Message], *, first) -> bool:
 
 
 def _trusted(raw: psycopg.Connection) -> bool:
-    """Whether this thread's connection `raw` answered within TRUSTED_IDLE_SECONDS."""
-    return getattr(_answered, "connection", None) is raw and time.monotonic() - _answered.at < TRUSTED_IDLE_SECONDS
+    """Whether this thread's connection `raw` answered within TRUSTED_IDLE_SECONDS and the server
+    has sent nothing since: no termination notice (FATAL), no end of stream, waiting to be read."""
+    if getattr(_answered, "connection", None) is not raw or time.monotonic() - _answered.at >= TRUSTED_IDLE_SECONDS:
+        return False
+    poll = select.poll()  # one system call, not a round trip; select() would stop at descriptor 1024
+    poll.register(raw.fileno(), select.POLLIN | select.POLLPRI)
+    return not poll.poll(0)
 
 
 def _answered_now(raw: psycopg.Connection) -> None:
