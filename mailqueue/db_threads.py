@@ -63,9 +63,10 @@ class DatabaseThreads:
                 outcome, failed = error, True
             finally:
                 close_old_connections()
+            # Idle before the caller hears back: its next call finds this thread, not a new one.
+            self._idle.append(None)
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody awaits this any more
                 loop.call_soon_threadsafe(_settle, future, outcome, failed)
-            self._idle.append(None)
 
     def close(self) -> None:
         """Let the calls already given finish, close every thread's database connection, stop the threads."""
