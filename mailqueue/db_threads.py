@@ -29,9 +29,13 @@ class DatabaseThreads:
         # are atomic under the interpreter lock, where a threading.Semaphore takes a Python condition.
         self._idle: list[None] = []
         self._starting = threading.Lock()
+        self._closed = False
 
     async def run(self, function, *args):
-        """`function(*args)` in one of the threads; its result, or its exception."""
+        """`function(*args)` in one of the threads; its result, or its exception. RuntimeError
+        once the threads are closed."""
+        if self._closed:
+            raise RuntimeError("The database threads are closed.")
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._calls.put((loop, future, function, args))
@@ -43,7 +47,7 @@ class DatabaseThreads:
 
     def _thread_start(self) -> None:
         with self._starting:
-            if len(self._threads) >= self.size:
+            if len(self._threads) >= self.size or self._closed:
                 return
             thread = threading.Thread(target=self._work, name=f"{self._name}_{len(self._threads)}", daemon=True)
             self._threads.append(thread)
@@ -72,7 +76,7 @@ class DatabaseThreads:
         """Let the calls already given finish, close every thread's database connection, stop the threads."""
         with self._starting:
             threads = list(self._threads)
-            self.size = 0  # no thread starts any more
+            self._closed = True  # no call is taken, no thread started, any more
         for _ in threads:
             self._calls.put(_STOP)
         for thread in threads:

@@ -178,6 +178,8 @@ def _trusted(raw: psycopg.Connection) -> bool:
     has sent nothing since: no termination notice (FATAL), no end of stream, waiting to be read."""
     if getattr(_answered, "connection", None) is not raw or time.monotonic() - _answered.at >= TRUSTED_IDLE_SECONDS:
         return False
+    if raw.closed or raw.broken:
+        return False
     poll = select.poll()  # one system call, not a round trip; select() would stop at descriptor 1024
     poll.register(raw.fileno(), select.POLLIN | select.POLLPRI)
     return not poll.poll(0)

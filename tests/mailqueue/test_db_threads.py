@@ -92,3 +92,15 @@ def test_close_lets_given_calls_finish_then_closes_each_threads_connection():
     assert sorted(finished) == [0, 1, 2, 3]
     assert len({id(wrapper) for wrapper in wrappers}) == 2
     assert all(wrapper.connection is None for wrapper in wrappers)
+
+
+def test_a_call_after_close_is_refused_not_left_waiting():
+    threads = DatabaseThreads(size=1, name="test-db")
+
+    async def main():
+        assert await threads.run(lambda: "before") == "before"
+        threads.close()
+        with pytest.raises(RuntimeError, match="closed"):
+            await asyncio.wait_for(threads.run(lambda: "after"), timeout=5)
+
+    asyncio.run(main())
