@@ -60,9 +60,18 @@ class SubmissionHandler:
     Database work runs in `db_threads` worker threads; `close()` closes their connections.
     """
 
-    def __init__(self, *, throttle: AuthFailureThrottle | None = None, db_threads: int = 8, processes: int = 1):
-        # One of `processes` door workers (smtpd_processes): its share of the per-process limits.
+    def __init__(
+        self,
+        *,
+        throttle: AuthFailureThrottle | None = None,
+        db_threads: int = 8,
+        processes: int = 1,
+        session_counts=None,
+    ):
+        # One of `processes` door workers (smtpd_processes): its share of the per-process limits,
+        # its connections counted in `session_counts` (shared with the others) when given.
         self.processes = processes
+        self.session_counts = session_counts
         self.throttle = throttle or AuthFailureThrottle(
             max_failures=limit_share(settings.SMTP_AUTH_MAX_FAILURES, processes),
             max_failures_per_address=limit_share(settings.SMTP_AUTH_MAX_FAILURES_PER_ADDRESS, processes),
@@ -87,9 +96,13 @@ class SubmissionHandler:
         if limit and self.connections_per_address[address] >= limit:
             return False
         self.connections_per_address[address] += 1
+        if self.session_counts is not None:
+            self.session_counts.add(1)
         return True
 
     def connection_release(self, address: str) -> None:
+        if self.session_counts is not None:
+            self.session_counts.add(-1)
         self.connections_per_address[address] -= 1
         if self.connections_per_address[address] <= 0:
             del self.connections_per_address[address]

@@ -51,16 +51,71 @@ def door_warm_up() -> None:
 
 async def door_listen(
     *, host: str | None = None, port: int | None = None, sock=None, handler: SubmissionHandler
-) -> asyncio.Server:
+) -> "asyncio.Server | BalancedServer":
     """Start listening on host and port (port 0 picks a free one), or on the listening socket
-    `sock` (a worker of `smtpd_processes`); the caller closes the returned server."""
+    `sock` (a worker of `smtpd_processes`, balanced with the others when the handler has their
+    `session_counts`); the caller closes the returned server."""
     tls_context = tls_context_from_settings()
     door_warm_up()
     loop = asyncio.get_running_loop()
     factory = lambda: SubmissionSMTP(handler, tls_context=tls_context)  # noqa: E731
+    if sock is not None and handler.session_counts is not None:
+        return BalancedServer(sock, factory, handler.session_counts)
     if sock is not None:
         return await loop.create_server(factory, sock=sock)
     return await loop.create_server(factory, host=host, port=port)
+
+
+class BalancedServer:
+    """A door worker's server on the socket the workers share: when a connection is waiting, a
+    worker that holds more connections than another gives that other a moment to take it
+    (`SessionCounts.turn`), then takes it if it is still there; one connection at a time. What
+    `door_close` needs of an asyncio.Server: `close()`, `sockets`."""
+
+    def __init__(self, sock, factory, counts):
+        self.sockets = [sock]
+        self._factory = factory
+        self._counts = counts
+        self._task = asyncio.get_running_loop().create_task(self._accepting())
+
+    async def _accepting(self) -> None:
+        loop = asyncio.get_running_loop()
+        sock = self.sockets[0]
+        while True:
+            await self._waiting_connection()
+            await self._counts.turn()
+            try:
+                connection, _address = sock.accept()
+            except BlockingIOError:  # another worker took it
+                continue
+            except OSError as error:  # out of descriptors, a connection reset before it was taken…
+                log.warning("SMTP door: a connection could not be accepted (%s)", error)
+                await asyncio.sleep(0.1)
+                continue
+            connection.setblocking(False)
+            try:
+                await loop.connect_accepted_socket(self._factory, connection)
+            except OSError as error:
+                log.warning("SMTP door: an accepted connection could not be served (%s)", error)
+                connection.close()
+
+    async def _waiting_connection(self) -> None:
+        """Return once the socket has a connection waiting (every worker is told)."""
+        loop = asyncio.get_running_loop()
+        readable = loop.create_future()
+        descriptor = self.sockets[0].fileno()
+        loop.add_reader(descriptor, lambda: readable.done() or readable.set_result(None))
+        try:
+            await readable
+        finally:
+            loop.remove_reader(descriptor)
+
+    def close(self) -> None:
+        """Stop accepting at once (the sessions open go on), and close this worker's copy of the
+        socket once the accept waiting on it is cancelled: with the others' closed too, a new
+        client is refused at once."""
+        self._task.add_done_callback(lambda _task: self.sockets[0].close())
+        self._task.cancel()
 
 
 async def door_close(server: asyncio.Server, handler: SubmissionHandler, *, drain_seconds: float | None = None) -> None:

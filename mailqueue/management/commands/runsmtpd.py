@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
 from mailqueue.smtpd import SubmissionHandler, addr_parse
-from mailqueue.smtpd_processes import listening_socket, workers_run
+from mailqueue.smtpd_processes import SessionCounts, listening_socket, workers_run
 from mailqueue.smtpd_server import door_close, door_listen, door_run, door_warm_up
 
 
@@ -52,22 +52,27 @@ class Command(BaseCommand):
         self.stdout.flush()
         connections.close_all()  # none is shared with the workers
 
+        counts = SessionCounts(processes)
+
         def worker() -> int:
-            door_run(self._serve(sock=sock, db_threads=db_threads, processes=processes))
+            door_run(self._serve(sock=sock, db_threads=db_threads, processes=processes, counts=counts))
             return 0
 
-        status = workers_run(processes=processes, worker=worker, listening=sock)
+        status = workers_run(processes=processes, worker=worker, listening=sock, counts=counts)
         self.stdout.write("SMTP door stopped")
         if status:
             raise CommandError(f"A door process ended with status {status}.", returncode=status)
 
-    async def _serve(self, *, db_threads: int, host=None, port=None, sock=None, processes: int = 1, tls=None) -> None:
-        """One door: on host and port (alone, saying so), or on `sock` as one of `processes` workers."""
+    async def _serve(
+        self, *, db_threads: int, host=None, port=None, sock=None, processes: int = 1, tls=None, counts=None
+    ) -> None:
+        """One door: on host and port (alone, saying so), or on `sock` as one of `processes` workers
+        (balanced with the others through `counts`)."""
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        handler = SubmissionHandler(db_threads=db_threads, processes=processes)
+        handler = SubmissionHandler(db_threads=db_threads, processes=processes, session_counts=counts)
         server = await door_listen(host=host, port=port, sock=sock, handler=handler)
         if sock is None:
             bound_host, bound_port = server.sockets[0].getsockname()[:2]
