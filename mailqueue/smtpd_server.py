@@ -95,8 +95,8 @@ class BalancedServer:
             connection.setblocking(False)
             try:
                 await loop.connect_accepted_socket(self._factory, connection)
-            except OSError as error:
-                log.warning("SMTP door: an accepted connection could not be served (%s)", error)
+            except Exception:  # that connection only: the worker goes on accepting
+                log.exception("SMTP door: an accepted connection could not be served")
                 connection.close()
 
     async def _waiting_connection(self) -> None:
