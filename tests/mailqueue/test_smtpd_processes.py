@@ -43,13 +43,19 @@ def test_a_vacant_slot_is_never_the_one_with_fewest():
     assert not first.ahead()
 
 
-def test_the_turn_waits_for_another_worker_then_gives_up(monkeypatch):
-    monkeypatch.setattr(smtpd_processes, "ACCEPT_DEFER_SECONDS", 0.2)
+def two_workers(*, busy_connections: int) -> tuple[SessionCounts, SessionCounts]:
+    """Two workers' views, the first holding `busy_connections`, the second none."""
     counts = SessionCounts(2)
     busy, idle = worker(counts, 0), worker(counts, 1)
     busy.slot_take(0)
     idle.slot_take(1)
-    busy.add(2)
+    busy.add(busy_connections)
+    return busy, idle
+
+
+def test_the_turn_waits_for_another_worker_then_gives_up(monkeypatch):
+    monkeypatch.setattr(smtpd_processes, "ACCEPT_DEFER_SECONDS", 0.2)
+    busy, idle = two_workers(busy_connections=2)
 
     async def turns():
         started = time.monotonic()
@@ -65,11 +71,7 @@ def test_the_turn_waits_for_another_worker_then_gives_up(monkeypatch):
 
 
 def test_the_turn_comes_as_soon_as_the_other_worker_catches_up():
-    counts = SessionCounts(2)
-    busy, idle = worker(counts, 0), worker(counts, 1)
-    busy.slot_take(0)
-    idle.slot_take(1)
-    busy.add(1)
+    busy, idle = two_workers(busy_connections=1)
 
     async def catching_up():
         asyncio.get_running_loop().call_later(0.002, idle.add, 1)
