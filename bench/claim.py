@@ -15,10 +15,8 @@ each of the --claims claims sees the same backlog. The median and the best of ea
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -80,31 +78,17 @@ def main() -> int:
     source_url = os.environ.get("DATABASE_URL", "")
     if not source_url.startswith(("postgres://", "postgresql://")):
         parser.error("DATABASE_URL must name a PostgreSQL server: the plan of a claim is PostgreSQL's")
-    from bench.delivery import database_create
-
-    work_dir = tempfile.mkdtemp(prefix="bench-claim-var-")
-    os.environ.update(DJANGO_SETTINGS_MODULE="portal.settings", LOG_LEVEL="WARNING")
-    os.environ.setdefault("VAR_DIR", work_dir)
-    bench_url, database_drop = database_create(source_url, "bench_claim")
-    os.environ["DATABASE_URL"] = bench_url
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connection
+    from bench.delivery import django_on_own_database
 
     results = []
-    try:
-        call_command("migrate", verbosity=0)
+    with django_on_own_database(source_url, "bench_claim", prefix="bench-claim-var-"):
+        from django.db import connection
+
         for number, queued in enumerate(args.queued):
             print(f"[{queued:,} due] {args.claims} claims of {args.batch}…", flush=True)
             results.append(size_run(number, queued, args))
             with connection.cursor() as cursor:
                 cursor.execute("TRUNCATE mailqueue_message, mailqueue_relayhandoff")
-    finally:
-        connection.close()
-        database_drop()
-        shutil.rmtree(work_dir, ignore_errors=True)
     print(f"\n{'due':>9}  {'claim ms (median, best)':>24}  {'raw ms (median, best)':>22}  {'ratio of medians':>16}")
     for result in results:
         claim, raw = statistics.median(result["claim"]), statistics.median(result["raw"])

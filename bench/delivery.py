@@ -212,6 +212,30 @@ def database_create(url: str, name: str) -> tuple[str, callable]:
     return f"{base}/{name}", lambda: run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+@contextlib.contextmanager
+def django_on_own_database(source_url: str, name: str, *, prefix: str):
+    """Django set up on a fresh, migrated database `name` beside `source_url`'s (a VAR_DIR of its
+    own, LOG_LEVEL WARNING, DEBUG off); the database dropped and the directory removed on exit."""
+    work_dir = tempfile.mkdtemp(prefix=prefix)
+    os.environ.update(DJANGO_SETTINGS_MODULE="portal.settings", LOG_LEVEL="WARNING", DEBUG="false")
+    os.environ.setdefault("VAR_DIR", work_dir)
+    bench_url, database_drop = database_create(source_url, name)
+    os.environ["DATABASE_URL"] = bench_url
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    try:
+        call_command("migrate", verbosity=0)
+        yield
+    finally:
+        connection.close()
+        database_drop()
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
 def hosting_create(customer, phase: Phase):
     """One hosting per set-up (its own hourly hand-offs), with a limit that never binds; its DKIM
     key (made at provisioning, DKIM_KEY_BITS) kept for (b), retired otherwise: it then has none."""

@@ -6,6 +6,7 @@ import time
 
 import pytest
 from django.core.cache import cache
+from django.db import transaction
 
 from mailqueue import dispatch
 
@@ -57,4 +58,17 @@ def test_a_run_another_process_enqueued_is_read_once_and_trusted_until_it_is_due
         time.sleep(0.05)
     cache.delete(dispatch.DELIVERY_KICK_KEY)  # that run is gone: the next commit enqueues one
     kick(django_capture_on_commit_callbacks)
+    assert enqueued == [(dispatch.DELIVERY_RUN, dispatch.DELIVERY_KICK_WINDOW_SECONDS)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_kick_in_a_transaction_is_decided_at_its_commit_not_before(kicks):
+    """A run ahead when the transaction kicks may be gone by its commit: the kick waits for the
+    commit to look (outside a transaction it returns at once, the mail committed already)."""
+    enqueued, _calls = kicks
+    dispatch._kicked_until = time.monotonic() + 0.2  # a run due in 0.2 s
+    with transaction.atomic():
+        dispatch.delivery_kick()
+        time.sleep(0.3)  # a long transaction: that run has gone by the time it commits
+        assert enqueued == []
     assert enqueued == [(dispatch.DELIVERY_RUN, dispatch.DELIVERY_KICK_WINDOW_SECONDS)]
